@@ -1,0 +1,156 @@
+"""Settings: every ``MAILER_*`` variable, declared once with its help text."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mailer.errors import ConfigError
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "placeholder", "dev"}
+
+
+class Settings(BaseSettings):
+    """All configuration, read from ``MAILER_*`` environment variables and ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAILER_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    database_url: str = Field(
+        "sqlite:///mailer.db",
+        description="SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user@host/db.",
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server host. Unset: mail goes to the Maildir MAILER_OUTBOX_DIR."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_username: str | None = Field(None, description="SMTP login user (optional).")
+    smtp_password: str | None = Field(None, description="SMTP login password (optional).")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="Transport security: none, starttls or tls (implicit TLS)."
+    )
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds before an SMTP command times out.")
+    smtp_concurrency: int = Field(4, ge=1, le=64, description="Parallel SMTP connections.")
+    send_rate: float = Field(0.0, ge=0, description="Max messages per second; 0 = unlimited.")
+    outbox_dir: Path = Field(
+        Path("outbox"), description="Maildir that receives mail when no SMTP host is set."
+    )
+    from_address: str = Field(
+        "",
+        validation_alias="MAILER_FROM",
+        description="From address, e.g. 'Paper Digest <digest@example.org>'. Required outside demo.",
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8000", description="Public URL of the web app, used in email links."
+    )
+    secret_key: str = Field(
+        "", description="Signs tokens. Generated per process in dev; required in production."
+    )
+    env: Literal["dev", "production"] = Field(
+        "dev", description="dev allows a generated secret key; production refuses to start."
+    )
+    sources: str = Field(
+        "hf-daily",
+        description="Comma list of sources: hf-daily, arxiv:cs.LG+cs.CL, rss:URL, file:PATH.",
+    )
+    hf_api_url: str = Field(
+        "https://huggingface.co/api/daily_papers",
+        description="Hugging Face daily papers endpoint (called with ?date=YYYY-MM-DD).",
+    )
+    arxiv_feed_url: str = Field(
+        "https://rss.arxiv.org/atom", description="arXiv announcement feed base URL."
+    )
+    fetch_cron: str = Field(
+        "0 * * * *", description="When sources are polled: a five-field cron in UTC (hourly)."
+    )
+    http_timeout: float = Field(30.0, gt=0, description="Seconds before a source request fails.")
+    default_send_time: str = Field("08:00", description="New subscribers' delivery time, HH:MM.")
+    default_timezone: str = Field("UTC", description="New subscribers' IANA time zone.")
+    max_papers: int = Field(25, ge=1, le=200, description="Papers listed per digest.")
+    web_host: str = Field("127.0.0.1", description="Address the web server listens on.")
+    web_port: int = Field(8000, ge=1, le=65535, description="Port the web server listens on.")
+    retry_base_seconds: float = Field(60.0, gt=0, description="First retry backoff, seconds.")
+    retry_deadline_hours: float = Field(
+        24.0, gt=0, description="Give up retrying a digest this many hours after it was queued."
+    )
+    lease_seconds: int = Field(
+        300, ge=1, description="How long a claimed row may stay 'sending' before it is reclaimed."
+    )
+    bounce_limit: int = Field(1, ge=1, description="Hard bounces before a subscriber is bounced.")
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
+
+    @field_validator("default_send_time")
+    @classmethod
+    def _check_send_time(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError("must be HH:MM (24-hour clock)")
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from mailer.schedule import is_valid_timezone
+
+        if not is_valid_timezone(value):
+            raise ValueError(f"unknown IANA time zone {value!r}")
+        return value
+
+    @property
+    def uses_smtp(self) -> bool:
+        """True when mail goes to an SMTP server rather than the Maildir."""
+        return bool(self.smtp_host)
+
+    def source_specs(self) -> list[str]:
+        """The configured source specs, in order, without blanks."""
+        return [part.strip() for part in self.sources.split(",") if part.strip()]
+
+    def effective_secret_key(self) -> str:
+        """The signing key; a per-process random key in dev, an error in production."""
+        if self.secret_key and self.secret_key.lower() not in _PLACEHOLDER_SECRETS:
+            return self.secret_key
+        if self.env == "production":
+            raise ConfigError("MAILER_SECRET_KEY must be set to a real secret in production")
+        return _dev_secret()
+
+    def effective_from(self) -> str:
+        """The From address; a local placeholder in dev, an error in production."""
+        if self.from_address:
+            return self.from_address
+        if self.env == "production":
+            raise ConfigError("MAILER_FROM must be set, e.g. 'Paper Digest <digest@example.org>'")
+        return "Paper Digest <digest@localhost.localdomain>"
+
+
+DEV_SECRET_FILE = Path(".mailer-secret")
+
+
+@lru_cache(maxsize=1)
+def _dev_secret() -> str:
+    # Persisted so links in mails sent before a restart keep working in dev.
+    try:
+        existing = DEV_SECRET_FILE.read_text().strip()
+    except OSError:
+        existing = ""
+    if existing:
+        return existing
+    key = secrets.token_urlsafe(32)
+    try:
+        DEV_SECRET_FILE.write_text(key + "\n")
+        DEV_SECRET_FILE.chmod(0o600)
+    except OSError:
+        pass  # read-only working directory: the key lives for this process only
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; call at entry points only and pass values down."""
+    return Settings()

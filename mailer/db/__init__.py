@@ -1,0 +1,1 @@
+"""The SQL store: schema, engine and session factory, migrations, repository functions."""
