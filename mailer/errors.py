@@ -7,7 +7,9 @@
     ├── InputError             bad user input (CLI argument, form field, CSV row)
     │   ├── InvalidEmail
     │   ├── ProfileError       an invalid keyword profile (carries position and reason)
-    │   └── NotFound           no such subscriber / digest
+    │   ├── NotFound           no such subscriber / digest
+    │   └── TokenError         a link token that is tampered, for another purpose, or expired
+    │       └── TokenExpired
     ├── SourceError            a source could not be fetched or parsed
     │   ├── SourceSpecError    an unknown or malformed source spec
     │   ├── FetchError         transport or HTTP failure
@@ -38,6 +40,14 @@ class InvalidEmail(InputError):
 
 class NotFound(InputError):
     """The named subscriber (or other record) does not exist."""
+
+
+class TokenError(InputError):
+    """A signed link token that does not verify (tampered, truncated, other purpose)."""
+
+
+class TokenExpired(TokenError):
+    """A signed link token that verified but is older than its purpose allows."""
 
 
 class ProfileError(InputError):

@@ -1,0 +1,181 @@
+"""Repository functions for the outbox side the pipeline owns: planning and reading digests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailer.db.papers import to_paper
+from mailer.db.subscribers import to_subscriber
+from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
+from mailer.models import DigestStatus, Match, Span, Subscriber
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDigest:
+    """A digest decided by the planner, about to become an outbox row."""
+
+    subscriber_id: int
+    period: str
+    status: DigestStatus
+    note: str | None
+    message_id: str
+    matches: Sequence[Match]
+    matched_count: int
+    considered_count: int
+    window_start: datetime | None
+    window_end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDigest:
+    """An outbox row with what it lists, as the renderer needs it."""
+
+    id: int
+    subscriber: Subscriber
+    period: str
+    status: DigestStatus
+    message_id: str
+    matches: tuple[Match, ...]
+    matched_count: int
+    considered_count: int
+    created_at: datetime
+    sent_at: datetime | None
+
+
+def last_window_end(session: Session, subscriber_id: int) -> datetime | None:
+    """Where this subscriber's previous digest window ended (None before the first)."""
+    return session.scalar(
+        select(func.max(DigestRow.window_end)).where(DigestRow.subscriber_id == subscriber_id)
+    )
+
+
+def has_digest(session: Session, subscriber_id: int, period: str) -> bool:
+    """True when the period already has an outbox row for this subscriber."""
+    found = session.scalar(
+        select(DigestRow.id).where(
+            DigestRow.subscriber_id == subscriber_id, DigestRow.period == period
+        )
+    )
+    return found is not None
+
+
+def sent_paper_ids(session: Session, subscriber_id: int, among: Iterable[int]) -> frozenset[int]:
+    """Which of ``among`` were already listed in a digest for this subscriber."""
+    wanted = list(among)
+    if not wanted:
+        return frozenset()
+    rows = session.scalars(
+        select(DigestPaperRow.paper_id).where(
+            DigestPaperRow.subscriber_id == subscriber_id, DigestPaperRow.paper_id.in_(wanted)
+        )
+    )
+    return frozenset(rows)
+
+
+def insert_digest(session: Session, plan: PlannedDigest, now: datetime) -> int | None:
+    """Write one outbox row and its papers; None if the period already had a row.
+
+    Runs in a savepoint so a concurrent planner's row for the same period (the unique
+    constraint) is skipped without aborting the caller's transaction.
+    """
+    row = DigestRow(
+        subscriber_id=plan.subscriber_id,
+        period=plan.period,
+        status=plan.status.value,
+        note=plan.note,
+        message_id=plan.message_id,
+        paper_count=len(plan.matches),
+        matched_count=plan.matched_count,
+        considered_count=plan.considered_count,
+        window_start=plan.window_start,
+        window_end=plan.window_end,
+        attempts=0,
+        next_attempt_at=now if plan.status is DigestStatus.PENDING else None,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+            session.add_all(_paper_rows(row.id, plan))
+            session.flush()
+    except IntegrityError:
+        return None
+    return row.id
+
+
+def _paper_rows(digest_id: int, plan: PlannedDigest) -> list[DigestPaperRow]:
+    return [
+        DigestPaperRow(
+            digest_id=digest_id,
+            paper_id=match.paper.id,
+            subscriber_id=plan.subscriber_id,
+            rank=rank,
+            score=match.score,
+            interests=list(match.interests),
+            terms=list(match.terms),
+            spans=[[span.field, span.start, span.end] for span in match.spans],
+        )
+        for rank, match in enumerate(plan.matches, start=1)
+    ]
+
+
+def load_digest(session: Session, digest_id: int) -> StoredDigest | None:
+    """An outbox row with its subscriber and listed papers in rank order."""
+    row = session.get(DigestRow, digest_id)
+    if row is None:
+        return None
+    subscriber = session.get(SubscriberRow, row.subscriber_id)
+    assert subscriber is not None
+    listed = session.execute(
+        select(DigestPaperRow, PaperRow)
+        .join(PaperRow, PaperRow.id == DigestPaperRow.paper_id)
+        .where(DigestPaperRow.digest_id == digest_id)
+        .order_by(DigestPaperRow.rank)
+    ).all()
+    matches = tuple(
+        Match(
+            paper=to_paper(paper),
+            score=link.score,
+            interests=tuple(link.interests),
+            terms=tuple(link.terms),
+            spans=tuple(Span(str(f), int(s), int(e)) for f, s, e in link.spans),
+        )
+        for link, paper in listed
+    )
+    return StoredDigest(
+        id=row.id,
+        subscriber=to_subscriber(subscriber),
+        period=row.period,
+        status=DigestStatus(row.status),
+        message_id=row.message_id,
+        matches=matches,
+        matched_count=row.matched_count,
+        considered_count=row.considered_count,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+    )
+
+
+def digests_for(session: Session, subscriber_id: int, limit: int = 20) -> list[DigestRow]:
+    """A subscriber's most recent outbox rows, newest first."""
+    return list(
+        session.scalars(
+            select(DigestRow)
+            .where(DigestRow.subscriber_id == subscriber_id)
+            .order_by(DigestRow.created_at.desc(), DigestRow.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """How many outbox rows are in each status."""
+    rows = session.execute(select(DigestRow.status, func.count()).group_by(DigestRow.status)).all()
+    return {status: count for status, count in rows}

@@ -1,0 +1,79 @@
+"""Repository functions for source state (conditional GET validators) and the fetch log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailer.db.tables import FetchRunRow, SourceStateRow
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRecord:
+    """The outcome of one fetch of one source, as logged."""
+
+    source: str
+    day: date | None
+    outcome: str  # ok, empty, not_modified, error
+    new: int = 0
+    updated: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+
+def source_state(session: Session, name: str) -> SourceStateRow:
+    """The state row of a source, created on first use (the caller commits)."""
+    row = session.scalars(select(SourceStateRow).where(SourceStateRow.name == name)).first()
+    if row is None:
+        row = SourceStateRow(name=name, items_seen=0)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def record_fetch(
+    session: Session, record: FetchRecord, now: datetime, validators: tuple[str | None, str | None]
+) -> None:
+    """Log a fetch and update the source's state; validators are (ETag, Last-Modified)."""
+    state = source_state(session, record.source)
+    state.last_attempt_at = now
+    if record.outcome == "error":
+        state.last_error = record.error
+    else:
+        state.last_success_at = now
+        state.last_error = None
+        state.etag, state.last_modified = validators
+        state.last_day = record.day or state.last_day
+        state.items_seen = (state.items_seen or 0) + record.new + record.updated
+    session.add(
+        FetchRunRow(
+            source=record.source,
+            day=record.day,
+            outcome=record.outcome,
+            new=record.new,
+            updated=record.updated,
+            skipped=record.skipped,
+            error=record.error,
+            at=now,
+        )
+    )
+
+
+def last_fetches(session: Session) -> list[SourceStateRow]:
+    """Every source's state, by name (for /healthz and stats)."""
+    return list(session.scalars(select(SourceStateRow).order_by(SourceStateRow.name)))
+
+
+def fetch_runs_on(session: Session, day: date) -> list[FetchRunRow]:
+    """The fetch log entries for one announcement day."""
+    return list(
+        session.scalars(select(FetchRunRow).where(FetchRunRow.day == day).order_by(FetchRunRow.at))
+    )
+
+
+def last_fetch_at(session: Session) -> datetime | None:
+    """When any source last fetched successfully."""
+    return session.scalar(select(func.max(SourceStateRow.last_success_at)))

@@ -1,0 +1,102 @@
+"""Repository functions for subscribers: rows in, frozen ``Subscriber`` dataclasses out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailer.db.tables import SubscriberRow
+from mailer.models import Frequency, Subscriber, SubscriberStatus
+
+
+def to_subscriber(row: SubscriberRow) -> Subscriber:
+    """The dataclass view of a subscriber row."""
+    return Subscriber(
+        id=row.id,
+        email=row.email,
+        status=SubscriberStatus(row.status),
+        profile=row.profile,
+        frequency=Frequency(row.frequency),
+        send_time=row.send_time,
+        timezone=row.timezone,
+        weekday=row.weekday,
+        created_at=row.created_at,
+        confirmed_at=row.confirmed_at,
+    )
+
+
+def get_row_by_email(session: Session, email: str) -> SubscriberRow | None:
+    """The subscriber row for a normalised address, if any."""
+    return session.scalars(select(SubscriberRow).where(SubscriberRow.email == email)).first()
+
+
+def insert_subscriber(session: Session, subscriber: Subscriber, next_due_at: datetime | None) -> int:
+    """Insert a new subscriber row and return its id (the caller commits)."""
+    assert subscriber.created_at is not None
+    row = SubscriberRow(
+        email=subscriber.email,
+        status=subscriber.status.value,
+        profile=subscriber.profile,
+        frequency=subscriber.frequency.value,
+        send_time=subscriber.send_time,
+        timezone=subscriber.timezone,
+        weekday=subscriber.weekday,
+        next_due_at=next_due_at,
+        created_at=subscriber.created_at,
+        confirmed_at=subscriber.confirmed_at,
+        hard_bounces=0,
+        soft_bounces=0,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def list_subscribers(
+    session: Session, status: SubscriberStatus | None = None, search: str | None = None
+) -> Iterator[Subscriber]:
+    """Subscribers ordered by id, optionally by status and an address substring."""
+    query = select(SubscriberRow).order_by(SubscriberRow.id)
+    if status is not None:
+        query = query.where(SubscriberRow.status == status.value)
+    if search:
+        query = query.where(SubscriberRow.email.contains(search.lower(), autoescape=True))
+    for row in session.scalars(query.execution_options(yield_per=1000)):
+        yield to_subscriber(row)
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """How many subscribers are in each status."""
+    rows = session.execute(
+        select(SubscriberRow.status, func.count()).group_by(SubscriberRow.status)
+    ).all()
+    return {status: count for status, count in rows}
+
+
+def due_rows(session: Session, now: datetime, after_id: int, limit: int) -> list[SubscriberRow]:
+    """Active subscribers whose next digest is due, in id order, one chunk at a time."""
+    query = (
+        select(SubscriberRow)
+        .where(
+            SubscriberRow.status == SubscriberStatus.ACTIVE.value,
+            SubscriberRow.next_due_at <= now,
+            SubscriberRow.id > after_id,
+        )
+        .order_by(SubscriberRow.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def active_rows(session: Session, after_id: int, limit: int) -> list[SubscriberRow]:
+    """All active subscribers in id order, one chunk at a time (for ``send --now``)."""
+    query = (
+        select(SubscriberRow)
+        .where(SubscriberRow.status == SubscriberStatus.ACTIVE.value, SubscriberRow.id > after_id)
+        .order_by(SubscriberRow.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))

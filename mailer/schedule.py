@@ -1,0 +1,140 @@
+"""When digests are due: periods, local send times and DST, as pure functions of a clock."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from mailer.models import Frequency
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """A subscriber's delivery rhythm: how often, at what local time, in which zone."""
+
+    frequency: Frequency
+    send_time: str
+    timezone: str
+    weekday: int = 0  # weekly digests: 0 = Monday … 6 = Sunday
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The subscriber's time zone."""
+        return zone_for(self.timezone)
+
+    @property
+    def lookback(self) -> timedelta:
+        """How far back a first digest reaches: one period."""
+        return timedelta(days=7 if self.frequency is Frequency.WEEKLY else 1)
+
+
+@lru_cache(maxsize=1)
+def _all_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def is_valid_timezone(name: str) -> bool:
+    """True for an IANA time zone name this machine (or tzdata) knows."""
+    return name in _all_zones()
+
+
+@lru_cache(maxsize=1024)
+def zone_for(name: str) -> ZoneInfo:
+    """The ZoneInfo for a validated IANA name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def parse_send_time(value: str) -> time:
+    """Parse ``HH:MM`` (24-hour clock) into a time; ValueError otherwise."""
+    found = _HHMM.match(value.strip())
+    if not found:
+        raise ValueError(f"send time must be HH:MM on a 24-hour clock, not {value!r}")
+    return time(int(found.group(1)), int(found.group(2)))
+
+
+def parse_weekday(value: str | int) -> int:
+    """A weekday as 0–6 from a number or an English name/prefix (``mon``, ``Monday``)."""
+    if isinstance(value, int) or value.strip().isdigit():
+        number = int(value)
+        if 0 <= number <= 6:
+            return number
+        raise ValueError("weekday must be 0 (Monday) to 6 (Sunday)")
+    text = value.strip().lower()
+    for index, name in enumerate(WEEKDAYS):
+        if len(text) >= 3 and name.startswith(text):
+            return index
+    raise ValueError(f"unknown weekday {value!r}; use monday … sunday")
+
+
+def local_to_utc(day: date, send_time: str, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a local wall-clock time.
+
+    A time skipped by a spring-forward jump is moved to the first valid minute after the
+    gap; a time that happens twice on a fall-back day resolves to its first occurrence.
+    """
+    wall = datetime.combine(day, parse_send_time(send_time))
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first
+    # In a gap: the transition lies between the two readings; find its first minute.
+    candidate = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    while candidate.astimezone(zone).replace(tzinfo=None) < wall:
+        candidate += timedelta(minutes=1)
+    return candidate
+
+
+def period_key(frequency: Frequency, local_day: date) -> str:
+    """The period a local date falls in: ``2026-11-22`` daily, ``2026-W47`` weekly."""
+    if frequency is Frequency.WEEKLY:
+        year, week, _ = local_day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return local_day.isoformat()
+
+
+def period_day(cadence: Cadence, period: str) -> date:
+    """The local date a period's digest is sent on."""
+    if cadence.frequency is Frequency.WEEKLY:
+        year, week = period.split("-W")
+        return date.fromisocalendar(int(year), int(week), cadence.weekday + 1)
+    return date.fromisoformat(period)
+
+
+def due_at(cadence: Cadence, period: str) -> datetime:
+    """The UTC instant a period's digest becomes due."""
+    return local_to_utc(period_day(cadence, period), cadence.send_time, cadence.zone)
+
+
+def _shift(cadence: Cadence, period: str, steps: int) -> str:
+    days = 7 if cadence.frequency is Frequency.WEEKLY else 1
+    return period_key(cadence.frequency, period_day(cadence, period) + timedelta(days=days * steps))
+
+
+def current_period(cadence: Cadence, now: datetime) -> str:
+    """The period that contains ``now`` in the subscriber's local time."""
+    return period_key(cadence.frequency, now.astimezone(cadence.zone).date())
+
+
+def latest_due_period(cadence: Cadence, now: datetime) -> str:
+    """The most recent period whose due instant is at or before ``now``."""
+    period = current_period(cadence, now)
+    while due_at(cadence, period) > now:
+        period = _shift(cadence, period, -1)
+    return period
+
+
+def next_due_after(cadence: Cadence, after: datetime) -> datetime:
+    """The first due instant strictly after ``after`` (when to look at this subscriber next)."""
+    period = latest_due_period(cadence, after)
+    candidate = _shift(cadence, period, 1)
+    while due_at(cadence, candidate) <= after:
+        candidate = _shift(cadence, candidate, 1)
+    return due_at(cadence, candidate)
