@@ -1,0 +1,173 @@
+"""EmailMessage building: MIME structure, list headers, Message-IDs and DKIM signing (pure)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address, AddressHeader, BaseHeader, UnstructuredHeader
+from email.message import EmailMessage
+from typing import Any
+
+from mailer.errors import ConfigError, InvalidEmail
+from mailer.models import Links
+from mailer.rendering import RenderedEmail
+
+SMTP_POLICY = policy.default.clone(linesep="\r\n")
+"""The policy for bytes on the wire (and for DKIM, which signs those exact bytes)."""
+
+DKIM_HEADERS = (
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"reply-to",
+    b"list-id",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+    b"mime-version",
+    b"content-type",
+)
+_MSGID = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
+_LIST_LABEL = re.compile(r"[^a-z0-9-]+")
+_UNSAFE_IN_ANGLES = re.compile(r"[\s<>,]")
+
+
+def parse_address(value: str, *, what: str = "address") -> Address:
+    """Parse exactly one valid address with the email package, else raise InvalidEmail."""
+    try:
+        header: Any = policy.default.header_factory("To", value)
+    except (ValueError, IndexError) as exc:
+        raise InvalidEmail(f"invalid {what} {value!r}: {exc}") from None
+    addresses = header.addresses if isinstance(header, AddressHeader) else ()
+    if header.defects or len(addresses) != 1 or not addresses[0].domain:
+        raise InvalidEmail(f"invalid {what} {value!r}: expected one address like name@example.org")
+    address: Address = addresses[0]
+    if not address.username:
+        raise InvalidEmail(f"invalid {what} {value!r}: the part before @ is empty")
+    return address
+
+
+def _sender_domain(sender: str) -> str:
+    try:
+        return parse_address(sender, what="From address").domain
+    except InvalidEmail as exc:
+        raise ConfigError(f"MAILER_FROM: {exc}") from None
+
+
+def make_message_id(sender: str) -> str:
+    """A fresh, unique Message-ID at the From address's domain: ``<random@domain>``."""
+    return f"<{secrets.token_hex(16)}@{_sender_domain(sender)}>"
+
+
+def list_id_for(sender: str, description: str = "Paper digest") -> str:
+    """A List-Id value derived from the From address: ``Paper digest <digest.example.org>``."""
+    address = parse_address(sender, what="From address")
+    label = _LIST_LABEL.sub("-", address.username.lower()).strip("-") or "digest"
+    return f"{description} <{label}.{address.domain.lower()}>"
+
+
+class ListHeader(UnstructuredHeader, BaseHeader):
+    """A header of ``<uri>`` entries folded only between entries, never RFC 2047-encoded.
+
+    The default folding turns a URL longer than a line into encoded words, which mail
+    clients then fail to recognise as an unsubscribe link.
+    """
+
+    def fold(self, *, policy: Any) -> str:
+        """The header line(s): one entry per line, each entry kept whole."""
+        separator = "," + policy.linesep + " "
+        return f"{self.name}: {separator.join(str(self).split(', '))}{policy.linesep}"
+
+
+def _angle(url: str) -> str:
+    """One List-Unsubscribe entry; refuses what could break out of the angle brackets."""
+    if not url.isascii() or _UNSAFE_IN_ANGLES.search(url):
+        raise ValueError(f"unsafe URL for List-Unsubscribe: {url!r}")
+    return f"<{url}>"
+
+
+def list_unsubscribe(links: Links) -> ListHeader:
+    """The List-Unsubscribe header: the one-click https URL, then the mailto when there is one."""
+    entries = [_angle(links.unsubscribe)]
+    if links.unsubscribe_mailto:
+        entries.append(_angle(links.unsubscribe_mailto))
+    return ListHeader("List-Unsubscribe", ", ".join(entries))
+
+
+def build_message(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    recipient: str,
+    message_id: str,
+    links: Links | None,
+    list_id: str,
+    when: datetime,
+    auto_submitted: bool = False,
+    reply_to: str | None = None,
+) -> EmailMessage:
+    """A multipart/alternative message (text, then HTML) with the headers of DESIGN.md §6.
+
+    ``links`` given: a bulk digest with one-click List-Unsubscribe (RFC 8058) and
+    ``Precedence: bulk``. ``auto_submitted``: a transactional mail (confirmation) that
+    auto-responders must not answer.
+    """
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("build_message needs a timezone-aware datetime for Date")
+    if not _MSGID.match(message_id):
+        raise ValueError(f"malformed Message-ID {message_id!r}; use make_message_id()")
+    msg = EmailMessage(policy=policy.default)
+    msg["From"] = parse_address(sender, what="From address")
+    msg["To"] = parse_address(recipient, what="recipient address")
+    if reply_to:
+        msg["Reply-To"] = parse_address(reply_to, what="Reply-To address")
+    msg["Subject"] = rendered.subject
+    msg["Date"] = when
+    msg["Message-ID"] = message_id
+    msg["List-Id"] = list_id
+    if links is not None:
+        msg["List-Unsubscribe"] = list_unsubscribe(links)
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        msg["Precedence"] = "bulk"
+    if auto_submitted:
+        msg["Auto-Submitted"] = "auto-generated"
+    # Keeps Exchange out-of-office replies from answering a robot.
+    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
+    msg.set_content(rendered.text, cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    return msg
+
+
+def message_bytes(msg: EmailMessage) -> bytes:
+    """The message as sent over SMTP (CRLF line endings)."""
+    return msg.as_bytes(policy=SMTP_POLICY)
+
+
+def sign_message(msg: EmailMessage, *, selector: str, domain: str, private_key: bytes) -> bytes:
+    """The message bytes with a DKIM-Signature (relaxed/relaxed, rsa-sha256) prepended.
+
+    Returns bytes rather than a message because re-serialising could refold the signed
+    headers; the caller sends these exact bytes. Needs the ``dkimpy`` package.
+    """
+    try:
+        import dkim  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    except ImportError:
+        raise ConfigError("DKIM signing needs the dkimpy package: pip install dkimpy") from None
+    raw = message_bytes(msg)
+    present = {name.lower().encode() for name in msg}
+    headers = [h for h in DKIM_HEADERS if h in present]
+    try:
+        signature: bytes = dkim.sign(
+            raw,
+            selector.encode(),
+            domain.encode(),
+            private_key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=headers,
+        )
+    except dkim.DKIMException as exc:
+        raise ConfigError(f"DKIM signing failed (check MAILER_DKIM_*): {exc}") from None
+    return signature + raw
