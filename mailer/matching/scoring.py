@@ -1,0 +1,71 @@
+"""Ranking arithmetic shared by the engine and the baseline: BM25F relevance and the final score.
+
+The final score is ``matched interests + r / (1 + r)`` where ``r`` is the summed relevance plus a
+small popularity bonus: the integer part orders by how many interests matched, the fraction by
+relevance, so sorting by score alone gives the documented order. Both matchers add the same
+floats in the same order (interests in profile order, terms in interest order), so they agree
+exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from mailer.models import Span
+
+K1 = 1.2
+B = 0.75
+TITLE_WEIGHT = 3.0
+ABSTRACT_WEIGHT = 1.0
+NAME_WEIGHT = 3.0  # an author or category hit counts like a title hit
+POPULARITY_WEIGHT = 0.1
+
+
+def idf(papers: int, df: int) -> float:
+    """BM25 inverse document frequency, always positive."""
+    return math.log(1.0 + (papers - df + 0.5) / (df + 0.5))
+
+
+def length_norms(lengths: Sequence[int]) -> list[float]:
+    """BM25 length normalisation per document for one field."""
+    average = (sum(lengths) / len(lengths)) if lengths else 0.0
+    if average == 0.0:
+        return [1.0] * len(lengths)
+    return [1.0 - B + B * n / average for n in lengths]
+
+
+def text_score(
+    term_idf: float, tf_title: int, norm_title: float, tf_abs: int, norm_abs: float
+) -> float:
+    """BM25F contribution of one word or phrase in one paper (title hits weigh more)."""
+    tf = TITLE_WEIGHT * tf_title / norm_title + ABSTRACT_WEIGHT * tf_abs / norm_abs
+    return term_idf * tf * (K1 + 1.0) / (K1 + tf)
+
+
+def name_score(term_idf: float) -> float:
+    """Contribution of an author or category hit."""
+    return term_idf * NAME_WEIGHT * (K1 + 1.0) / (K1 + NAME_WEIGHT)
+
+
+def popularity(upvotes: int | None) -> float:
+    """The secondary popularity signal added to relevance."""
+    return POPULARITY_WEIGHT * math.log1p(max(upvotes or 0, 0))
+
+
+def final_score(matched_interests: int, relevance: float) -> float:
+    """Interests matched, then relevance squashed into [0, 1)."""
+    return matched_interests + relevance / (1.0 + relevance)
+
+
+def merge_spans(spans: Iterable[Span]) -> tuple[Span, ...]:
+    """Sort spans and merge overlapping or touching ones within a field."""
+    merged: list[Span] = []
+    order = {"title": 0, "abstract": 1}
+    for span in sorted(spans, key=lambda s: (order.get(s.field, 2), s.start, s.end)):
+        last = merged[-1] if merged else None
+        if last is not None and last.field == span.field and span.start <= last.end:
+            merged[-1] = Span(last.field, last.start, max(last.end, span.end))
+        else:
+            merged.append(span)
+    return tuple(merged)
