@@ -46,10 +46,16 @@ class Settings(BaseSettings):
     from_address: str = Field(
         "",
         validation_alias="MAILER_FROM",
-        description="From address, e.g. 'Paper Digest <digest@example.org>'. Required outside demo.",
+        description="From address, e.g. 'Paper Digest <digest@example.org>'."
+        " Required in production.",
     )
     base_url: str = Field(
         "http://127.0.0.1:8000", description="Public URL of the web app, used in email links."
+    )
+    unsubscribe_mailto: str | None = Field(
+        None,
+        description="Optional mailto: URL for List-Unsubscribe, e.g. "
+        "mailto:unsubscribe@example.org (only if that mailbox is processed).",
     )
     secret_key: str = Field(
         "", description="Signs tokens. Generated per process in dev; required in production."

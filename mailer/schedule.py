@@ -62,7 +62,7 @@ def parse_send_time(value: str) -> time:
 
 
 def parse_weekday(value: str | int) -> int:
-    """A weekday as 0–6 from a number or an English name/prefix (``mon``, ``Monday``)."""
+    """A weekday as 0-6 from a number or an English name/prefix (``mon``, ``Monday``)."""
     if isinstance(value, int) or value.strip().isdigit():
         number = int(value)
         if 0 <= number <= 6:

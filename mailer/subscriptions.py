@@ -12,7 +12,13 @@ from mailer.db.tables import SubscriberRow
 from mailer.errors import InputError, NotFound
 from mailer.matching import parse_profile
 from mailer.models import Frequency, Subscriber, SubscriberStatus
-from mailer.schedule import Cadence, is_valid_timezone, next_due_after, parse_send_time, parse_weekday
+from mailer.schedule import (
+    Cadence,
+    is_valid_timezone,
+    next_due_after,
+    parse_send_time,
+    parse_weekday,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,4 +178,4 @@ def digests_for(session: Session, subscriber_id: int, limit: int = 20) -> list[D
 def count_by_status(session: Session) -> dict[str, int]:
     """How many outbox rows are in each status."""
     rows = session.execute(select(DigestRow.status, func.count()).group_by(DigestRow.status)).all()
-    return {status: count for status, count in rows}
+    return {str(status): int(count) for status, count in rows}

@@ -33,7 +33,9 @@ def get_row_by_email(session: Session, email: str) -> SubscriberRow | None:
     return session.scalars(select(SubscriberRow).where(SubscriberRow.email == email)).first()
 
 
-def insert_subscriber(session: Session, subscriber: Subscriber, next_due_at: datetime | None) -> int:
+def insert_subscriber(
+    session: Session, subscriber: Subscriber, next_due_at: datetime | None
+) -> int:
     """Insert a new subscriber row and return its id (the caller commits)."""
     assert subscriber.created_at is not None
     row = SubscriberRow(
@@ -73,7 +75,7 @@ def count_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(
         select(SubscriberRow.status, func.count()).group_by(SubscriberRow.status)
     ).all()
-    return {status: count for status, count in rows}
+    return {str(status): int(count) for status, count in rows}
 
 
 def due_rows(session: Session, now: datetime, after_id: int, limit: int) -> list[SubscriberRow]:

@@ -1,0 +1,380 @@
+"""The admin CLI: ``mailer --help`` lists every command; errors are one line on stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import click
+import typer
+from pydantic import ValidationError
+
+from mailer import output
+from mailer.config import Settings, get_settings
+from mailer.db.migrate import current_revision, head_revision, upgrade
+from mailer.db.session import SessionFactory, make_engine, make_session_factory
+from mailer.errors import ConfigError, InputError, MailerError
+from mailer.pipeline import Context, make_context
+
+app = typer.Typer(
+    help="mailer: a personal digest of new research papers, by email.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+subscribers_app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(subscribers_app, name="subscribers")
+
+# Exit codes (documented in the README): 0 ok, 1 operation failed, 2 bad usage or input,
+# 3 configuration error.
+EXIT_FAILED, EXIT_INPUT, EXIT_CONFIG = 1, 2, 3
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI, turning expected errors into one line."""
+    try:
+        result = app(standalone_mode=False)
+    except click.ClickException as exc:  # usage errors: click's own one-line message
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        _fail("aborted", EXIT_FAILED)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        _fail(f"configuration error: MAILER_{where.upper()}: {first['msg']}", EXIT_CONFIG)
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}", EXIT_CONFIG)
+    except InputError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    except MailerError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    return settings
+
+
+def _context(settings: Settings, migrate: bool = False) -> Context:
+    if migrate:
+        upgrade(settings.database_url)
+    return make_context(settings, _sessions(settings))
+
+
+def _sessions(settings: Settings) -> SessionFactory:
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def _parse_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--date must be YYYY-MM-DD, not {value!r}") from None
+
+
+def _parse_instant(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"--at must be an ISO time like 2026-11-22T08:00+09:00, not {value!r}"
+        ) from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def _run(coro_factory: Callable[[], Any]) -> Any:
+    return asyncio.run(coro_factory())
+
+
+# --- database -----------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    settings = _settings()
+    upgrade(settings.database_url)
+    output.say(f"database at revision {current_revision(make_engine(settings.database_url))}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's revision and the newest one available."""
+    settings = _settings()
+    current = current_revision(make_engine(settings.database_url))
+    head = head_revision(settings.database_url)
+    state = "up to date" if current == head else "needs `mailer db upgrade`"
+    output.say(f"current: {current or 'empty'}  head: {head}  ({state})")
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+HostOption = Annotated[str | None, typer.Option(help="Listen address (MAILER_WEB_HOST).")]
+PortOption = Annotated[int | None, typer.Option(help="Listen port (MAILER_WEB_PORT).")]
+
+
+@app.command()
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="One cycle: fetch, send what is due, exit.")
+    ] = False,
+    host: HostOption = None,
+    port: PortOption = None,
+) -> None:
+    """The daemon: scheduler and web server (migrates the database first)."""
+    from mailer import service
+
+    settings = _settings()
+    ctx = _context(settings, migrate=True)
+    _announce_transport(settings)
+    if once:
+        report = _run(lambda: service.run_cycle(ctx, settings))
+        output.cycle_summary(report)
+        return
+    _run(
+        lambda: service.serve(
+            ctx, settings, scheduler=True, web=True,
+            host=host or settings.web_host, port=port or settings.web_port,
+        )
+    )  # fmt: skip
+
+
+@app.command()
+def web(host: HostOption = None, port: PortOption = None) -> None:
+    """Only the web server (signup, confirm, unsubscribe, health)."""
+    from mailer import service
+
+    settings = _settings()
+    ctx = _context(settings)
+    _run(
+        lambda: service.serve(
+            ctx, settings, scheduler=False, web=True,
+            host=host or settings.web_host, port=port or settings.web_port,
+        )
+    )  # fmt: skip
+
+
+@app.command()
+def worker() -> None:
+    """Only the scheduler: fetch sources and send due digests (scale these out on PostgreSQL)."""
+    from mailer import service
+
+    settings = _settings()
+    ctx = _context(settings)
+    _announce_transport(settings)
+    _run(lambda: service.serve(ctx, settings, scheduler=True, web=False, host="", port=0))
+
+
+@app.command()
+def demo(host: HostOption = None, port: PortOption = None) -> None:
+    """Newcomer's tour: load the bundled sample and example subscribers, send, keep running."""
+    from mailer import demo as demo_module
+    from mailer import service
+
+    settings = demo_module.demo_settings(_settings())
+    ctx = _context(settings, migrate=True)
+    _announce_transport(settings)
+    report = _run(lambda: demo_module.first_cycle(ctx, settings))
+    output.cycle_summary(report)
+    bind_host, bind_port = host or settings.web_host, port or settings.web_port
+    output.say(f"demo running: open http://{bind_host}:{bind_port}  (Ctrl-C to stop)")
+    _run(
+        lambda: service.serve(
+            ctx, settings, scheduler=True, web=True, host=bind_host, port=bind_port
+        )
+    )
+
+
+def _announce_transport(settings: Settings) -> None:
+    if settings.smtp_host:
+        output.info(f"mail goes to SMTP server {settings.smtp_host}:{settings.smtp_port}")
+    else:
+        output.info(
+            f"no MAILER_SMTP_HOST set: mail is delivered into the Maildir "
+            f"{Path(settings.outbox_dir).resolve()}"
+        )
+
+
+@app.command()
+def fetch(
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", help="A source spec (repeatable); default: MAILER_SOURCES."),
+    ] = None,
+    day: Annotated[str | None, typer.Option("--date", help="Announcement day YYYY-MM-DD.")] = None,
+) -> None:
+    """Poll sources now and store their papers."""
+    from mailer import service
+
+    settings = _settings()
+    ctx = _context(settings)
+    wanted = _parse_day(day)
+    outcomes = _run(lambda: service.fetch_now(ctx, settings, source or None, wanted))
+    output.fetch_table(outcomes)
+    if outcomes and all(o.outcome == "error" for o in outcomes):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def send(
+    now: Annotated[
+        bool, typer.Option("--now", help="Treat every active subscriber as due.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show who would get what; send nothing.")
+    ] = False,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Evaluate what is due at this ISO time.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Send the digests that are due."""
+    from mailer import pipeline, service
+    from mailer.delivery import RetryPolicy, transport_from_settings
+
+    settings = _settings()
+    ctx = _context(settings)
+    instant = _parse_instant(at)
+    if dry_run:
+        report = pipeline.plan(ctx, force=now, dry_run=True, at=instant)
+        output.plan_lines(report, as_json=as_json)
+        return
+    if instant is not None:
+        raise InputError("--at only works with --dry-run (sending happens now)")
+    _announce_transport(settings)
+
+    async def go() -> Any:
+        async with transport_from_settings(settings) as transport:
+            return await service.send_now(
+                ctx, transport, RetryPolicy.from_settings(settings), force=now
+            )
+
+    planned, delivered = _run(go)
+    output.send_summary(planned, delivered, as_json=as_json)
+
+
+@app.command()
+def preview(
+    email: str,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the HTML here.")] = None,
+    text: Annotated[bool, typer.Option("--text", help="Print the plain-text part.")] = False,
+) -> None:
+    """The digest this subscriber would get now (nothing is stored or sent)."""
+    from mailer import previews
+
+    settings = _settings()
+    ctx = _context(settings)
+    rendered = previews.preview(ctx, email)
+    if out is not None:
+        out.write_text(rendered.html, encoding="utf-8")
+        output.say(f"wrote {out} ({len(rendered.html.encode()) // 1024} KB): {rendered.subject}")
+    if text or out is None:
+        output.say(rendered.text)
+
+
+# --- subscribers ------------------------------------------------------------------------------
+
+
+@subscribers_app.command("add")
+def subscribers_add(
+    email: str,
+    keywords: Annotated[
+        str, typer.Option("--keywords", help='Keyword profile, e.g. "diffusion policy, -survey".')
+    ],
+    confirmed: Annotated[
+        bool, typer.Option("--confirmed", help="Active at once (you vouch for consent).")
+    ] = False,
+    frequency: Annotated[str, typer.Option(help="daily or weekly.")] = "daily",
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA time zone, e.g. Europe/Berlin.")
+    ] = None,
+    send_time: Annotated[
+        str | None, typer.Option("--send-time", help="Local delivery time HH:MM.")
+    ] = None,
+    weekday: Annotated[str | None, typer.Option(help="Weekly digests: day of the week.")] = None,
+) -> None:
+    """Add a subscriber (pending until confirmed, unless --confirmed)."""
+    from mailer import subscriptions
+
+    settings = _settings()
+    ctx = _context(settings)
+    raw = subscriptions.SubscriberInput(
+        email=email, profile=keywords, frequency=frequency,
+        send_time=send_time, timezone=timezone, weekday=weekday,
+    )  # fmt: skip
+    added = subscriptions.add(
+        ctx.session_factory, raw, confirmed=confirmed, defaults=ctx.defaults, now=ctx.clock()
+    )
+    output.say(f"added {added.email} ({added.status.value})")
+
+
+@subscribers_app.command("list")
+def subscribers_list(
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    search: Annotated[str | None, typer.Option(help="Only addresses containing this.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List subscribers."""
+    from mailer.db import subscribers as repo
+
+    settings = _settings()
+    ctx = _context(settings)
+    wanted = _status(status)
+    with ctx.session_factory() as session:
+        rows = list(repo.list_subscribers(session, wanted, search))
+    output.subscriber_table(rows, as_json=as_json)
+
+
+def _status(value: str | None) -> Any:
+    from mailer.models import SubscriberStatus
+
+    if value is None:
+        return None
+    try:
+        return SubscriberStatus(value.lower())
+    except ValueError:
+        names = ", ".join(s.value for s in SubscriberStatus)
+        raise InputError(f"unknown status {value!r}; use one of {names}") from None
+
+
+@subscribers_app.command("show")
+def subscribers_show(
+    email: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """One subscriber's settings and recent digests."""
+    from mailer import subscriptions
+    from mailer.db import digests as digest_repo
+
+    settings = _settings()
+    ctx = _context(settings)
+    subscriber = subscriptions.get(ctx.session_factory, email)
+    with ctx.session_factory() as session:
+        recent = digest_repo.digests_for(session, subscriber.id)
+    output.subscriber_detail(subscriber, recent, as_json=as_json)

@@ -1,0 +1,168 @@
+"""CLI output: rich tables on a terminal, plain tab-separated text when piped, JSON on request."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mailer.models import Subscriber
+
+if TYPE_CHECKING:
+    from mailer.db.tables import DigestRow
+    from mailer.delivery import DeliveryReport
+    from mailer.pipeline import SourceOutcome
+    from mailer.planning import PlanReport
+    from mailer.service import CycleReport
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def say(message: str) -> None:
+    """A line of normal output on stdout."""
+    print(message)
+
+
+def info(message: str) -> None:
+    """A line of side information on stderr (keeps stdout clean for pipes)."""
+    print(message, file=sys.stderr)
+
+
+def emit_json(data: Any) -> None:
+    """JSON on stdout."""
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table: boxed on a terminal, tab-separated lines when piped."""
+    if not sys.stdout.isatty():
+        print("\t".join(headers))
+        for row in rows:
+            print("\t".join("" if cell is None else str(cell) for cell in row))
+        return
+    grid = Table(title=title)
+    for header in headers:
+        grid.add_column(header)
+    for row in rows:
+        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+    _console().print(grid)
+
+
+def fetch_table(outcomes: Sequence[SourceOutcome]) -> None:
+    """The summary of a fetch: one row per source."""
+    table(
+        "fetch",
+        ["source", "outcome", "new", "updated", "skipped", "error"],
+        [(o.source, o.outcome, o.new, o.updated, o.skipped, o.error or "") for o in outcomes],
+    )
+    for outcome in outcomes:
+        for reason in outcome.skip_reasons[:20]:
+            info(f"skipped in {outcome.source}: {reason}")
+
+
+def plan_lines(report: PlanReport, *, as_json: bool) -> None:
+    """Who would get what (``send --dry-run``)."""
+    if as_json:
+        emit_json([asdict(line) for line in report.lines])
+        return
+    rows = [
+        (
+            line.email,
+            line.period,
+            "send" if line.status.value == "pending" else f"skip ({line.note})",
+            f"{len(line.papers)} of {line.matched} matched / {line.considered}",
+            "; ".join(line.papers[:3]) + (" …" if len(line.papers) > 3 else ""),
+        )
+        for line in report.lines
+    ]
+    table("due digests", ["email", "period", "action", "papers", "top titles"], rows)
+    if not report.lines:
+        say("nothing is due")
+
+
+def send_summary(planned: PlanReport, delivered: DeliveryReport, *, as_json: bool) -> None:
+    """What a send did."""
+    data = {
+        "queued": planned.queued,
+        "skipped_no_papers": planned.no_papers,
+        "skipped_no_match": planned.no_match,
+        "sent": delivered.sent,
+        "retry": delivered.retried,
+        "failed": delivered.failed,
+        "bounced": delivered.bounced,
+    }
+    if as_json:
+        emit_json(data)
+        return
+    say(" ".join(f"{key}={value}" for key, value in data.items()))
+
+
+def cycle_summary(report: CycleReport) -> None:
+    """What ``run --once`` (or the demo's first cycle) did."""
+    fetch_table(report.fetched)
+    if report.delivered is not None:
+        send_summary(report.planned, report.delivered, as_json=False)
+
+
+def subscriber_table(subscribers: Sequence[Subscriber], *, as_json: bool) -> None:
+    """A list of subscribers."""
+    if as_json:
+        emit_json([_subscriber_dict(s) for s in subscribers])
+        return
+    table(
+        "subscribers",
+        ["email", "status", "frequency", "send time", "timezone", "profile"],
+        [
+            (s.email, s.status.value, s.frequency.value, s.send_time, s.timezone, s.profile)
+            for s in subscribers
+        ],
+    )
+
+
+def _subscriber_dict(subscriber: Subscriber) -> dict[str, Any]:
+    data = asdict(subscriber)
+    data["status"] = subscriber.status.value
+    data["frequency"] = subscriber.frequency.value
+    return data
+
+
+def subscriber_detail(
+    subscriber: Subscriber, recent: Sequence[DigestRow], *, as_json: bool
+) -> None:
+    """One subscriber and their recent digests."""
+    digests = [
+        {
+            "period": row.period,
+            "status": row.status,
+            "note": row.note,
+            "papers": row.paper_count,
+            "matched": row.matched_count,
+            "considered": row.considered_count,
+            "attempts": row.attempts,
+            "last_code": row.last_code,
+            "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+            "message_id": row.message_id,
+        }
+        for row in recent
+    ]
+    if as_json:
+        emit_json({**_subscriber_dict(subscriber), "digests": digests})
+        return
+    for key, value in _subscriber_dict(subscriber).items():
+        say(f"{key}: {value}")
+    table(
+        "recent digests",
+        ["period", "status", "papers", "sent at", "message-id"],
+        [
+            (row.period, row.status + (f" ({row.note})" if row.note else ""),
+             row.paper_count, row.sent_at, row.message_id)
+            for row in recent
+        ],
+    )  # fmt: skip

@@ -1,0 +1,260 @@
+"""fetch → store → match → render → enqueue → send: the only module that touches every stage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+import httpx
+
+from mailer.config import Settings
+from mailer.db import digests as digest_repo
+from mailer.db import fetches as fetch_repo
+from mailer.db import papers as paper_repo
+from mailer.db.fetches import FetchRecord
+from mailer.db.session import SessionFactory
+from mailer.delivery import ClaimedDigest, DeliveryReport, RetryPolicy, Transport, deliver_due
+from mailer.errors import NotFound, SourceError
+from mailer.message import build_message, make_message_id
+from mailer.models import Digest, Links
+from mailer.planning import DigestPlanner, PlanReport
+from mailer.rendering import RenderedEmail, Renderer
+from mailer.sources import FetchResult, Source, Validators, make_source
+from mailer.subscriptions import Defaults
+from mailer.tokens import Purpose, Tokens
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The real clock: an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the stages need, built once at an entry point and passed down."""
+
+    session_factory: SessionFactory
+    tokens: Tokens
+    renderer: Renderer
+    sender: str
+    base_url: str
+    max_papers: int
+    defaults: Defaults
+    clock: Clock = utc_now
+    unsubscribe_mailto: str | None = None
+
+    @property
+    def list_id(self) -> str:
+        """The List-Id header value, at the From domain."""
+        domain = parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
+        return f"Paper digest <digest.{domain}>"
+
+    def link(self, purpose: Purpose, subject: int) -> str:
+        """An absolute URL carrying a token for ``purpose``."""
+        return f"{self.base_url.rstrip('/')}/{purpose.value}/{self.tokens.make(purpose, subject)}"
+
+
+def make_context(
+    settings: Settings, session_factory: SessionFactory, clock: Clock = utc_now
+) -> Context:
+    """Build the pipeline context from settings (raises ConfigError in production if unsafe)."""
+    return Context(
+        session_factory=session_factory,
+        tokens=Tokens(settings.effective_secret_key()),
+        renderer=Renderer(),
+        sender=settings.effective_from(),
+        base_url=settings.base_url,
+        max_papers=settings.max_papers,
+        defaults=Defaults(send_time=settings.default_send_time, timezone=settings.default_timezone),
+        clock=clock,
+        unsubscribe_mailto=settings.unsubscribe_mailto,
+    )
+
+
+def make_sources(settings: Settings, specs: Sequence[str] | None = None) -> list[Source]:
+    """The configured sources (or the given specs); SourceSpecError for a bad spec."""
+    return [
+        make_source(spec, hf_api_url=settings.hf_api_url, arxiv_feed_url=settings.arxiv_feed_url)
+        for spec in (specs if specs is not None else settings.source_specs())
+    ]
+
+
+# --- fetch ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOutcome:
+    """What one source's fetch came to."""
+
+    source: str
+    outcome: str  # ok, empty, not_modified, error
+    new: int = 0
+    updated: int = 0
+    skipped: int = 0
+    error: str | None = None
+    skip_reasons: tuple[str, ...] = ()
+
+
+async def fetch_source(
+    ctx: Context, source: Source, client: httpx.AsyncClient, day: date
+) -> SourceOutcome:
+    """Fetch one source and store its papers; a failure is recorded, never raised."""
+    with ctx.session_factory() as session:
+        state = fetch_repo.source_state(session, source.name)
+        validators = Validators(etag=state.etag, last_modified=state.last_modified)
+        session.commit()
+    try:
+        result = await source.fetch(client, validators, day)
+    except SourceError as exc:
+        log.warning("fetch failed source=%s reason=%s", source.name, exc)
+        outcome = SourceOutcome(source.name, "error", error=str(exc))
+        _record(ctx, outcome, day, validators)
+        return outcome
+    return _store(ctx, source, result, day)
+
+
+def _store(ctx: Context, source: Source, result: FetchResult, day: date) -> SourceOutcome:
+    now = ctx.clock()
+    with ctx.session_factory.begin() as session:
+        stats = paper_repo.upsert_papers(session, result.papers, now)
+    kind = "not_modified" if result.not_modified else ("ok" if result.papers else "empty")
+    outcome = SourceOutcome(
+        source.name,
+        kind,
+        new=stats.new,
+        updated=stats.updated,
+        skipped=result.skipped,
+        skip_reasons=result.skip_reasons,
+    )
+    _record(ctx, outcome, result.day or day, result.validators)
+    log.info(
+        "fetched source=%s outcome=%s new=%d updated=%d skipped=%d",
+        source.name, kind, stats.new, stats.updated, result.skipped,
+    )  # fmt: skip
+    return outcome
+
+
+def _record(ctx: Context, outcome: SourceOutcome, day: date, validators: Validators) -> None:
+    record = FetchRecord(
+        source=outcome.source,
+        day=day,
+        outcome=outcome.outcome,
+        new=outcome.new,
+        updated=outcome.updated,
+        skipped=outcome.skipped,
+        error=outcome.error,
+    )
+    with ctx.session_factory.begin() as session:
+        fetch_repo.record_fetch(
+            session, record, ctx.clock(), (validators.etag, validators.last_modified)
+        )
+
+
+async def fetch_all(
+    ctx: Context, sources: Sequence[Source], client: httpx.AsyncClient, day: date | None = None
+) -> list[SourceOutcome]:
+    """Fetch every source in turn; one source failing never stops the others."""
+    when = day or ctx.clock().date()
+    return [await fetch_source(ctx, source, client, when) for source in sources]
+
+
+# --- plan ---------------------------------------------------------------------------------
+
+
+def plan(
+    ctx: Context, *, force: bool = False, dry_run: bool = False, at: datetime | None = None
+) -> PlanReport:
+    """Write outbox rows for every due subscriber (or only report them when ``dry_run``)."""
+    planner = DigestPlanner(
+        ctx.session_factory,
+        max_papers=ctx.max_papers,
+        new_message_id=lambda: make_message_id(ctx.sender),
+    )
+    return planner.run(now=at or ctx.clock(), force=force, dry_run=dry_run)
+
+
+# --- render and send ------------------------------------------------------------------------
+
+
+def digest_links(ctx: Context, subscriber_id: int, digest_id: int) -> Links:
+    """The personal links of one digest."""
+    return Links(
+        unsubscribe=ctx.link(Purpose.UNSUBSCRIBE, subscriber_id),
+        preferences=ctx.link(Purpose.PREFERENCES, subscriber_id),
+        view_online=ctx.link(Purpose.DIGEST, digest_id),
+        unsubscribe_mailto=ctx.unsubscribe_mailto,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    """A stored digest rendered for its subscriber."""
+
+    digest: Digest
+    links: Links
+    rendered: RenderedEmail
+
+
+def render_stored(ctx: Context, digest_id: int) -> RenderedDigest:
+    """Render an outbox row from what it lists; NotFound if there is no such row."""
+    with ctx.session_factory() as session:
+        stored = digest_repo.load_digest(session, digest_id)
+    if stored is None:
+        raise NotFound(f"no digest {digest_id}")
+    digest = Digest(
+        subscriber=stored.subscriber,
+        period=stored.period,
+        matches=stored.matches,
+        total_matched=stored.matched_count,
+        considered=stored.considered_count,
+        message_id=stored.message_id,
+    )
+    links = digest_links(ctx, stored.subscriber.id, stored.id)
+    rendered = ctx.renderer.digest(digest, links, date_label=date_label(stored.period))
+    return RenderedDigest(digest, links, rendered)
+
+
+def date_label(period: str) -> str:
+    """A human label for a period key: ``Sun 22 Nov 2026`` or ``week 47, 2026``."""
+    if "-W" in period:
+        year, week = period.split("-W")
+        return f"week {int(week)}, {year}"
+    day = date.fromisoformat(period)
+    return f"{day:%a} {day.day} {day:%b %Y}"
+
+
+def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> EmailMessage:
+    """The email for a claimed outbox row, rendered from what the row lists."""
+    result = render_stored(ctx, claimed.digest_id)
+    return build_message(
+        result.rendered,
+        sender=ctx.sender,
+        recipient=result.digest.subscriber.email,
+        message_id=result.digest.message_id,
+        links=result.links,
+        list_id=ctx.list_id,
+        when=ctx.clock(),
+    )
+
+
+async def send_queued(
+    ctx: Context, transport: Transport, policy: RetryPolicy, stop: asyncio.Event | None = None
+) -> DeliveryReport:
+    """Send every outbox row that is due now."""
+    return await deliver_due(
+        ctx.session_factory,
+        transport,
+        lambda claimed: build_digest_message(ctx, claimed),
+        policy,
+        now=ctx.clock,
+        stop=stop,
+    )
