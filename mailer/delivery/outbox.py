@@ -1,0 +1,273 @@
+"""The outbox in SQL: claim due digests, record each outcome, release what was not sent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from mailer.db.tables import DigestRow, SubscriberRow
+from mailer.models import DigestStatus, SubscriberStatus
+
+_REPLY_LIMIT = 1000  # SMTP replies can be long; the row keeps what explains the outcome
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDigest:
+    """An outbox row this worker holds a lease on; ``attempts`` counts this try."""
+
+    digest_id: int
+    subscriber_id: int
+    email: str
+    period: str
+    message_id: str
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One claiming round: the rows to send, and how many were skipped (subscriber not active)."""
+
+    digests: tuple[ClaimedDigest, ...]
+    skipped: int
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    waiting = and_(
+        DigestRow.status.in_([DigestStatus.PENDING.value, DigestStatus.RETRY.value]),
+        or_(DigestRow.next_attempt_at.is_(None), DigestRow.next_attempt_at <= now),
+    )
+    # A row left in 'sending' by a worker that died: its lease ran out.
+    abandoned = and_(DigestRow.status == DigestStatus.SENDING.value, DigestRow.lease_until < now)
+    return or_(waiting, abandoned)
+
+
+def claim(session: Session, now: datetime, lease_until: datetime, limit: int) -> Claim:
+    """Take up to ``limit`` due rows: mark them 'sending' with a lease, in one short transaction."""
+    with session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            ids = _lock_due_ids(session, now, limit)
+            _mark_sending(session, ids, lease_until)
+        else:
+            ids = _swap_due_ids(session, now, lease_until, limit)
+        if not ids:
+            return Claim((), 0)
+        rows = session.execute(
+            select(
+                DigestRow.id,
+                DigestRow.subscriber_id,
+                SubscriberRow.email,
+                SubscriberRow.status,
+                DigestRow.period,
+                DigestRow.message_id,
+                DigestRow.attempts,
+                DigestRow.created_at,
+            )
+            .join(SubscriberRow, SubscriberRow.id == DigestRow.subscriber_id)
+            .where(DigestRow.id.in_(ids))
+            .order_by(DigestRow.next_attempt_at, DigestRow.id)
+        ).all()
+        active = SubscriberStatus.ACTIVE.value
+        _skip_inactive(session, [(row.id, row.status) for row in rows if row.status != active])
+    claimed = tuple(
+        ClaimedDigest(
+            row.id,
+            row.subscriber_id,
+            row.email,
+            row.period,
+            row.message_id,
+            row.attempts,
+            row.created_at,
+        )
+        for row in rows
+        if row.status == active
+    )
+    return Claim(claimed, len(rows) - len(claimed))
+
+
+def _lock_due_ids(session: Session, now: datetime, limit: int) -> list[int]:
+    # SKIP LOCKED: workers each take a disjoint slice instead of queueing behind each other.
+    query = (
+        select(DigestRow.id)
+        .where(_due(now))
+        .order_by(DigestRow.next_attempt_at, DigestRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(query))
+
+
+def _swap_due_ids(session: Session, now: datetime, lease_until: datetime, limit: int) -> list[int]:
+    # SQLite: one UPDATE re-checks "still due" while holding the write lock, so two
+    # processes can never both flip the same row (a compare-and-set).
+    candidates = (
+        select(DigestRow.id)
+        .where(_due(now))
+        .order_by(DigestRow.next_attempt_at, DigestRow.id)
+        .limit(limit)
+    )
+    stmt = (
+        update(DigestRow)
+        .where(DigestRow.id.in_(candidates), _due(now))
+        .values(
+            status=DigestStatus.SENDING.value,
+            lease_until=lease_until,
+            attempts=DigestRow.attempts + 1,
+        )
+        .returning(DigestRow.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def _mark_sending(session: Session, ids: list[int], lease_until: datetime) -> None:
+    session.execute(
+        update(DigestRow)
+        .where(DigestRow.id.in_(ids))
+        .values(
+            status=DigestStatus.SENDING.value,
+            lease_until=lease_until,
+            attempts=DigestRow.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _skip_inactive(session: Session, inactive: list[tuple[int, str]]) -> None:
+    # A subscriber who paused, left or bounced after the row was queued gets nothing.
+    by_status: dict[str, list[int]] = {}
+    for digest_id, status in inactive:
+        by_status.setdefault(status, []).append(digest_id)
+    for status, ids in by_status.items():
+        session.execute(
+            update(DigestRow)
+            .where(DigestRow.id.in_(ids))
+            .values(
+                status=DigestStatus.SKIPPED.value,
+                note=f"subscriber_{status}",
+                lease_until=None,
+                attempts=DigestRow.attempts - 1,  # nothing was attempted
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one claimed digest, ready to be written."""
+
+    digest: ClaimedDigest
+    status: DigestStatus
+    code: int | None = None
+    reply: str | None = None
+    next_attempt_at: datetime | None = None
+    note: str | None = None
+    hard_bounce: bool = False  # counts against the subscriber's bounce limit
+    soft_bounce: bool = False  # a 4xx reply about this message: counted, never acted on
+
+
+def record(session: Session, outcomes: Sequence[Outcome], now: datetime, bounce_limit: int) -> int:
+    """Write outcomes in one transaction; returns how many rows were still ours to write."""
+    written = 0
+    with session.begin():
+        for outcome in outcomes:
+            if _write_digest(session, outcome, now):
+                written += 1
+                _count_bounce(session, outcome, now, bounce_limit)
+    return written
+
+
+def _write_digest(session: Session, outcome: Outcome, now: datetime) -> bool:
+    claimed = outcome.digest
+    values: dict[str, Any] = {
+        "status": outcome.status.value,
+        "lease_until": None,
+        "last_code": outcome.code,
+        "last_reply": outcome.reply[:_REPLY_LIMIT] if outcome.reply else outcome.reply,
+    }
+    if outcome.status is DigestStatus.SENT:
+        values["sent_at"] = now
+        # The message went out: that is the truth even if our lease had lapsed meanwhile.
+        fence = DigestRow.status != DigestStatus.SENT.value
+    else:
+        values["next_attempt_at"] = outcome.next_attempt_at
+        values["note"] = outcome.note
+        # Only the holder of this attempt may write: a reclaimed row belongs to its new worker.
+        fence = and_(
+            DigestRow.status == DigestStatus.SENDING.value,
+            DigestRow.attempts == claimed.attempts,
+        )
+    result = session.execute(
+        update(DigestRow)
+        .where(DigestRow.id == claimed.digest_id, fence)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def _count_bounce(session: Session, outcome: Outcome, now: datetime, bounce_limit: int) -> None:
+    subscriber = SubscriberRow.id == outcome.digest.subscriber_id
+    if outcome.soft_bounce:
+        session.execute(
+            update(SubscriberRow)
+            .where(subscriber)
+            .values(soft_bounces=SubscriberRow.soft_bounces + 1)
+            .execution_options(synchronize_session=False)
+        )
+    if not outcome.hard_bounce:
+        return
+    session.execute(
+        update(SubscriberRow)
+        .where(subscriber)
+        .values(
+            hard_bounces=SubscriberRow.hard_bounces + 1,
+            last_bounce_at=now,
+            last_bounce_reply=(outcome.reply or "")[:_REPLY_LIMIT],
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(SubscriberRow)
+        .where(
+            subscriber,
+            SubscriberRow.hard_bounces >= bounce_limit,
+            SubscriberRow.status.in_(_BOUNCEABLE),
+        )
+        .values(status=SubscriberStatus.BOUNCED.value, next_due_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_BOUNCEABLE = [
+    SubscriberStatus.ACTIVE.value,
+    SubscriberStatus.PAUSED.value,
+    SubscriberStatus.PENDING.value,
+]
+
+
+def release(session: Session, digests: Sequence[ClaimedDigest]) -> int:
+    """Hand claimed-but-unsent rows back as due now, undoing their attempt count."""
+    released = 0
+    with session.begin():
+        for claimed in digests:
+            result = session.execute(
+                update(DigestRow)
+                .where(
+                    DigestRow.id == claimed.digest_id,
+                    DigestRow.status == DigestStatus.SENDING.value,
+                    DigestRow.attempts == claimed.attempts,
+                )
+                .values(
+                    status=DigestStatus.PENDING.value,
+                    lease_until=None,
+                    attempts=DigestRow.attempts - 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            released += int(getattr(result, "rowcount", 0) == 1)
+    return released

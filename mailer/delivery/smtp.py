@@ -1,0 +1,217 @@
+"""SMTP transport: a pool of reused aiosmtplib connections, an optional rate limit, TLS and auth."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from types import TracebackType
+from typing import Literal, Self
+
+import aiosmtplib
+
+from mailer.config import Settings
+from mailer.delivery.ratelimit import TokenBucket
+from mailer.delivery.refusal import SmtpPermanentError, SmtpTransientError, Stage
+from mailer.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+Security = Literal["none", "starttls", "tls"]
+
+# A pooled connection idle longer than this is probed with NOOP before use: servers drop idle
+# clients, and finding out at MAIL time would turn a harmless reconnect into a retry.
+IDLE_PROBE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """Where and how to connect; ``concurrency`` connections, ``send_rate`` msg/s (0: no cap)."""
+
+    host: str
+    port: int = 587
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    security: Security = "starttls"
+    timeout: float = 30.0
+    concurrency: int = 4
+    send_rate: float = 0.0
+    tls_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
+    local_hostname: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpConfig:
+        """The configuration given by the ``MAILER_SMTP_*`` and ``MAILER_SEND_RATE`` settings."""
+        if not settings.smtp_host:
+            raise ValueError("MAILER_SMTP_HOST is not set")
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            security=settings.smtp_security,
+            timeout=settings.smtp_timeout,
+            concurrency=settings.smtp_concurrency,
+            send_rate=settings.send_rate,
+        )
+
+
+def _client(config: SmtpConfig) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(
+        hostname=config.host,
+        port=config.port,
+        username=config.username,
+        password=config.password,
+        timeout=config.timeout,
+        use_tls=config.security == "tls",
+        start_tls=config.security == "starttls",
+        tls_context=config.tls_context,
+        local_hostname=config.local_hostname,
+    )
+
+
+@dataclass(slots=True)
+class _Pooled:
+    client: aiosmtplib.SMTP
+    used_at: float = 0.0
+
+
+class SmtpTransport:
+    """Sends over at most ``concurrency`` reused connections, reconnecting after a disconnect."""
+
+    def __init__(
+        self,
+        config: SmtpConfig,
+        *,
+        client_factory: Callable[[SmtpConfig], aiosmtplib.SMTP] = _client,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._factory = client_factory
+        self._clock = clock
+        self._idle: list[_Pooled] = []
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._bucket = TokenBucket(config.send_rate) if config.send_rate > 0 else None
+        self.connects = 0  # how many connections were opened: pooling shows up here
+
+    @property
+    def concurrency(self) -> int:
+        """How many messages may be in flight at once."""
+        return self.config.concurrency
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Say QUIT on every idle connection."""
+        idle, self._idle = self._idle, []
+        for pooled in idle:
+            try:
+                await pooled.client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                pass
+            finally:
+                pooled.client.close()
+
+    async def send(self, message: EmailMessage, recipient: str) -> str | None:
+        """Send to one recipient; returns the server's reply to DATA."""
+        if self._bucket is not None:
+            await self._bucket.acquire()
+        async with self._slots:
+            pooled = await self._checkout()
+            try:
+                errors, reply = await pooled.client.send_message(message, recipients=[recipient])
+            except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+                self._checkin(pooled)
+                raise _translate(exc) from exc
+            self._checkin(pooled)
+        refused = errors.get(recipient)
+        if refused is not None:  # refusals may come back in the result rather than raised
+            raise _reply_error(Stage.RCPT, refused.code, refused.message)
+        return reply
+
+    async def _checkout(self) -> _Pooled:
+        while self._idle:
+            pooled = self._idle.pop()
+            if await self._alive(pooled):
+                return pooled
+        pooled = _Pooled(self._factory(self.config))
+        try:
+            await pooled.client.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            pooled.client.close()
+            raise _connect_error(exc, self.config) from exc
+        self.connects += 1
+        return pooled
+
+    async def _alive(self, pooled: _Pooled) -> bool:
+        if not pooled.client.is_connected:
+            pooled.client.close()
+            return False
+        if self._clock() - pooled.used_at < IDLE_PROBE_SECONDS:
+            return True
+        try:
+            await pooled.client.noop()
+        except (aiosmtplib.SMTPException, OSError):
+            pooled.client.close()
+            return False
+        return True
+
+    def _checkin(self, pooled: _Pooled) -> None:
+        if pooled.client.is_connected:
+            pooled.used_at = self._clock()
+            self._idle.append(pooled)
+        else:
+            pooled.client.close()
+
+
+def _reply_error(stage: Stage, code: int, text: str) -> DeliveryError:
+    detail = f"{stage.value.upper()} refused: {code} {text}".strip()
+    if 500 <= code < 600:
+        return SmtpPermanentError(detail, code, stage)
+    return SmtpTransientError(detail, code, stage)
+
+
+def _translate(exc: Exception) -> DeliveryError:
+    """Map an aiosmtplib failure during a send to our error tree."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        first = exc.recipients[0]
+        return _reply_error(Stage.RCPT, first.code, first.message)
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        return _reply_error(Stage.MAIL, exc.code, exc.message)
+    if isinstance(exc, aiosmtplib.SMTPDataError):
+        return _reply_error(Stage.DATA, exc.code, exc.message)
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return SmtpPermanentError(f"553 5.6.7 {exc.message}", 553, Stage.DATA)
+    if isinstance(exc, ValueError):
+        return SmtpPermanentError(f"invalid address: {exc}", None, Stage.RCPT)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        # A reply to some other command (RSET, EHLO after a reset): not about this recipient.
+        return SmtpTransientError(f"{exc.code} {exc.message}", exc.code)
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return SmtpTransientError(f"timed out: {exc}")
+    return SmtpTransientError(f"connection lost: {exc}")
+
+
+def _connect_error(exc: Exception, config: SmtpConfig) -> DeliveryError:
+    where = f"{config.host}:{config.port}"
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        # Wrong credentials are the operator's to fix: retry (until the deadline), never bounce.
+        log.error("SMTP login to %s as %r refused: %s", where, config.username, exc.code)
+        return SmtpTransientError(f"login refused by {where}: {exc.code}", exc.code, Stage.CONNECT)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        text = f"{where} answered {exc.code} {exc.message}"
+        return SmtpTransientError(text, exc.code, Stage.CONNECT)
+    return SmtpTransientError(f"cannot connect to {where}: {exc}", None, Stage.CONNECT)

@@ -1,0 +1,79 @@
+"""The transport interface, and the Maildir transport used when no SMTP server is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+import threading
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from mailer.delivery.refusal import SmtpTransientError
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Hands one message to one recipient; used as an async context manager.
+
+    ``send`` returns on success (the server's reply to DATA when it has one, else None)
+    and raises ``TransientDeliveryError`` or ``PermanentDeliveryError`` otherwise.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def send(self, message: EmailMessage, recipient: str) -> str | None:
+        """Deliver ``message`` to ``recipient``."""
+        ...
+
+
+class MaildirTransport:
+    """Delivers into a Maildir (Python's ``mailbox``), readable by mutt and friends."""
+
+    concurrency = 4
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._box: mailbox.Maildir | None = None
+        # mailbox names files from a class-wide counter that is not thread-safe.
+        self._lock = threading.Lock()
+
+    async def __aenter__(self) -> Self:
+        self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._box = None
+
+    def _open(self) -> mailbox.Maildir:
+        if self._box is None:
+            self._box = mailbox.Maildir(self.path, create=True)
+        return self._box
+
+    def _add(self, data: bytes) -> str:
+        with self._lock:
+            return str(self._open().add(data))
+
+    async def send(self, message: EmailMessage, recipient: str) -> str | None:
+        """Write the message into ``new/`` with a ``Delivered-To`` header naming the recipient."""
+        # Serialise instead of adding the header to ``message``: the caller's object stays intact.
+        data = f"Delivered-To: {recipient}\n".encode() + message.as_bytes(policy=default_policy)
+        try:
+            key = await asyncio.to_thread(self._add, data)
+        except OSError as exc:
+            raise SmtpTransientError(f"cannot write to Maildir {self.path}: {exc}") from exc
+        return f"stored as {key}"

@@ -1,0 +1,221 @@
+"""deliver_due: claim due outbox rows, send them with bounded concurrency, record each outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from mailer.db.session import SessionFactory
+from mailer.delivery.outbox import Claim, ClaimedDigest, Outcome, claim, record, release
+from mailer.delivery.policy import RetryPolicy
+from mailer.delivery.refusal import Refusal, Stage, classify, stage_of
+from mailer.delivery.transport import Transport
+from mailer.errors import PermanentDeliveryError, TransientDeliveryError
+from mailer.models import DigestStatus
+
+log = logging.getLogger(__name__)
+
+BuildMessage = Callable[[ClaimedDigest], EmailMessage]
+
+
+def utc_now() -> datetime:
+    """The real clock, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """What one ``deliver_due`` run did; ``failed`` includes policy rejections."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    bounced: int = 0
+    skipped: int = 0  # the subscriber was no longer active
+    policy_rejected: int = 0
+    released: int = 0  # claimed, then handed back unsent because we were asked to stop
+    lost_lease: int = 0  # outcomes not written: another worker had taken the row meanwhile
+    claimed: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def attempted(self) -> int:
+        """Messages this run tried to hand over."""
+        return self.sent + self.retried + self.failed + self.bounced
+
+    def count(self, outcome: Outcome) -> None:
+        """Add one written outcome."""
+        status = outcome.status
+        if status is DigestStatus.SENT:
+            self.sent += 1
+        elif status is DigestStatus.RETRY:
+            self.retried += 1
+        elif status is DigestStatus.BOUNCED:
+            self.bounced += 1
+        else:
+            self.failed += 1
+            self.policy_rejected += outcome.note == "policy_rejection"
+
+
+async def deliver_due(
+    session_factory: SessionFactory,
+    transport: Transport,
+    build_message: BuildMessage,
+    policy: RetryPolicy,
+    *,
+    now: Callable[[], datetime] = utc_now,
+    batch_size: int = 100,
+    stop: asyncio.Event | None = None,
+    concurrency: int | None = None,
+    rand: Callable[[], float] = random.random,
+) -> DeliveryReport:
+    """Send every digest due at ``now()``; returns when none is left or ``stop`` is set.
+
+    ``build_message`` runs in a worker thread; its message gets the row's Message-ID, so
+    a retry or a resend after a crash reuses it. ``concurrency`` defaults to the transport's.
+    """
+    width = concurrency or int(getattr(transport, "concurrency", 1))
+    run = _Run(session_factory, transport, build_message, policy, now, rand, width)
+    started = time.perf_counter()
+    try:
+        await run.loop(batch_size, stop or asyncio.Event())
+    finally:
+        await run.finish()
+        run.report.seconds = time.perf_counter() - started
+    return run.report
+
+
+class _Run:
+    """The state of one ``deliver_due`` call."""
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        transport: Transport,
+        build_message: BuildMessage,
+        policy: RetryPolicy,
+        now: Callable[[], datetime],
+        rand: Callable[[], float],
+        width: int,
+    ) -> None:
+        self.sessions = session_factory
+        self.transport = transport
+        self.build_message = build_message
+        self.policy = policy
+        self.now = now
+        self.rand = rand
+        self.slots = asyncio.Semaphore(max(1, width))
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.undispatched: list[ClaimedDigest] = []
+        self.report = DeliveryReport()
+
+    async def loop(self, batch_size: int, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            batch = await asyncio.to_thread(self._claim, batch_size)
+            self.report.claimed += len(batch.digests)
+            self.report.skipped += batch.skipped
+            if not batch.digests and not batch.skipped:
+                return
+            self.undispatched = list(batch.digests)
+            while self.undispatched:
+                await self.slots.acquire()
+                if stop.is_set():
+                    self.slots.release()
+                    return
+                task = asyncio.create_task(self._one(self.undispatched.pop(0)))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+    async def finish(self) -> None:
+        """Hand back rows never started, then wait for the sends in flight."""
+        if self.undispatched:
+            rows, self.undispatched = self.undispatched, []
+            self.report.released += await asyncio.to_thread(self._release, rows)
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _claim(self, limit: int) -> Claim:
+        moment = self.now()
+        with self.sessions() as session:
+            return claim(session, moment, moment + self.policy.lease(), limit)
+
+    def _release(self, rows: list[ClaimedDigest]) -> int:
+        with self.sessions() as session:
+            return release(session, rows)
+
+    def _record(self, outcome: Outcome) -> bool:
+        with self.sessions() as session:
+            return record(session, [outcome], self.now(), self.policy.bounce_limit) == 1
+
+    async def _one(self, digest: ClaimedDigest) -> None:
+        try:
+            outcome = await self._attempt(digest)
+            if await asyncio.to_thread(self._record, outcome):
+                self.report.count(outcome)
+            else:
+                self.report.lost_lease += 1
+        except Exception as exc:  # a database hiccup for one row must not stop the others
+            log.exception("could not record the outcome of digest %s", digest.digest_id)
+            self.report.errors.append(f"digest {digest.digest_id}: {exc}")
+        finally:
+            self.slots.release()
+
+    async def _attempt(self, digest: ClaimedDigest) -> Outcome:
+        try:
+            message = await asyncio.to_thread(self.build_message, digest)
+            stamp_message_id(message, digest.message_id)
+        except Exception as exc:  # one unrenderable digest must not stop the rest
+            log.exception("could not build digest %s for %s", digest.digest_id, digest.email)
+            reason = f"could not build the message: {type(exc).__name__}: {exc}"
+            return Outcome(digest, DigestStatus.FAILED, reply=reason, note="build_error")
+        try:
+            reply = await self.transport.send(message, digest.email)
+        except TransientDeliveryError as exc:
+            return self._transient(digest, exc)
+        except PermanentDeliveryError as exc:
+            return self._permanent(digest, exc)
+        except Exception as exc:  # a transport bug: treat as temporary, keep the digest
+            log.exception("transport failed on digest %s", digest.digest_id)
+            return self._transient(digest, TransientDeliveryError(f"{type(exc).__name__}: {exc}"))
+        log.debug("sent digest %s to %s", digest.digest_id, digest.email)
+        return Outcome(digest, DigestStatus.SENT, code=250, reply=reply)
+
+    def _transient(self, digest: ClaimedDigest, exc: TransientDeliveryError) -> Outcome:
+        code = exc.code
+        soft = code is not None and 400 <= code < 500 and stage_of(exc) in (Stage.RCPT, Stage.DATA)
+        when = self.policy.next_attempt(digest.created_at, digest.attempts, self.now(), self.rand())
+        if when is None:
+            log.warning("giving up on digest %s to %s: %s", digest.digest_id, digest.email, exc)
+            reply = f"gave up after {digest.attempts} attempts: {exc}"
+            return Outcome(digest, DigestStatus.FAILED, code, reply, None, "gave_up", False, soft)
+        log.info("digest %s to %s will be retried: %s", digest.digest_id, digest.email, exc)
+        return Outcome(digest, DigestStatus.RETRY, code, str(exc), when, None, False, soft)
+
+    def _permanent(self, digest: ClaimedDigest, exc: PermanentDeliveryError) -> Outcome:
+        kind = classify(exc)
+        who = f"digest {digest.digest_id} to {digest.email}"
+        if kind is Refusal.POLICY:
+            log.warning("%s rejected by policy (not a dead mailbox): %s", who, exc)
+            return Outcome(digest, DigestStatus.FAILED, exc.code, str(exc), note="policy_rejection")
+        if kind is Refusal.OTHER:
+            log.error("%s refused, not for the recipient's sake: %s", who, exc)
+            return Outcome(digest, DigestStatus.FAILED, exc.code, str(exc), note="refused")
+        log.warning("%s bounced: %s", who, exc)
+        return Outcome(
+            digest, DigestStatus.BOUNCED, exc.code, str(exc), note="hard_bounce", hard_bounce=True
+        )
+
+
+def stamp_message_id(message: EmailMessage, message_id: str) -> None:
+    """Give the message the outbox row's Message-ID, so every resend reuses it."""
+    wanted = message_id if message_id.startswith("<") else f"<{message_id}>"
+    if message["Message-ID"] != wanted:
+        del message["Message-ID"]
+        message["Message-ID"] = wanted

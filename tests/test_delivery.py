@@ -1,0 +1,346 @@
+"""The outbox worker against a real SMTP server, on SQLite (and PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.delivery_worker import T0, build_message, seed
+from helpers.smtp_server import DROP, SmtpServer
+from sqlalchemy import select, update
+
+from mailer.db.session import SessionFactory
+from mailer.db.tables import DigestRow, SubscriberRow
+from mailer.delivery import (
+    ClaimedDigest,
+    DeliveryReport,
+    MaildirTransport,
+    RetryPolicy,
+    SmtpConfig,
+    SmtpTransport,
+    Transport,
+    deliver_due,
+)
+
+
+class Clock:
+    """A hand-driven UTC clock."""
+
+    def __init__(self, at: datetime = T0) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+@dataclass(frozen=True)
+class Row:
+    status: str
+    attempts: int
+    last_code: int | None
+    note: str | None
+    last_reply: str | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer(seed=7) as server:
+        yield server
+
+
+def transport_for(server: SmtpServer, concurrency: int = 4) -> SmtpTransport:
+    return SmtpTransport(
+        SmtpConfig(server.host, server.port, security="none", concurrency=concurrency, timeout=5)
+    )
+
+
+def deliver(
+    sessions: SessionFactory,
+    transport: Transport,
+    clock: Clock,
+    policy: RetryPolicy | None = None,
+    build: Callable[[ClaimedDigest], EmailMessage] = build_message,
+    **kwargs: Any,
+) -> DeliveryReport:
+    async def go() -> DeliveryReport:
+        async with transport:
+            return await deliver_due(
+                sessions, transport, build, policy or RetryPolicy(), now=clock, **kwargs
+            )
+
+    return asyncio.run(go())
+
+
+def outbox(sessions: SessionFactory) -> dict[str, Row]:
+    with sessions() as session:
+        found = session.execute(
+            select(
+                SubscriberRow.email,
+                DigestRow.status,
+                DigestRow.attempts,
+                DigestRow.last_code,
+                DigestRow.note,
+                DigestRow.last_reply,
+                DigestRow.sent_at,
+                DigestRow.next_attempt_at,
+            ).join(SubscriberRow, SubscriberRow.id == DigestRow.subscriber_id)
+        ).all()
+    return {email: Row(*rest) for email, *rest in found}
+
+
+def subscriber(sessions: SessionFactory, email: str) -> SubscriberRow:
+    with sessions() as session:
+        row = session.scalars(select(SubscriberRow).where(SubscriberRow.email == email)).one()
+        session.expunge(row)
+        return row
+
+
+def test_each_due_digest_is_sent_once_and_recorded(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 12)
+    clock = Clock()
+    report = deliver(session_factory, transport_for(smtp), clock, batch_size=5)
+
+    assert report.sent == 12 and report.attempted == 12
+    assert sorted(r for m in smtp.messages for r in m.rcpt_tos) == emails
+    rows = outbox(session_factory)
+    assert {row.status for row in rows.values()} == {"sent"}
+    assert all(row.sent_at == clock.at and row.last_code == 250 for row in rows.values())
+    assert all(row.attempts == 1 for row in rows.values())
+    # The Message-ID is the outbox row's, so a resend would reuse it.
+    with session_factory() as session:
+        ids = set(session.scalars(select(DigestRow.message_id)))
+    assert {m.message_id for m in smtp.messages} == ids
+
+    again = deliver(session_factory, transport_for(smtp), clock)
+    assert again.sent == 0 and smtp.count == 12
+
+
+def test_451_at_data_for_30_percent_still_delivers_each_digest_exactly_once(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 120)
+    smtp.fail("data", "451 4.3.0 try again later", fraction=0.3)
+    clock = Clock()
+    retried = 0
+    for _ in range(30):
+        report = deliver(session_factory, transport_for(smtp), clock)
+        retried += report.retried
+        if smtp.count == len(emails):
+            break
+        clock.advance(hours=1)
+
+    received = Counter(r for m in smtp.messages for r in m.rcpt_tos)
+    assert received == Counter(emails)  # everyone, once
+    assert retried >= 20  # the faults did strike
+    rows = outbox(session_factory)
+    assert {row.status for row in rows.values()} == {"sent"}
+    assert max(row.attempts for row in rows.values()) >= 2
+
+
+def test_550_for_two_addresses_bounces_them_and_delivers_the_rest(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 10)
+    dead = emails[2:4]
+    smtp.fail("rcpt", "550 5.1.1 mailbox unavailable", addresses=dead)
+    report = deliver(session_factory, transport_for(smtp), Clock())
+
+    assert report.bounced == 2 and report.sent == 8
+    assert {r for m in smtp.messages for r in m.rcpt_tos} == set(emails) - set(dead)
+    rows = outbox(session_factory)
+    for email in dead:
+        assert rows[email].status == "bounced" and rows[email].last_code == 550
+        assert "5.1.1" in (rows[email].last_reply or "")
+        person = subscriber(session_factory, email)
+        assert person.status == "bounced" and person.hard_bounces == 1
+        assert person.next_due_at is None
+    assert subscriber(session_factory, emails[0]).status == "active"
+
+
+def test_bounce_limit_two_keeps_subscriber_after_one_bounce(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 1)
+    smtp.fail("rcpt", "550 5.1.1 no such user", addresses=emails)
+    deliver(session_factory, transport_for(smtp), Clock(), RetryPolicy(bounce_limit=2))
+    person = subscriber(session_factory, emails[0])
+    assert person.status == "active" and person.hard_bounces == 1
+    assert outbox(session_factory)[emails[0]].status == "bounced"
+
+
+def test_policy_rejection_fails_the_digest_but_is_no_hard_bounce(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 3)
+    smtp.fail("data", "550 5.7.1 rejected by DMARC policy", addresses=emails[:1])
+    report = deliver(session_factory, transport_for(smtp), Clock())
+
+    assert report.policy_rejected == 1 and report.failed == 1 and report.sent == 2
+    row = outbox(session_factory)[emails[0]]
+    assert (row.status, row.note, row.last_code) == ("failed", "policy_rejection", 550)
+    person = subscriber(session_factory, emails[0])
+    assert person.status == "active" and person.hard_bounces == 0
+
+
+def test_refused_sender_blames_us_not_the_subscribers(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 3)
+    smtp.fail("mail", "553 sender address not allowed")
+    report = deliver(session_factory, transport_for(smtp), Clock())
+
+    assert report.failed == 3 and report.bounced == 0
+    assert all(subscriber(session_factory, e).hard_bounces == 0 for e in emails)
+    assert {row.note for row in outbox(session_factory).values()} == {"refused"}
+
+
+def test_transient_failures_back_off_then_give_up_at_the_deadline(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 1)
+    smtp.fail("rcpt", "452 4.2.2 mailbox full")
+    policy = RetryPolicy(base_seconds=60, deadline_hours=1)
+    clock = Clock()
+
+    report = deliver(session_factory, transport_for(smtp), clock, policy)
+    row = outbox(session_factory)[emails[0]]
+    assert report.retried == 1 and row.status == "retry" and row.last_code == 452
+    assert row.next_attempt_at is not None
+    assert timedelta(seconds=30) <= row.next_attempt_at - clock.at <= timedelta(seconds=60)
+
+    # Not due yet: nothing is attempted before next_attempt_at.
+    assert deliver(session_factory, transport_for(smtp), clock, policy).attempted == 0
+
+    for _ in range(20):
+        clock.advance(minutes=10)
+        deliver(session_factory, transport_for(smtp), clock, policy)
+    row = outbox(session_factory)[emails[0]]
+    assert (row.status, row.note) == ("failed", "gave_up")
+    assert row.attempts >= 3 and smtp.count == 0
+    assert subscriber(session_factory, emails[0]).soft_bounces == row.attempts
+
+
+def test_a_message_that_cannot_be_built_fails_alone(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 5)
+
+    def build(digest: ClaimedDigest) -> EmailMessage:
+        if digest.email == emails[1]:
+            raise KeyError("template variable 'papers'")
+        return build_message(digest)
+
+    report = deliver(session_factory, transport_for(smtp), Clock(), build=build)
+    assert report.sent == 4 and report.failed == 1
+    row = outbox(session_factory)[emails[1]]
+    assert row.status == "failed" and row.note == "build_error"
+    assert "papers" in (row.last_reply or "")
+
+
+def test_digests_of_subscribers_no_longer_active_are_skipped(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 3)
+    with session_factory.begin() as session:
+        session.execute(
+            update(SubscriberRow).where(SubscriberRow.email == emails[0]).values(status="paused")
+        )
+    report = deliver(session_factory, transport_for(smtp), Clock())
+    assert report.sent == 2 and report.skipped == 1
+    row = outbox(session_factory)[emails[0]]
+    assert (row.status, row.note) == ("skipped", "subscriber_paused")
+    assert smtp.received_by(emails[0]) == []
+
+
+def test_rows_of_a_dead_worker_are_reclaimed_after_their_lease(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 2)
+    clock = Clock()
+    with session_factory.begin() as session:
+        # One row was claimed by a worker that died; the other's holder is still alive.
+        for email, lease in ((emails[0], -1), (emails[1], +60)):
+            sid = select(SubscriberRow.id).where(SubscriberRow.email == email).scalar_subquery()
+            session.execute(
+                update(DigestRow)
+                .where(DigestRow.subscriber_id == sid)
+                .values(
+                    status="sending", attempts=1, lease_until=clock.at + timedelta(seconds=lease)
+                )
+            )
+    report = deliver(session_factory, transport_for(smtp), clock)
+
+    assert report.sent == 1
+    rows = outbox(session_factory)
+    assert rows[emails[0]].status == "sent" and rows[emails[0]].attempts == 2
+    assert rows[emails[1]].status == "sending"
+    assert smtp.received_by(emails[1]) == []
+
+
+def test_stop_finishes_in_flight_and_releases_the_rest(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    seed(session_factory, 20)
+    stop = asyncio.Event()
+    built: list[int] = []
+
+    def build(digest: ClaimedDigest) -> EmailMessage:
+        built.append(digest.digest_id)
+        if len(built) == 3:
+            stop.set()  # as SIGTERM would, while messages are being sent
+        return build_message(digest)
+
+    report = deliver(
+        session_factory, transport_for(smtp, 2), Clock(), build=build, stop=stop, batch_size=10
+    )
+    rows = outbox(session_factory)
+    assert "sending" not in {row.status for row in rows.values()}
+    assert report.sent == smtp.count == len(built) >= 3
+    assert report.released == 10 - len(built)
+    assert sum(row.status == "pending" for row in rows.values()) == 20 - len(built)
+    assert all(row.attempts == 0 for row in rows.values() if row.status == "pending")
+
+
+def test_a_dropped_connection_is_retried_over_a_new_connection(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 6)
+    smtp.fail("data", DROP, times=1)
+    clock = Clock()
+    transport = transport_for(smtp, 1)
+    report = deliver(session_factory, transport, clock)
+
+    assert report.sent == 5 and report.retried == 1
+    assert transport.connects == 2  # one reconnect, not one connection per message
+    clock.advance(hours=1)
+    assert deliver(session_factory, transport_for(smtp, 1), clock).sent == 1
+    assert Counter(r for m in smtp.messages for r in m.rcpt_tos) == Counter(emails)
+
+
+def test_maildir_transport_delivers_readable_mail(
+    session_factory: SessionFactory, tmp_path: Path
+) -> None:
+    emails = seed(session_factory, 3)
+    box_path = tmp_path / "outbox"
+    report = deliver(session_factory, MaildirTransport(box_path), Clock())
+
+    assert report.sent == 3
+    box = mailbox.Maildir(box_path, create=False)
+    delivered = sorted(str(message["Delivered-To"]) for message in box)
+    assert delivered == emails
+    assert {row.status for row in outbox(session_factory).values()} == {"sent"}
