@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.delivery_worker import T0, build_message, seed
-from helpers.smtp_server import DROP, SmtpServer
+
+try:  # tests/ may or may not be a package; the helpers import either way
+    from helpers.delivery_worker import T0, build_message, seed
+    from helpers.smtp_server import DROP, SmtpServer
+except ModuleNotFoundError:
+    from tests.helpers.delivery_worker import T0, build_message, seed
+    from tests.helpers.smtp_server import DROP, SmtpServer
 from sqlalchemy import select, update
 
 from mailer.db.session import SessionFactory

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from mailer.delivery.refusal import SmtpTransientError
+from mailer.errors import ConfigError
 
 
 @runtime_checkable
@@ -48,7 +49,10 @@ class MaildirTransport:
         self._lock = threading.Lock()
 
     async def __aenter__(self) -> Self:
-        self._open()
+        try:
+            self._open()
+        except OSError as exc:
+            raise ConfigError(f"cannot use {self.path} as the outbox Maildir: {exc}") from exc
         return self
 
     async def __aexit__(
@@ -61,6 +65,7 @@ class MaildirTransport:
 
     def _open(self) -> mailbox.Maildir:
         if self._box is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._box = mailbox.Maildir(self.path, create=True)
         return self._box
 

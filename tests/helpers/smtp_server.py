@@ -72,7 +72,8 @@ class SmtpServer:
 
     ``tls_context`` offers STARTTLS (``require_starttls`` forces it), ``ssl_context`` makes
     the port speak implicit TLS; ``users`` ({login: password}) enables AUTH.
-    ``store=False`` only counts messages (for load tests).
+    ``store=False`` only counts messages (for load tests); ``idle_timeout`` hangs up on
+    clients idle that long, as real servers do.
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class SmtpServer:
         ssl_context: ssl.SSLContext | None = None,
         users: dict[str, str] | None = None,
         store: bool = True,
+        idle_timeout: float = 300.0,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = _free_port()
@@ -95,7 +97,7 @@ class SmtpServer:
         self._received: list[Received] = []
         self._count = 0
         self.stats = _Stats()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"timeout": idle_timeout}
         if users is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True)
             kwargs["auth_require_tls"] = tls_context is not None or ssl_context is not None

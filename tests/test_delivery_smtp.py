@@ -1,0 +1,227 @@
+"""The SMTP transport against a real aiosmtpd server: pooling, reconnects, TLS, auth, rate."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+try:  # tests/ may or may not be a package; the helpers import either way
+    from helpers.smtp_server import DROP, SmtpServer, self_signed_context
+except ModuleNotFoundError:
+    from tests.helpers.smtp_server import DROP, SmtpServer, self_signed_context
+
+from mailer.delivery import SmtpConfig, SmtpTransport, Stage
+from mailer.delivery.refusal import Refusal, classify
+from mailer.errors import PermanentDeliveryError, TransientDeliveryError
+
+T = TypeVar("T")
+
+
+def run(make: Callable[[], Awaitable[T]]) -> T:
+    async def go() -> T:
+        return await make()
+
+    return asyncio.run(go())
+
+
+def message(n: int = 0) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "Paper Digest <digest@example.org>"
+    msg["To"] = f"reader{n}@example.net"
+    msg["Subject"] = f"digest {n}"
+    msg["Message-ID"] = f"<m{n}@example.org>"
+    msg.set_content("papers\n")
+    return msg
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    return self_signed_context(str(tmp_path_factory.mktemp("tls")))
+
+
+def config(server: SmtpServer, **overrides: object) -> SmtpConfig:
+    base: dict[str, object] = {"security": "none", "timeout": 5.0, "concurrency": 2}
+    base.update(overrides)
+    return SmtpConfig(server.host, server.port, **base)  # type: ignore[arg-type]
+
+
+def send_all(transport: SmtpTransport, count: int) -> list[str | None]:
+    async def go() -> list[str | None]:
+        async with transport:
+            sends = (transport.send(message(n), f"reader{n}@example.net") for n in range(count))
+            return list(await asyncio.gather(*sends))
+
+    return asyncio.run(go())
+
+
+def test_many_messages_share_a_pool_of_concurrency_connections(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(config(smtp, concurrency=3))
+    replies = send_all(transport, 30)
+
+    assert smtp.count == 30
+    assert all(reply and reply.startswith("2.0.0 Ok: queued") for reply in replies)
+    assert transport.connects == 3 and smtp.stats.connections == 3
+    assert {m.message_id for m in smtp.messages} == {f"<m{n}@example.org>" for n in range(30)}
+
+
+def test_recipient_refusal_is_permanent_with_its_code(smtp: SmtpServer) -> None:
+    smtp.fail("rcpt", "550 5.1.1 <reader0@example.net>: user unknown")
+    transport = SmtpTransport(config(smtp))
+
+    async def go() -> PermanentDeliveryError:
+        async with transport:
+            with pytest.raises(PermanentDeliveryError) as caught:
+                await transport.send(message(), "reader0@example.net")
+            # The connection survives a refusal and carries the next message.
+            smtp.clear_faults()
+            await transport.send(message(1), "reader1@example.net")
+            return caught.value
+
+    error = asyncio.run(go())
+    assert error.code == 550 and getattr(error, "stage", None) is Stage.RCPT
+    assert classify(error) is Refusal.HARD_BOUNCE
+    assert smtp.count == 1 and transport.connects == 1
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply", "code"),
+    [("mail", "421 4.3.2 shutting down", 421), ("data", "451 4.3.0 later", 451)],
+)
+def test_4xx_is_transient(smtp: SmtpServer, stage: str, reply: str, code: int) -> None:
+    smtp.fail(stage, reply)  # type: ignore[arg-type]
+    transport = SmtpTransport(config(smtp))
+    with pytest.raises(TransientDeliveryError) as caught:
+        send_all(transport, 1)
+    assert caught.value.code == code
+
+
+def test_a_dropped_connection_is_transient_and_the_pool_reconnects(smtp: SmtpServer) -> None:
+    smtp.fail("data", DROP, times=1)
+    transport = SmtpTransport(config(smtp, concurrency=1))
+
+    async def go() -> None:
+        async with transport:
+            with pytest.raises(TransientDeliveryError):
+                await transport.send(message(0), "reader0@example.net")
+            await transport.send(message(1), "reader1@example.net")
+
+    asyncio.run(go())
+    assert smtp.count == 1 and transport.connects == 2
+
+
+def test_an_idle_connection_closed_by_the_server_is_replaced_without_failing() -> None:
+    now = [0.0]
+    with SmtpServer(idle_timeout=0.2) as server:
+        transport = SmtpTransport(config(server, concurrency=1), clock=lambda: now[0])
+
+        async def go() -> None:
+            async with transport:
+                await transport.send(message(0), "reader0@example.net")
+                await asyncio.sleep(0.5)  # the server hangs up on its idle client
+                now[0] += 60  # long enough to be probed before reuse
+                await transport.send(message(1), "reader1@example.net")
+
+        asyncio.run(go())
+        assert server.count == 2 and transport.connects == 2
+
+
+def test_unreachable_server_is_transient() -> None:
+    with SmtpServer() as server:
+        port = server.port
+    transport = SmtpTransport(SmtpConfig("127.0.0.1", port, security="none", timeout=2))
+    with pytest.raises(TransientDeliveryError, match="cannot connect"):
+        send_all(transport, 1)
+
+
+def test_send_rate_spaces_messages(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(config(smtp, concurrency=4, send_rate=25.0))
+    started = time.monotonic()
+    send_all(transport, 11)
+    elapsed = time.monotonic() - started
+    assert smtp.count == 11
+    assert elapsed >= 10 / 25.0 * 0.95  # a burst of one, then 25 per second
+
+
+def test_starttls_with_login(tls_pair: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    server_ctx, client_ctx = tls_pair
+    users = {"mailer": "s3cret"}
+    with SmtpServer(tls_context=server_ctx, require_starttls=True, users=users) as server:
+        cfg = config(
+            server,
+            security="starttls",
+            username="mailer",
+            password="s3cret",
+            tls_context=client_ctx,
+        )
+        send_all(SmtpTransport(cfg), 3)
+        assert server.count == 3
+        assert "s3cret" not in repr(cfg)  # never in logs
+
+
+def test_wrong_password_is_transient_and_names_no_secret(
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_ctx, client_ctx = tls_pair
+    with SmtpServer(tls_context=server_ctx, users={"mailer": "right"}) as server:
+        cfg = config(
+            server, security="starttls", username="mailer", password="wrong", tls_context=client_ctx
+        )
+        with pytest.raises(TransientDeliveryError) as caught:
+            send_all(SmtpTransport(cfg), 1)
+        assert caught.value.code == 535 and "wrong" not in str(caught.value)
+        assert server.count == 0
+
+
+def test_implicit_tls(tls_pair: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    server_ctx, client_ctx = tls_pair
+    with SmtpServer(ssl_context=server_ctx) as server:
+        send_all(SmtpTransport(config(server, security="tls", tls_context=client_ctx)), 2)
+        assert server.count == 2
+
+
+def test_refuses_to_speak_plain_text_when_starttls_is_required_of_us(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(config(smtp, security="starttls"))
+    with pytest.raises(TransientDeliveryError):
+        send_all(transport, 1)
+    assert smtp.count == 0
+
+
+def test_maildir_path_is_created(tmp_path: Path) -> None:
+    from mailer.delivery import MaildirTransport
+
+    transport = MaildirTransport(tmp_path / "a" / "box")
+
+    async def go() -> str | None:
+        async with transport:
+            return await transport.send(message(), "reader0@example.net")
+
+    assert asyncio.run(go())
+    assert len(list((tmp_path / "a" / "box" / "new").iterdir())) == 1
+
+
+def test_maildir_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None:
+    from mailer.delivery import MaildirTransport
+    from mailer.errors import ConfigError
+
+    (tmp_path / "file").write_text("not a directory")
+    transport = MaildirTransport(tmp_path / "file" / "box")
+
+    async def go() -> None:
+        async with transport:
+            pass
+
+    with pytest.raises(ConfigError, match="outbox Maildir"):
+        asyncio.run(go())
