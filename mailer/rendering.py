@@ -99,6 +99,10 @@ class InliningLoader(jinja2.BaseLoader):
             source = self._inline(template, source)
         return source, filename, uptodate
 
+    def list_templates(self) -> list[str]:
+        """The wrapped loader's templates."""
+        return self.inner.list_templates()
+
     def _inline(self, name: str, source: str) -> str:
         tags: list[str] = []
 
@@ -272,8 +276,9 @@ def group_matches(matches: Sequence[Match]) -> list[Group]:
 
 
 def profile_interests(profile: str) -> list[str]:
-    """The profile's interests as written, for "why you get this" (no parsing of the syntax)."""
-    return [part.strip() for part in re.split(r"[,\n]", profile) if part.strip()]
+    """The profile's interests as written, without exclusions, for "why you get this"."""
+    parts = (part.strip() for part in re.split(r"[,\n]", profile))
+    return [part for part in parts if part and not part.startswith("-")]
 
 
 def wrap(text: str, indent: str = "", first: str | None = None, width: int = TEXT_WIDTH) -> str:
@@ -342,12 +347,15 @@ class Renderer:
             cache_size=-1,
         )
         self.env.filters.update(wrap=wrap, labelled_url=labelled_url, plural=plural)
-        names = ("digest", "confirm", "welcome")
+        # Compiled (and inlined) here, once: rendering then only runs compiled code.
         self._templates = {
-            f"{n}.{kind}": self.env.get_template(f"{n}.{kind}.j2")
-            for n in names
-            for kind in ("html", "txt")
+            name.removesuffix(".j2"): self.env.get_template(name) for name in self.template_names()
         }
+
+    def template_names(self) -> list[str]:
+        """Every email template (``templates/*.j2``; subfolders belong to the web app)."""
+        names = self.env.list_templates()
+        return [name for name in names if name.endswith(".j2") and "/" not in name]
 
     def _render(self, name: str, context: dict[str, Any]) -> tuple[str, str]:
         html = self._templates[f"{name}.html"].render(context)

@@ -1,0 +1,251 @@
+"""The EmailMessage around a rendered email: MIME structure, headers, transport, DKIM."""
+
+from __future__ import annotations
+
+import base64
+import email
+import re
+import shutil
+import smtplib
+import subprocess
+from datetime import UTC, datetime, timedelta, timezone
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailer.errors import ConfigError, InvalidEmail
+from mailer.message import (
+    build_message,
+    list_id_for,
+    make_message_id,
+    message_bytes,
+    sign_message,
+)
+from mailer.models import Links
+from mailer.rendering import RenderedEmail, Renderer
+from tests.helpers.golden import assert_golden, sample_digest
+from tests.helpers.smtp_server import SmtpServer
+
+SENDER = "Paper Digest <digest@example.org>"
+WHEN = datetime(2026, 11, 22, 8, 0, tzinfo=timezone(timedelta(hours=1)))
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+def digest_message(renderer: Renderer, links: Links | None = None) -> tuple[EmailMessage, Any]:
+    digest, sample_links = sample_digest()
+    rendered = renderer.digest(digest, sample_links, date_label="Sun 22 Nov 2026")
+    msg = build_message(
+        rendered,
+        sender=SENDER,
+        recipient="Alice Ünïcode <alice@example.com>",
+        message_id=make_message_id(SENDER),
+        links=links or sample_links,
+        list_id=list_id_for(SENDER),
+        when=WHEN,
+        reply_to="Lab Admin <admin@example.org>",
+    )
+    return msg, rendered
+
+
+def parse(raw: bytes) -> EmailMessage:
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_digest_headers_parse_back(renderer: Renderer) -> None:
+    msg, rendered = digest_message(renderer)
+    back = parse(message_bytes(msg))
+    assert back["From"].addresses[0].addr_spec == "digest@example.org"
+    assert back["To"].addresses[0].display_name == "Alice Ünïcode"
+    assert back["Reply-To"].addresses[0].addr_spec == "admin@example.org"
+    assert back["Subject"] == "Paper digest for Sun 22 Nov 2026: 5 new papers"
+    assert back["Date"].datetime == WHEN
+    assert re.fullmatch(r"<[0-9a-f]{32}@example\.org>", back["Message-ID"])
+    assert back["List-Id"] == "Paper digest <digest.example.org>"
+    assert back["List-Unsubscribe"] == (
+        "<https://digest.example.org/unsubscribe/UNSUB.TOKEN>, "
+        "<mailto:unsubscribe@digest.example.org?subject=unsubscribe%20UNSUB.TOKEN>"
+    )
+    assert back["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert back["Precedence"] == "bulk"
+    assert back["Auto-Submitted"] is None
+    assert back.get_content_type() == "multipart/alternative"
+    parts = list(back.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert all(p.get_content_charset() == "utf-8" for p in parts)
+    assert parts[0].get_content().replace("\r\n", "\n") == rendered.text
+    assert parts[1].get_content().replace("\r\n", "\n") == rendered.html
+
+
+def test_digest_headers_match_golden_file(renderer: Renderer) -> None:
+    msg, _ = digest_message(renderer)
+    raw = message_bytes(msg).decode("ascii").replace("\r\n", "\n")
+    head = raw.split("\n\n", 1)[0]
+    head = re.sub(r"<[0-9a-f]{32}@", "<MASKED@", head)
+    head = re.sub(r'boundary="[^"]+"', 'boundary="MASKED"', head)
+    assert_golden("digest.headers.txt", head + "\n")
+
+
+def test_long_unsubscribe_url_is_not_mime_encoded(renderer: Renderer) -> None:
+    """A long token must stay a readable URL, or clients do not offer their unsubscribe button."""
+    url = "https://digest.example.org/unsubscribe/" + "A" * 150
+    links = Links(url, "https://x.org/p", "https://x.org/v", "mailto:u@example.org")
+    msg, _ = digest_message(renderer, links)
+    raw = message_bytes(msg).decode("ascii")
+    assert f"List-Unsubscribe: <{url}>,\r\n <mailto:u@example.org>\r\n" in raw
+    assert "=?utf-8?" not in raw.split("List-Unsubscribe:", 1)[1].split("\r\n\r\n")[0]
+    assert parse(raw.encode())["List-Unsubscribe"] == f"<{url}>, <mailto:u@example.org>"
+
+
+def test_mailto_only_when_configured(renderer: Renderer) -> None:
+    links = Links("https://x.org/unsubscribe/T", "https://x.org/p", "https://x.org/v")
+    msg, _ = digest_message(renderer, links)
+    assert parse(message_bytes(msg))["List-Unsubscribe"] == "<https://x.org/unsubscribe/T>"
+
+
+def test_confirmation_is_auto_submitted_without_bulk_headers(renderer: Renderer) -> None:
+    rendered = renderer.confirmation("https://digest.example.org/confirm/T")
+    msg = build_message(
+        rendered,
+        sender=SENDER,
+        recipient="new@example.com",
+        message_id=make_message_id(SENDER),
+        links=None,
+        list_id=list_id_for(SENDER),
+        when=WHEN,
+        auto_submitted=True,
+    )
+    back = parse(message_bytes(msg))
+    assert back["Auto-Submitted"] == "auto-generated"
+    for bulk in ("List-Unsubscribe", "List-Unsubscribe-Post", "Precedence"):
+        assert back[bulk] is None
+    assert back["Subject"] == "Confirm your paper digest subscription"
+
+
+def test_message_ids_are_unique_at_the_from_domain() -> None:
+    ids = {make_message_id("Digest <digest@Mail.Example.org>") for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(i.endswith("@Mail.Example.org>") and i.startswith("<") for i in ids)
+    with pytest.raises(ConfigError, match="MAILER_FROM"):
+        make_message_id("not an address")
+
+
+def test_list_id_is_derived_from_the_sender() -> None:
+    assert list_id_for("Digest <Paper+News@Example.ORG>") == "Paper digest <paper-news.example.org>"
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    ["not-an-email", "a@b.org, c@d.org", "alice@example.com\r\nBcc: victim@example.org", "@x.org"],
+)
+def test_bad_recipients_are_refused(renderer: Renderer, recipient: str) -> None:
+    rendered = RenderedEmail("s", "<p>h</p>", "t\n", "p")
+    with pytest.raises(InvalidEmail, match="recipient"):
+        build_message(
+            rendered,
+            sender=SENDER,
+            recipient=recipient,
+            message_id="<a@example.org>",
+            links=None,
+            list_id="x <x.example.org>",
+            when=WHEN,
+        )
+
+
+def test_unsafe_unsubscribe_url_and_naive_date_are_refused() -> None:
+    rendered = RenderedEmail("s", "<p>h</p>", "t\n", "p")
+    kwargs: dict[str, Any] = {
+        "sender": SENDER,
+        "recipient": "a@example.org",
+        "message_id": "<a@example.org>",
+        "list_id": "x <x.example.org>",
+    }
+    evil = Links("https://x.org/u>, <https://evil.org/", "https://x.org/p", "https://x.org/v")
+    with pytest.raises(ValueError, match="unsafe URL"):
+        build_message(rendered, links=evil, when=WHEN, **kwargs)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        build_message(rendered, links=None, when=datetime(2026, 11, 22), **kwargs)
+
+
+def test_message_survives_a_real_smtp_server(renderer: Renderer) -> None:
+    msg, rendered = digest_message(renderer)
+    with SmtpServer() as server, smtplib.SMTP(server.host, server.port, timeout=10) as smtp:
+        smtp.send_message(msg)
+    (received,) = server.messages
+    back = received.message
+    assert received.rcpt_tos == ("alice@example.com",)
+    assert back["Message-ID"] == msg["Message-ID"]
+    assert back["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    body = back.get_body(("html",))
+    assert body is not None
+    assert body.get_content().replace("\r\n", "\n") == rendered.html
+
+
+@pytest.fixture(scope="module")
+def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    """A fresh RSA key pair made with openssl: (PEM private key, DNS TXT record)."""
+    pytest.importorskip("dkim")
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test key")
+    key_path: Path = tmp_path_factory.mktemp("dkim") / "key.pem"
+    subprocess.run([openssl, "genrsa", "-traditional", "-out", str(key_path), "2048"], check=True)
+    public_der = subprocess.run(
+        [openssl, "rsa", "-in", str(key_path), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return key_path.read_bytes(), b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
+
+
+def test_dkim_signature_verifies_and_covers_list_unsubscribe(
+    renderer: Renderer, dkim_key: tuple[bytes, bytes]
+) -> None:
+    import dkim
+
+    private_key, txt = dkim_key
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"mail2026._domainkey.example.org."
+        return txt
+
+    msg, _ = digest_message(renderer)
+    signed = sign_message(msg, selector="mail2026", domain="example.org", private_key=private_key)
+    assert signed.startswith(b"DKIM-Signature: ")
+    assert dkim.verify(signed, dnsfunc=dns)
+    header = parse(signed)["DKIM-Signature"].replace(" ", "")
+    tags = dict(part.split("=", 1) for part in header.split(";") if "=" in part)
+    assert {"list-unsubscribe", "list-unsubscribe-post", "from", "subject"} <= set(
+        tags["h"].lower().split(":")
+    )
+    tampered = signed.replace(b"UNSUB.TOKEN>", b"EVIL.TOKEN>", 1)
+    assert tampered != signed and not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_dkim_with_a_bad_key_is_a_config_error(renderer: Renderer) -> None:
+    pytest.importorskip("dkim")
+    msg, _ = digest_message(renderer)
+    with pytest.raises(ConfigError, match="DKIM"):
+        sign_message(msg, selector="s", domain="example.org", private_key=b"not a key")
+
+
+def test_sent_date_is_kept_in_utc_offset() -> None:
+    rendered = RenderedEmail("s", "<p>h</p>", "t\n", "p")
+    msg = build_message(
+        rendered,
+        sender=SENDER,
+        recipient="a@example.org",
+        message_id="<a@example.org>",
+        links=None,
+        list_id="x <x.example.org>",
+        when=datetime(2026, 11, 22, 7, tzinfo=UTC),
+    )
+    assert msg["Date"] == "Sun, 22 Nov 2026 07:00:00 +0000"
