@@ -138,3 +138,12 @@ def next_due_after(cadence: Cadence, after: datetime) -> datetime:
     while due_at(cadence, candidate) <= after:
         candidate = _shift(cadence, candidate, 1)
     return due_at(cadence, candidate)
+
+
+def first_due(cadence: Cadence, now: datetime) -> datetime:
+    """When a newly active subscriber's first digest is due: this period's send time.
+
+    If it has already passed, that is now: a new subscriber gets today's (or this week's)
+    digest at once instead of waiting a whole period.
+    """
+    return due_at(cadence, current_period(cadence, now))

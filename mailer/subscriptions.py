@@ -14,8 +14,8 @@ from mailer.matching import parse_profile
 from mailer.models import Frequency, Subscriber, SubscriberStatus
 from mailer.schedule import (
     Cadence,
+    first_due,
     is_valid_timezone,
-    next_due_after,
     parse_send_time,
     parse_weekday,
 )
@@ -97,7 +97,7 @@ def add(
             raise InputError(f"{subscriber.email} is already a subscriber")
         if confirmed:
             subscriber = _activated(subscriber, now)
-        due = next_due_after(cadence_of(subscriber), now) if confirmed else None
+        due = first_due(cadence_of(subscriber), now) if confirmed else None
         new_id = repo.insert_subscriber(session, subscriber, due)
     return replace(subscriber, id=new_id)
 
@@ -107,10 +107,10 @@ def _activated(subscriber: Subscriber, now: datetime) -> Subscriber:
 
 
 def activate_row(row: SubscriberRow, now: datetime) -> None:
-    """Mark a pending subscriber confirmed; the first digest is due at their next send time."""
+    """Mark a pending subscriber confirmed; their first digest is due this period."""
     row.status = SubscriberStatus.ACTIVE.value
     row.confirmed_at = row.confirmed_at or now
-    row.next_due_at = next_due_after(cadence_of(row), now)
+    row.next_due_at = first_due(cadence_of(row), now)
 
 
 def get(session_factory: SessionFactory, email: str) -> Subscriber:
