@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers.http_server import Canned, LocalHTTPServer
 
 from mailer.errors import FetchError, PayloadError, SourceSpecError
 from mailer.sources import USER_AGENT, FetchResult, HttpPolicy, Validators, make_source
 from mailer.sources.hf_daily import parse
+from tests.helpers.http_server import Canned, LocalHTTPServer
 
 DATA = Path(__file__).parent / "data" / "sources"
 STORED = (DATA / "hf_daily_2025-08-06.json").read_bytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
+from html.parser import HTMLParser
 from typing import Any
 
 from mailer.errors import PayloadError
@@ -86,3 +87,32 @@ def string_list(value: Any) -> tuple[str, ...]:
         if cleaned:
             out.append(cleaned)
     return tuple(out)
+
+
+_BLOCK_TAGS = {"p", "br", "div", "li", "ul", "ol", "tr", "td", "th", "h1", "h2", "h3", "h4"}
+
+
+class _TextOnly(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append(" ")  # "<p>a</p><p>b</p>" reads "a b", inline tags add nothing
+
+    def handle_endtag(self, tag: str) -> None:
+        self.handle_starttag(tag, [])
+
+
+def strip_tags(markup: str) -> str:
+    """The text of an HTML fragment (feed summaries are HTML), whitespace collapsed."""
+    if "<" not in markup:
+        return clean_text(markup)
+    parser = _TextOnly()
+    parser.feed(markup)
+    parser.close()
+    return " ".join("".join(parser.parts).split())
