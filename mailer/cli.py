@@ -73,6 +73,8 @@ def _settings() -> Settings:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    for noisy in ("alembic", "apscheduler", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     return settings
 
 

@@ -1,0 +1,29 @@
+"""Migrations and models agree, and migrations go down and up again on every backend."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect
+
+from mailer.db.migrate import current_revision, downgrade, head_revision, upgrade
+from mailer.db.tables import Base
+
+
+def test_models_and_migrations_agree(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_database_is_at_head(engine: Engine, db_url: str) -> None:
+    assert current_revision(engine) == head_revision(db_url)
+
+
+def test_downgrade_to_base_and_upgrade_again(engine: Engine, db_url: str) -> None:
+    downgrade(db_url, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade(db_url)
+    assert {"subscriber", "paper", "digest", "digest_paper", "source_state"} <= set(
+        inspect(engine).get_table_names()
+    )
