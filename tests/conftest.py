@@ -58,7 +58,9 @@ def _pg_templates() -> Iterator[_PostgresTemplates | None]:
 
 @pytest.fixture(params=BACKENDS)
 def db_url(
-    request: pytest.FixtureRequest, tmp_path: os.PathLike[str], _pg_templates: _PostgresTemplates | None
+    request: pytest.FixtureRequest,
+    tmp_path: os.PathLike[str],
+    _pg_templates: _PostgresTemplates | None,
 ) -> Iterator[str]:
     """The URL of a freshly migrated, empty database for this test."""
     if request.param == "sqlite":

@@ -1,4 +1,4 @@
-"""End to end, as an operator runs it: the real CLI, a real SMTP server, a local daily-papers API."""
+"""End to end as an operator runs it: the real CLI, a real SMTP server, a local papers API."""
 
 from __future__ import annotations
 

@@ -51,8 +51,8 @@ def _digests(session_factory: SessionFactory, subscriber_id: int) -> list[Digest
 
 
 def test_plans_a_pending_row_with_the_matched_papers(session_factory: SessionFactory) -> None:
-    _store(session_factory, T0 - timedelta(hours=1),
-           _paper("a", "Diffusion policy for robots"), _paper("b", "Graph neural networks"))  # fmt: skip
+    robots = _paper("a", "Diffusion policy for robots")
+    _store(session_factory, T0 - timedelta(hours=1), robots, _paper("b", "Graph neural networks"))
     sub = _subscribe(session_factory, "alice@example.org", "diffusion policy")
     report = _planner(session_factory).run(now=T0, force=False, dry_run=False)
     assert report.queued == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from mailer.db.session import make_engine
 from mailer.db.tables import Base
 
