@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
-import feedparser  # type: ignore[import-untyped]
 import httpx
 
-from mailer.errors import PayloadError
+from mailer.errors import PayloadError, SourceError
 from mailer.models import Paper
 from mailer.sources import fields
 from mailer.sources.base import FetchResult, ParseResult, Validators
@@ -66,8 +65,20 @@ def parse_entry(entry: Any, source: str = KIND) -> Paper:
     )
 
 
+def _feedparser() -> Any:
+    # Imported on first use so the other sources work where feedparser is not installed.
+    try:
+        import feedparser  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise SourceError(
+            "rss: sources need the feedparser package (pip install feedparser)"
+        ) from exc
+    return feedparser
+
+
 def parse(data: bytes, source: str = KIND) -> ParseResult:
     """Parse feed bytes (never a URL: feedparser would fetch it); bad entries are skipped."""
+    feedparser = _feedparser()
     feed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
     entries = feed.get("entries") or []
     if feed.get("bozo") and not entries:
