@@ -55,25 +55,35 @@ def explain(
     paper: Paper, doc: Doc, terms: Sequence[Term]
 ) -> tuple[tuple[str, ...], tuple[Span, ...]]:
     """Matched surface words (profile order, deduplicated) and merged highlight spans."""
+    return combine([explain_term(paper, doc, term) for term in terms])
+
+
+def combine(
+    explained: Sequence[tuple[str | None, tuple[Span, ...]]],
+) -> tuple[tuple[str, ...], tuple[Span, ...]]:
+    """Merge per-term explanations: words deduplicated case-insensitively, spans merged."""
     words: list[str] = []
+    seen: set[str] = set()
     spans: list[Span] = []
-    for term in terms:
-        surface = _explain_term(paper, doc, term, spans)
-        if surface and surface.casefold() not in {w.casefold() for w in words}:
+    for surface, term_spans in explained:
+        spans.extend(term_spans)
+        if surface and surface.casefold() not in seen:
+            seen.add(surface.casefold())
             words.append(surface)
     return tuple(words), merge_spans(spans)
 
 
-def _explain_term(paper: Paper, doc: Doc, term: Term, spans: list[Span]) -> str | None:
-    """Add one term's spans; return the first surface form it matched."""
+def explain_term(paper: Paper, doc: Doc, term: Term) -> tuple[str | None, tuple[Span, ...]]:
+    """One term in one paper: the first surface form it matched and all its spans."""
     if term.kind == AUTHOR:
         found = author_matches(doc, term)
-        return paper.authors[found] if found is not None else None
+        return (paper.authors[found] if found is not None else None), ()
     if term.kind == CATEGORY:
-        return next((c for c in paper.categories if _category_hit(c, term.values[0])), None)
+        return next((c for c in paper.categories if _category_hit(c, term.values[0])), None), ()
     if term.kind != TEXT:
-        return None
+        return None, ()
     surface: str | None = None
+    spans: list[Span] = []
     fields = [("title", doc.title, paper.title)]
     if term.field != TITLE:
         fields.append(("abstract", doc.abstract, paper.abstract))
@@ -82,7 +92,7 @@ def _explain_term(paper: Paper, doc: Doc, term: Term, spans: list[Span]) -> str 
             start, end = field.starts[i], field.ends[i + len(term.values) - 1]
             spans.append(Span(name, start, end))
             surface = surface or original[start:end]
-    return surface
+    return surface, tuple(spans)
 
 
 def _category_hit(category: str, wanted: str) -> bool:

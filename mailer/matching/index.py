@@ -7,10 +7,12 @@ subscribers cost a handful of integer operations each plus scoring of their own 
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 
-from mailer.matching.explain import Doc, analyze_paper, author_matches, explain
+from mailer.matching.explain import Doc, analyze_paper, author_matches, combine, explain_term
+from mailer.matching.postings import Postings, iter_bits
 from mailer.matching.profile import ALL, AUTHOR, CATEGORY, TITLE, Interest, Profile, Term
 from mailer.matching.scoring import (
     final_score,
@@ -20,7 +22,7 @@ from mailer.matching.scoring import (
     popularity,
     text_score,
 )
-from mailer.models import Match, Paper
+from mailer.models import Match, Paper, Span
 
 _CACHE_LIMIT = 200_000  # distinct interests kept per batch before the cache is dropped
 
@@ -41,46 +43,6 @@ class Ranked:
     matches: tuple[Match, ...]
 
 
-def iter_bits(bits: int) -> Iterator[int]:
-    """Indices of the set bits, lowest first."""
-    while bits:
-        low = bits & -bits
-        yield low.bit_length() - 1
-        bits ^= low
-
-
-class _Postings:
-    """Per-field positions of each stem: stem -> {paper index: [token positions]}."""
-
-    def __init__(self, fields: Sequence[tuple[str, ...]]) -> None:
-        self.positions: dict[str, dict[int, list[int]]] = {}
-        self.bits: dict[str, int] = {}
-        for p, stems in enumerate(fields):
-            for i, stem in enumerate(stems):
-                self.positions.setdefault(stem, {}).setdefault(p, []).append(i)
-        for stem, per_paper in self.positions.items():
-            self.bits[stem] = sum(1 << p for p in per_paper)
-
-    def counts(self, stems: tuple[str, ...]) -> dict[int, int]:
-        """How often the phrase ``stems`` occurs in each paper that has it."""
-        candidates = -1
-        for stem in stems:
-            candidates &= self.bits.get(stem, 0)
-        if not candidates:
-            return {}
-        first = self.positions[stems[0]]
-        if len(stems) == 1:
-            return {p: len(first[p]) for p in iter_bits(candidates)}
-        later = [self.positions[s] for s in stems[1:]]
-        found: dict[int, int] = {}
-        for p in iter_bits(candidates):
-            sets = [set(positions[p]) for positions in later]
-            n = sum(all(i + k + 1 in s for k, s in enumerate(sets)) for i in first[p])
-            if n:
-                found[p] = n
-        return found
-
-
 class PaperIndex:
     """A batch of papers, tokenised once, matched against any number of profiles."""
 
@@ -89,8 +51,8 @@ class PaperIndex:
         self.docs: tuple[Doc, ...] = tuple(analyze_paper(p) for p in self.papers)
         self.size = len(self.papers)
         self._every = (1 << self.size) - 1
-        self._title = _Postings([d.title.stems for d in self.docs])
-        self._abstract = _Postings([d.abstract.stems for d in self.docs])
+        self._title = Postings([d.title.stems for d in self.docs])
+        self._abstract = Postings([d.abstract.stems for d in self.docs])
         self._title_norm = length_norms([len(d.title.stems) for d in self.docs])
         self._abstract_norm = length_norms([len(d.abstract.stems) for d in self.docs])
         self._popularity = [popularity(p.upvotes) for p in self.papers]
@@ -110,6 +72,9 @@ class PaperIndex:
                 self._categories[category] = self._categories.get(category, 0) | 1 << p
         self._terms: dict[Term, Hits] = {}
         self._interests: dict[tuple[Term, ...], Hits] = {}
+        self._single: dict[int, tuple[Hits, list[tuple[float, int, int]]]] = {}
+        self._matches: dict[tuple[int, tuple[Interest, ...]], Match] = {}
+        self._explained: dict[tuple[Term, int], tuple[str | None, tuple[Span, ...]]] = {}
 
     # -- terms and interests -------------------------------------------------------------
 
@@ -194,44 +159,105 @@ class PaperIndex:
 
     # -- ranking -----------------------------------------------------------------------------
 
-    def rank(self, profile: Profile, exclude: Set[int] = frozenset()) -> list[tuple[float, int]]:
-        """Every match as (score, paper index), best first: the fast path, no explanations."""
+    def _ranked(self, hits: Hits) -> list[tuple[float, int, int]]:
+        """A single interest's matches as (score, -tiebreak, paper), best first (cached)."""
+        ranked = self._single.get(id(hits))
+        if ranked is None or ranked[0] is not hits:
+            if len(self._single) >= _CACHE_LIMIT:
+                self._single.clear()
+            items = [self._item(1, r, p) for p, r in hits.scores.items()]
+            items.sort(reverse=True)
+            ranked = self._single[id(hits)] = (hits, items)
+        return ranked[1]
+
+    def _item(self, count: int, relevance: float, p: int) -> tuple[float, int, int]:
+        """The sortable (score, -tiebreak, paper) of one match."""
+        return final_score(count, relevance + self._popularity[p]), -self._tiebreak[p], p
+
+    def _blocked(self, profile: Profile, exclude: Set[int]) -> int:
+        """Papers removed by the profile's exclusions or already sent."""
         blocked = self.exclusion_bits(profile)
-        if exclude:
-            blocked |= self.id_bits(exclude)
+        return blocked | self.id_bits(exclude) if exclude else blocked
+
+    def scored(
+        self, profile: Profile, exclude: Set[int] = frozenset(), limit: int | None = None
+    ) -> tuple[int, list[tuple[float, int, int]]]:
+        """The fast path: (how many match, best ``limit`` as (score, -tiebreak, paper))."""
+        blocked = self._blocked(profile, exclude)
+        if len(profile.interests) == 1:
+            hits = self.interest(profile.interests[0])
+            items = self._ranked(hits)
+            if blocked & hits.bits:
+                items = [item for item in items if not blocked >> item[2] & 1]
+            return len(items), items if limit is None else items[:limit]
+        relevance, counts, union = self._accumulate(profile)
+        if blocked & union:
+            for p in iter_bits(blocked & union):
+                relevance.pop(p, None)
+        items = [self._item(counts.get(p, 1), r, p) for p, r in relevance.items()]
+        if limit is None or len(items) > 4 * limit:
+            top = heapq.nlargest(len(items) if limit is None else limit, items)
+        else:
+            top = sorted(items, reverse=True)[:limit]
+        return len(items), top
+
+    def _accumulate(self, profile: Profile) -> tuple[dict[int, float], dict[int, int], int]:
+        """Summed relevance per paper over matched interests (profile order), counts, union."""
         relevance: dict[int, float] = {}
-        count: dict[int, int] = {}
+        counts: dict[int, int] = {}
+        union = 0
         for interest in profile.interests:
             hits = self.interest(interest)
+            union |= hits.bits
+            if not relevance:
+                relevance = dict(hits.scores)
+                continue
             for p, s in hits.scores.items():
                 if p in relevance:
                     relevance[p] += s
-                    count[p] += 1
-                elif not blocked >> p & 1:
+                    counts[p] = counts.get(p, 1) + 1
+                else:
                     relevance[p] = s
-                    count[p] = 1
-        pop = self._popularity
-        tie = self._tiebreak
-        scored = [(final_score(count[p], r + pop[p]), p) for p, r in relevance.items()]
-        scored.sort(key=lambda item: (-item[0], tie[item[1]]))
-        return scored
+        return relevance, counts, union
 
     def explain(self, profile: Profile, score: float, p: int) -> Match:
-        """Build the full Match (interests, surface words, spans) for one ranked paper."""
-        interests = [i for i in profile.interests if self.interest(i).bits >> p & 1]
-        terms = [t for i in interests for t in i.terms]
-        words, spans = explain(self.papers[p], self.docs[p], terms)
-        return Match(self.papers[p], score, tuple(i.text for i in interests), words, spans)
+        """The full Match (interests, surface words, spans) for one ranked paper (cached)."""
+        interests = tuple(i for i in profile.interests if self.interest(i).bits >> p & 1)
+        key = (p, interests)
+        match = self._matches.get(key)
+        if match is None:
+            if len(self._matches) >= _CACHE_LIMIT:
+                self._matches.clear()
+            explained = [self._explain_term(t, p) for i in interests for t in i.terms]
+            words, spans = combine(explained)
+            texts = tuple(i.text for i in interests)
+            match = self._matches[key] = Match(self.papers[p], score, texts, words, spans)
+        return match
+
+    def _explain_term(self, term: Term, p: int) -> tuple[str | None, tuple[Span, ...]]:
+        """One term's surface word and spans in one paper (cached across subscribers)."""
+        key = (term, p)
+        found = self._explained.get(key)
+        if found is None:
+            if len(self._explained) >= _CACHE_LIMIT:
+                self._explained.clear()
+            found = self._explained[key] = explain_term(self.papers[p], self.docs[p], term)
+        return found
 
     def match(self, profile: Profile, exclude: Set[int] = frozenset()) -> list[Match]:
         """Every matching paper, best first, each with why it matched."""
-        return [self.explain(profile, s, p) for s, p in self.rank(profile, exclude)]
+        return list(self.digest(profile, exclude).matches)
+
+    def digest(
+        self, profile: Profile, exclude: Set[int] = frozenset(), limit: int | None = None
+    ) -> Ranked:
+        """How many papers match, and the best ``limit`` of them explained."""
+        total, top = self.scored(profile, exclude, limit)
+        return Ranked(total, tuple(self.explain(profile, s, p) for s, _, p in top))
 
     def match_many(
         self, subscribers: Iterable[tuple[Profile, Set[int]]], limit: int | None = None
     ) -> Iterator[Ranked]:
         """Stream results for (profile, already-sent ids) pairs, explaining the top ``limit``."""
         for profile, exclude in subscribers:
-            scored = self.rank(profile, exclude)
-            shown = scored if limit is None else scored[:limit]
-            yield Ranked(len(scored), tuple(self.explain(profile, s, p) for s, p in shown))
+            yield self.digest(profile, exclude, limit)

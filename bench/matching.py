@@ -1,0 +1,255 @@
+"""Matching benchmark (issue 3): the batch engine vs a naive baseline, then the engine at scale.
+
+Synthetic but realistic profiles are built from the vocabulary of the bundled sample
+(mailer/data/sample_papers.jsonl): 1-6 interests of 1-3 words taken from real title n-grams or
+drawn by word frequency, some quoted phrases, some exclusions, a few author:/cat: scopes. The
+1,000-paper batch is built by resampling the sample: real titles, abstracts mixed from real
+sentences, synthetic authors, categories and upvotes.
+
+Each measurement runs in its own subprocess so peak RSS is that run's alone. Profiles stream in
+as compiled JSON (as they are stored in the database); the timed part is loading the compiled
+profile and matching: the full ranking plus Match objects (interests, words, spans) for the top
+25. Generating the random profiles is not timed.
+
+    python bench/matching.py                      # 10k engine + baseline, 100k and 1M engine
+    python bench/matching.py --quick              # a smaller run for a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mailer.matching import PaperIndex, Profile, parse_profile  # noqa: E402
+from mailer.matching.baseline import NaiveMatcher  # noqa: E402
+from mailer.models import Paper  # noqa: E402
+
+SAMPLE = ROOT / "mailer" / "data" / "sample_papers.jsonl"
+RESULTS = ROOT / "bench" / "results" / "matching.json"
+BATCH = 1000
+LIMIT = 25  # MAILER_MAX_PAPERS
+SEED = 20261122
+STOPWORDS = frozenset(
+    "a an and are as at be by can for from has have in into is it its of on or our over that the "
+    "their these this to via we what when which while with without more most such than using "
+    "based new how through both also all not only two one".split()
+)
+FIRST = "Wei Anna Sergey Maria Chen Ahmed Yuki Lucas Priya Omar Elena Jonas Sofia Ravi Mei".split()
+LAST = "Levine Zhang Garcia Müller Kim Nguyen Rossi Silva Ivanova Cohen Sato Novak Singh".split()
+CATEGORIES = ["cs.LG", "cs.CL", "cs.CV", "cs.RO", "cs.AI", "stat.ML", "cs.NE", "eess.SY"]
+
+
+def load_sample() -> list[dict[str, str]]:
+    """The bundled sample papers (title and abstract)."""
+    with SAMPLE.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def make_batch(sample: list[dict[str, str]], rng: random.Random) -> list[Paper]:
+    """A 1,000-paper batch resampled from the sample: real titles, mixed real sentences."""
+    sentences = [s for p in sample for s in re.split(r"(?<=\.)\s+", p["abstract"]) if s]
+    batch = []
+    for i in range(BATCH):
+        base = rng.choice(sample)
+        own = re.split(r"(?<=\.)\s+", base["abstract"])
+        mixed = [s if rng.random() < 0.7 else rng.choice(sentences) for s in own]
+        batch.append(
+            Paper(
+                key=f"bench:{i:05d}",
+                id=i + 1,
+                title=base["title"],
+                abstract=" ".join(mixed),
+                authors=tuple(
+                    f"{rng.choice(FIRST)} {rng.choice(LAST)}" for _ in range(rng.randint(1, 5))
+                ),
+                categories=tuple(rng.sample(CATEGORIES, rng.randint(1, 2))),
+                upvotes=int(rng.paretovariate(1.2)) - 1 if rng.random() < 0.8 else None,
+            )
+        )
+    return batch
+
+
+class ProfileMaker:
+    """Random profiles from the sample's vocabulary: title n-grams and frequent words."""
+
+    def __init__(self, sample: list[dict[str, str]], seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.titles = [self._words(p["title"]) for p in sample]
+        counts = Counter(w for p in sample for w in self._words(p["title"] + " " + p["abstract"]))
+        ranked = [w for w, n in counts.most_common(3000) if n >= 2]
+        # Nobody subscribes to "learning" alone: single words come from below the most generic.
+        self.generic = frozenset(ranked[:150])
+        self.vocab = ranked[150:]
+        self.weights = [counts[w] for w in self.vocab]
+        self.common = ranked[:200]
+
+    @staticmethod
+    def _words(text: str) -> list[str]:
+        """Lower-case content words of a text."""
+        return [w for w in re.findall(r"[A-Za-z][A-Za-z0-9-]+", text.lower()) if w not in STOPWORDS]
+
+    def interest(self) -> str:
+        """One interest: a title n-gram (often quoted) or frequency-drawn words, or a scope."""
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.04:
+            return f"author:{rng.choice(LAST).lower()}"
+        if roll < 0.07:
+            return f"cat:{rng.choice(CATEGORIES)}"
+        size = rng.choice((1, 1, 2, 2, 2, 3))
+        if roll < 0.6:
+            title = [t for t in self.titles if len(t) >= size]
+            words = rng.choice(title)
+            start = rng.randrange(len(words) - size + 1)
+            chosen = words[start : start + size]
+            if size == 1 and chosen[0] in self.generic:
+                chosen = rng.choices(self.vocab, self.weights, k=1)
+        else:
+            chosen = rng.choices(self.vocab, self.weights, k=size)
+        text = " ".join(chosen)
+        return f'"{text}"' if size > 1 and rng.random() < 0.3 else text
+
+    def profile(self) -> str:
+        """A whole profile: 1-6 interests, sometimes an exclusion."""
+        rng = self.rng
+        interests = [self.interest() for _ in range(rng.randint(1, 6))]
+        if rng.random() < 0.3:
+            interests.append(f"-{rng.choice(self.common)}")
+        if rng.random() < 0.05:
+            interests.append('-"' + " ".join(rng.choice(self.titles)[:2]) + '"')
+        if rng.random() < 0.01:
+            interests = ["*", *interests[-1:]] if interests[-1].startswith("-") else ["*"]
+        return ", ".join(interests)
+
+    def stream(self, count: int) -> Iterator[tuple[str, frozenset[int]]]:
+        """(compiled profile JSON, already-sent ids) for ``count`` subscribers."""
+        for _ in range(count):
+            sent = (
+                frozenset(self.rng.sample(range(1, BATCH + 1), 3))
+                if self.rng.random() < 0.05
+                else frozenset()
+            )
+            yield parse_profile(self.profile()).to_json(), sent
+
+
+def run_child(kind: str, subscribers: int) -> dict[str, object]:
+    """One measurement, in this process: build the matcher, stream subscribers, time matching."""
+    sample = load_sample()
+    batch = make_batch(sample, random.Random(SEED))
+    started = time.perf_counter()
+    engine = PaperIndex(batch) if kind == "engine" else None
+    naive = NaiveMatcher(batch) if kind == "baseline" else None
+    build = time.perf_counter() - started
+    timed = 0.0
+    matched = listed = total = 0
+    digest = 0
+    for compiled, sent in ProfileMaker(sample, SEED + 1).stream(subscribers):
+        started = time.perf_counter()
+        profile = Profile.from_json(compiled)
+        if engine is not None:
+            result = engine.digest(profile, sent, LIMIT)
+            count, matches = result.total, result.matches
+        else:
+            assert naive is not None
+            count, matches = naive.match(profile, sent, LIMIT)
+        timed += time.perf_counter() - started
+        matched += count > 0
+        total += count
+        listed += len(matches)
+        digest = hash((digest, count, tuple(m.paper.key for m in matches))) & 0xFFFFFFFFFFFF
+    return {
+        "kind": kind,
+        "subscribers": subscribers,
+        "papers": len(batch),
+        "index_build_s": round(build, 3),
+        "match_s": round(timed, 3),
+        "digests_per_s": round(subscribers / timed, 1) if timed else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "subscribers_with_matches": matched,
+        "mean_matches": round(total / subscribers, 2) if subscribers else 0,
+        "mean_listed": round(listed / subscribers, 2) if subscribers else 0,
+        "checksum": digest,
+    }
+
+
+def measure(kind: str, subscribers: int) -> dict[str, object]:
+    """Run one measurement in a fresh subprocess (its own peak RSS)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(subscribers)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    """The results as a plain-text table."""
+    head = f"{'run':<10}{'subscribers':>12}{'match s':>10}{'digests/s':>12}{'peak RSS MB':>13}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['kind']:<10}{r['subscribers']:>12,}{r['match_s']:>10}"
+            f"{r['digests_per_s']:>12,}{r['peak_rss_mb']:>13}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Parse arguments, run every measurement, print the table and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="1k vs 1k, then 10k engine")
+    parser.add_argument("--baseline", type=int, default=10_000, help="baseline subscribers")
+    parser.add_argument("--scale", type=int, nargs="*", default=[100_000, 1_000_000])
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_child(args.child[0], int(args.child[1]))))
+        return
+    compare = 1_000 if args.quick else 10_000
+    scale = [10_000] if args.quick else args.scale
+    engine = measure("engine", compare)
+    rows = [engine, measure("baseline", min(args.baseline, compare))]
+    print(table(rows[:2]), flush=True)
+    rows += [measure("engine", n) for n in scale]
+    speedup = float(engine["digests_per_s"]) / float(rows[1]["digests_per_s"])  # type: ignore[arg-type]
+    agree = rows[1]["subscribers"] != compare or engine["checksum"] == rows[1]["checksum"]
+    print(table(rows))
+    print(f"engine vs baseline at {compare:,}: {speedup:,.0f}x; results identical: {agree}")
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "batch_papers": BATCH,
+        "listed_per_digest": LIMIT,
+        "speedup_vs_baseline": round(speedup, 1),
+        "engine_and_baseline_identical": agree,
+        "runs": rows,
+    }
+    if not args.quick:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

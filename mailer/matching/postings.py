@@ -1,0 +1,45 @@
+"""Positional postings for one text field: stem -> bitset of papers and token positions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+
+def iter_bits(bits: int) -> Iterator[int]:
+    """Indices of the set bits, lowest first."""
+    while bits:
+        low = bits & -bits
+        yield low.bit_length() - 1
+        bits ^= low
+
+
+class Postings:
+    """Per-field positions of each stem: stem -> {paper index: [token positions]}."""
+
+    def __init__(self, fields: Sequence[tuple[str, ...]]) -> None:
+        self.positions: dict[str, dict[int, list[int]]] = {}
+        self.bits: dict[str, int] = {}
+        for p, stems in enumerate(fields):
+            for i, stem in enumerate(stems):
+                self.positions.setdefault(stem, {}).setdefault(p, []).append(i)
+        for stem, per_paper in self.positions.items():
+            self.bits[stem] = sum(1 << p for p in per_paper)
+
+    def counts(self, stems: tuple[str, ...]) -> dict[int, int]:
+        """How often the phrase ``stems`` occurs in each paper that has it."""
+        candidates = -1
+        for stem in stems:
+            candidates &= self.bits.get(stem, 0)
+        if not candidates:
+            return {}
+        first = self.positions[stems[0]]
+        if len(stems) == 1:
+            return {p: len(first[p]) for p in iter_bits(candidates)}
+        later = [self.positions[s] for s in stems[1:]]
+        found: dict[int, int] = {}
+        for p in iter_bits(candidates):
+            sets = [set(positions[p]) for positions in later]
+            n = sum(all(i + k + 1 in s for k, s in enumerate(sets)) for i in first[p])
+            if n:
+                found[p] = n
+        return found

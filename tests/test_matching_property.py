@@ -1,0 +1,113 @@
+"""Property tests: the batch engine and the naive baseline agree on random profiles and papers."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailer.errors import ProfileError
+from mailer.matching import PaperIndex, Profile, parse_profile
+from mailer.matching.baseline import NaiveMatcher
+from mailer.models import Paper
+
+WORDS = [
+    "robot",
+    "robots",
+    "learning",
+    "learned",
+    "policy",
+    "policies",
+    "world",
+    "model",
+    "models",
+    "diffusion",
+    "self",
+    "supervised",
+    "Café",
+    "cafe",
+    "survey",
+]
+NAMES = ["Sergey Levine", "Sergey Levin", "José Núñez", "Ada Lovelace"]
+CATEGORIES = ["cs.RO", "cs.LG", "stat.ML"]
+SEPARATORS = [" ", "-", ", ", ". ", " $\\alpha$ ", " <i>x</i> "]
+
+words = st.sampled_from(WORDS)
+text = st.lists(st.tuples(words, st.sampled_from(SEPARATORS)), max_size=12).map(
+    lambda parts: "".join(w + s for w, s in parts)
+)
+paper_fields = st.tuples(
+    text,
+    text,
+    st.lists(st.sampled_from(NAMES), max_size=2),
+    st.lists(st.sampled_from(CATEGORIES), max_size=2),
+    st.none() | st.integers(0, 50),
+)
+papers = st.lists(paper_fields, max_size=12).map(
+    lambda rows: [
+        Paper(
+            key=f"k{i:03d}",
+            id=i,
+            title=title,
+            abstract=abstract,
+            authors=tuple(authors),
+            categories=tuple(cats),
+            upvotes=up,
+        )
+        for i, (title, abstract, authors, cats, up) in enumerate(rows)
+    ]
+)
+
+positive = st.one_of(
+    words,
+    words,
+    st.tuples(words, words).map(lambda ws: f'"{ws[0]} {ws[1]}"'),
+    st.tuples(words, words).map(lambda ws: f"{ws[0]}-{ws[1]}"),
+    words.map(lambda w: f"title:{w}"),
+    st.sampled_from(["author:levine", 'author:"Sergey Levine"', "author:nunez", "author:levin"]),
+    st.sampled_from(["cat:cs.RO", "cat:cs", "cat:stat.ml"]),
+)
+negative = st.one_of(
+    words.map(lambda w: f"-{w}"),
+    st.tuples(words, words).map(lambda ws: f'-"{ws[0]} {ws[1]}"'),
+)
+interest = st.tuples(st.lists(positive, min_size=1, max_size=3), st.lists(negative, max_size=1))
+profiles = st.one_of(
+    st.lists(interest, min_size=1, max_size=4).map(
+        lambda items: ", ".join(" ".join(pos + neg) for pos, neg in items)
+    ),
+    st.lists(negative, max_size=2).map(lambda neg: ", ".join(["*", *neg])),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(papers, profiles, st.sets(st.integers(0, 12), max_size=3))
+def test_engine_agrees_with_baseline(
+    batch: list[Paper], profile_text: str, exclude: set[int]
+) -> None:
+    """Same matches, same order, same scores, interests, terms and spans."""
+    profile = parse_profile(profile_text)
+    engine = PaperIndex(batch).match(profile, exclude=frozenset(exclude))
+    total, naive = NaiveMatcher(batch).match(profile, frozenset(exclude))
+    assert engine == naive
+    assert total == len(engine)
+    assert not any(m.paper.id in exclude for m in engine)
+
+
+@settings(max_examples=200, deadline=None)
+@given(profiles)
+def test_compiled_form_round_trips(profile_text: str) -> None:
+    """Any valid profile survives to_json/from_json unchanged."""
+    profile = parse_profile(profile_text)
+    assert Profile.from_json(profile.to_json()) == profile
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_parser_never_crashes(profile_text: str) -> None:
+    """Any text either parses or raises ProfileError (never another exception)."""
+    try:
+        profile = parse_profile(profile_text)
+    except ProfileError as exc:
+        assert exc.position is None or 0 <= exc.position <= len(profile_text)
+    else:
+        assert profile.interests
