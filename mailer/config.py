@@ -58,7 +58,9 @@ class Settings(BaseSettings):
         "mailto:unsubscribe@example.org (only if that mailbox is processed).",
     )
     secret_key: str = Field(
-        "", description="Signs tokens. Generated per process in dev; required in production."
+        "",
+        description="Signs link tokens. In dev a random key is made once and kept in"
+        " ./.mailer-secret; production refuses to start without a real one.",
     )
     env: Literal["dev", "production"] = Field(
         "dev", description="dev allows a generated secret key; production refuses to start."
