@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 import textwrap
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 import css_inline
 import jinja2
+from markupsafe import Markup
 
 from mailer.models import Digest, Frequency, Links, Match, Paper, Span, Subscriber
 
@@ -46,7 +49,6 @@ class Segment:
 class PaperView:
     """One paper as the templates show it: all values plain text, escaped by the template."""
 
-    number: int
     title: tuple[Segment, ...]
     title_text: str
     url: str | None
@@ -59,11 +61,29 @@ class PaperView:
 
 
 @dataclass(frozen=True, slots=True)
+class PaperParts:
+    """One paper rendered once (HTML and text) and reused in every digest that lists it."""
+
+    html_title: Markup
+    html_body: Markup
+    text_title: str
+    text_body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A paper at its place in one digest."""
+
+    number: int
+    parts: PaperParts
+
+
+@dataclass(frozen=True, slots=True)
 class Group:
     """Papers listed under one interest (``label`` is empty when there is a single group)."""
 
     label: str
-    papers: tuple[PaperView, ...]
+    papers: tuple[Listed, ...]
 
 
 def default_inliner(source: str, css: str) -> str:
@@ -163,8 +183,30 @@ def segments(text: str, spans: Sequence[tuple[int, int]], start: int, end: int) 
         out += [Segment(text[pos:s]), Segment(text[s:e], hit=True)]
         pos = e
     out.append(Segment(text[pos:end]))
-    collapsed = (Segment(re.sub(r"\s+", " ", seg.text), seg.hit) for seg in out)
-    return [seg for seg in collapsed if seg.text]
+    return _tidy(out)
+
+
+def _tidy(runs: Iterable[Segment]) -> list[Segment]:
+    """Collapse whitespace across runs, keep it outside highlights, merge adjacent plain runs."""
+    out: list[Segment] = []
+    for run in runs:
+        text = re.sub(r"\s+", " ", run.text)
+        if out and out[-1].text.endswith(" "):
+            text = text.lstrip(" ")
+        core = text.strip(" ")
+        pieces = [Segment(text[: text.find(core)] if core else text)]
+        if core and run.hit:
+            pieces += [Segment(core, hit=True), Segment(text[text.find(core) + len(core) :])]
+        elif core:
+            pieces = [Segment(text)]
+        for piece in pieces:
+            if not piece.text:
+                continue
+            if out and not out[-1].hit and not piece.hit:
+                out[-1] = Segment(out[-1].text + piece.text)
+            else:
+                out.append(piece)
+    return out
 
 
 def _window(text: str, spans: Sequence[tuple[int, int]], width: int) -> tuple[int, int]:
@@ -172,15 +214,17 @@ def _window(text: str, spans: Sequence[tuple[int, int]], width: int) -> tuple[in
     if len(text) <= width:
         return 0, len(text)
     lead = width // 5
-    best, best_count = 0, -1
-    for anchor, _ in spans:
+    starts, ends = [s for s, _ in spans], [e for _, e in spans]
+    best, best_count, first = 0, -1, 0
+    for i, (anchor, _) in enumerate(spans):
         start = max(0, anchor - lead)
-        count = sum(1 for s, e in spans if s >= start and e <= start + width)
+        # spans are sorted and disjoint: those inside [start, start + width) are contiguous
+        count = bisect_right(ends, start + width) - bisect_left(starts, start)
         if count > best_count:
-            best, best_count = start, count
+            best, best_count, first = start, count, i
     start, end = best, min(len(text), best + width)
     if start > 0:
-        sentence = text.rfind(". ", start, spans[0][0] if spans else start) if spans else -1
+        sentence = text.rfind(". ", start, spans[first][0]) if spans else -1
         space = text.find(" ", start)
         start = sentence + 2 if sentence >= 0 else (space + 1 if 0 <= space < end else start)
     if end < len(text):
@@ -227,7 +271,7 @@ def paper_links(paper: Paper) -> tuple[tuple[str, str], ...]:
     return tuple(links)
 
 
-def paper_view(match: Match, number: int) -> PaperView:
+def paper_view(match: Match) -> PaperView:
     """The template-facing view of one matched paper."""
     paper = match.paper
     title = " ".join(paper.title.split())
@@ -235,7 +279,6 @@ def paper_view(match: Match, number: int) -> PaperView:
     snip = snippet(paper.abstract, match.spans)
     url = safe_url(paper.url) or safe_url(paper.hf_url) or safe_url(paper.pdf_url)
     return PaperView(
-        number=number,
         title=tuple(segments(paper.title, title_spans, 0, len(paper.title))),
         title_text=title,
         url=url,
@@ -259,20 +302,15 @@ def dedupe(matches: Iterable[Match]) -> list[Match]:
     return unique
 
 
-def group_matches(matches: Sequence[Match]) -> list[Group]:
-    """Papers grouped by their first interest, groups in rank order; numbered as listed."""
+def group_matches(matches: Sequence[Match]) -> list[tuple[str, list[Match]]]:
+    """Matches grouped by their first interest, groups in rank order; one unnamed group if all
+    share an interest."""
     order: dict[str, list[Match]] = {}
     for match in matches:
         order.setdefault(match.interests[0] if match.interests else "", []).append(match)
-    grouped = len(order) > 1
-    groups, number = [], 0
-    for interest, members in order.items():
-        views = []
-        for match in members:
-            number += 1
-            views.append(paper_view(match, number))
-        groups.append(Group(interest_label(interest) if grouped else "", tuple(views)))
-    return groups
+    if len(order) == 1:
+        return [("", list(matches))]
+    return [(interest_label(interest), members) for interest, members in order.items()]
 
 
 def profile_interests(profile: str) -> list[str]:
@@ -299,6 +337,14 @@ def labelled_url(label: str, url: str, indent: str = "", width: int = TEXT_WIDTH
     if len(line) <= width:
         return line
     return f"{indent}{label}\n{url}"
+
+
+def numbered(wrapped: str, number: int) -> str:
+    """A paper's wrapped title (indented by 4) with its number in the margin: ``12. Title``."""
+    prefix = f"{number}. "
+    if len(prefix) <= 4:
+        return prefix.ljust(4) + wrapped[4:]
+    return wrap(wrapped, "    ", prefix)
 
 
 def plural(count: int, word: str) -> str:
@@ -346,11 +392,36 @@ class Renderer:
             auto_reload=False,
             cache_size=-1,
         )
-        self.env.filters.update(wrap=wrap, labelled_url=labelled_url, plural=plural)
+        self.env.filters.update(
+            wrap=wrap, labelled_url=labelled_url, plural=plural, numbered=numbered
+        )
         # Compiled (and inlined) here, once: rendering then only runs compiled code.
         self._templates = {
             name.removesuffix(".j2"): self.env.get_template(name) for name in self.template_names()
         }
+        self._html_paper: Any = self._templates["_paper.html"].module
+        self._text_paper: Any = self._templates["_paper.txt"].module
+        # A paper matched the same way reads the same in every digest: render it once.
+        self.paper_parts = lru_cache(maxsize=4096)(self._paper_parts)
+
+    def _paper_parts(self, match: Match) -> PaperParts:
+        view = paper_view(match)
+        return PaperParts(
+            html_title=self._html_paper.title(view),
+            html_body=self._html_paper.body(view),
+            text_title=str(self._text_paper.title(view)),
+            text_body=str(self._text_paper.body(view)).rstrip("\n"),
+        )
+
+    def _groups(self, matches: Sequence[Match]) -> list[Group]:
+        groups, number = [], 0
+        for label, members in group_matches(matches):
+            listed = []
+            for match in members:
+                number += 1
+                listed.append(Listed(number, self.paper_parts(match)))
+            groups.append(Group(label, tuple(listed)))
+        return groups
 
     def template_names(self) -> list[str]:
         """Every email template (``templates/*.j2``; subfolders belong to the web app)."""
@@ -378,7 +449,7 @@ class Renderer:
             "preheader": preheader,
             "date_label": date_label,
             "weekly": weekly,
-            "groups": group_matches(matches),
+            "groups": self._groups(matches),
             "listed": len(matches),
             "count": count,
             "more": max(0, count - len(matches)),

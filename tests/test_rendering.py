@@ -247,11 +247,12 @@ def test_css_is_inlined_once_per_template_not_per_message() -> None:
 
     renderer = Renderer(inliner=counting)
     after_init = len(calls)
-    assert after_init == 5  # digest, confirm, welcome, and the shared layout and footer
     assert renderer.template_names() == [
-        "_footer.html.j2", "_layout.html.j2", "confirm.html.j2", "confirm.txt.j2",
-        "digest.html.j2", "digest.txt.j2", "welcome.html.j2", "welcome.txt.j2",
+        "_footer.html.j2", "_layout.html.j2", "_paper.html.j2", "_paper.txt.j2",
+        "confirm.html.j2", "confirm.txt.j2", "digest.html.j2", "digest.txt.j2",
+        "welcome.html.j2", "welcome.txt.j2",
     ]  # fmt: skip
+    assert after_init == 6  # each HTML template once, when the renderer is built
     digest, links = sample_digest()
     for _ in range(1000):
         renderer.digest(digest, links, date_label="Sun 22 Nov 2026")
@@ -314,3 +315,12 @@ def test_inlining_loader_refuses_templates_whose_tags_the_parser_moves() -> None
     env = jinja2.Environment(loader=loader, autoescape=True)
     with pytest.raises(jinja2.TemplateError, match="moved Jinja tags"):
         env.get_template("bad.html.j2")
+
+
+def test_each_paper_is_rendered_once_for_all_digests_listing_it() -> None:
+    renderer = Renderer()
+    digest, links = sample_digest()
+    for _ in range(100):
+        renderer.digest(digest, links, date_label="today")
+    info = renderer.paper_parts.cache_info()
+    assert info.misses == len(digest.matches) and info.hits == 99 * len(digest.matches)

@@ -1,0 +1,94 @@
+"""Abstract snippets and highlighting: the right window, spans honoured, nothing invented."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailer.models import Span
+from mailer.rendering import SNIPPET_CHARS, Segment, segments, snippet
+
+
+def words(n: int, word: str = "filler") -> str:
+    return " ".join(f"{word}{i}" for i in range(n))
+
+
+def test_short_abstract_is_shown_whole_with_highlights() -> None:
+    text = "We train a world model on video."
+    out = snippet(text, [Span("abstract", 11, 22)])
+    assert out == [Segment("We train a "), Segment("world model", True), Segment(" on video.")]
+
+
+def test_long_abstract_is_cut_around_the_matched_words() -> None:
+    text = words(100) + ". Our diffusion policy works. " + words(100, "tail")
+    at = text.index("diffusion policy")
+    out = snippet(text, [Span("abstract", at, at + 16)])
+    joined = "".join(s.text for s in out)
+    assert joined.startswith("… Our ")  # starts at the sentence holding the match
+    assert joined.endswith(" …") and len(joined) <= SNIPPET_CHARS + 4
+    assert [s.text for s in out if s.hit] == ["diffusion policy"]
+    assert not re.search(r"\w…|…\w", joined)  # cut between words, not inside one
+
+
+def test_window_prefers_the_densest_cluster_of_matches() -> None:
+    text = words(10) + " robot " + words(200) + " robot robot robot " + words(200)
+    spans = [Span("abstract", m.start(), m.end()) for m in re.finditer("robot", text)]
+    out = snippet(text, spans)
+    assert sum(1 for s in out if s.hit) == 3
+
+
+def test_empty_overlapping_and_out_of_range_spans() -> None:
+    text = "alpha beta gamma"
+    spans = [
+        Span("abstract", 3, 3),  # empty
+        Span("abstract", 0, 5),
+        Span("abstract", 2, 10),  # overlaps the previous one
+        Span("abstract", 14, 99),  # runs past the end
+        Span("title", 0, 16),  # another field
+    ]
+    assert snippet(text, spans) == [
+        Segment("alpha beta", True),
+        Segment(" gam"),
+        Segment("ma", True),
+    ]
+
+
+def test_no_spans_gives_the_opening_of_the_abstract() -> None:
+    text = words(300)
+    joined = "".join(s.text for s in snippet(text, []))
+    assert joined.startswith("filler0 filler1") and joined.endswith(" …")
+
+
+def test_whitespace_in_abstracts_is_collapsed() -> None:
+    assert segments("a\n  b\tc", [(2, 5)], 0, 7) == [
+        Segment("a "),
+        Segment("b", True),
+        Segment(" c"),
+    ]
+    # a highlight of only whitespace is no highlight; no double spaces between runs
+    assert segments("x  y  z", [(1, 3), (3, 6)], 0, 7) == [
+        Segment("x "),
+        Segment("y", True),
+        Segment(" z"),
+    ]
+
+
+@given(
+    text=st.text(alphabet=st.sampled_from("ab <&>\"' \n.é"), max_size=900),
+    raw=st.lists(st.tuples(st.integers(-5, 950), st.integers(-5, 950)), max_size=12),
+)
+def test_snippet_never_invents_text_and_highlights_only_spans(
+    text: str, raw: list[tuple[int, int]]
+) -> None:
+    spans = [Span("abstract", s, e) for s, e in raw]
+    out = snippet(text, spans)
+    body = "".join(s.text for s in out).removeprefix("… ").removesuffix(" …")
+    assert body in " ".join(text.split()) or body.strip() in " ".join(text.split())
+    assert len(body) <= SNIPPET_CHARS
+    covered = {i for s, e in raw for i in range(max(0, s), min(len(text), e))}
+    for seg in out:
+        assert seg.text
+        if seg.hit:
+            assert seg.text.strip() and covered
