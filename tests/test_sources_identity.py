@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mailer.sources import normalise_arxiv_id, paper_identity, title_key
+from mailer.sources import Source, make_source, normalise_arxiv_id, paper_identity, title_key
 from mailer.sources.identity import clean_text
 
 
@@ -56,3 +58,31 @@ def test_title_key_ignores_case_punctuation_spacing_and_unicode_width() -> None:
 
 def test_clean_text_decodes_entities_and_collapses_whitespace() -> None:
     assert clean_text("  A &amp; B\n\tand&nbsp;C  ") == "A & B and C"
+
+
+@given(
+    number=st.integers(min_value=1, max_value=99999),
+    month=st.integers(min_value=1, max_value=12),
+    version=st.integers(min_value=1, max_value=30),
+)
+def test_any_version_of_a_new_style_id_has_one_identity(
+    number: int, month: int, version: int
+) -> None:
+    bare = f"25{month:02d}.{number:05d}"
+    for spelling in (bare, f"{bare}v{version}", f"arXiv:{bare}v{version}"):
+        assert normalise_arxiv_id(spelling) == bare
+        assert paper_identity(url=f"https://arxiv.org/abs/{spelling}") == bare
+    assert normalise_arxiv_id(normalise_arxiv_id(bare) or "") == bare
+
+
+@given(st.text(min_size=1, max_size=80))
+def test_title_key_is_stable_under_case_and_spacing(title: str) -> None:
+    assert (
+        title_key(title) == title_key(f"  {title.upper()}  ") or title.upper() != title.casefold()
+    )
+    assert title_key(title) == title_key(" ".join(title.split()))
+
+
+def test_every_source_kind_satisfies_the_protocol() -> None:
+    for spec in ("hf-daily", "file:x.json", "arxiv:cs.LG", "rss:https://example.org/f"):
+        assert isinstance(make_source(spec), Source)
