@@ -24,7 +24,7 @@ from mailer.message import build_message, make_message_id
 from mailer.models import Digest, Links
 from mailer.planning import DigestPlanner, PlanReport
 from mailer.rendering import RenderedEmail, Renderer
-from mailer.sources import FetchResult, Source, Validators, make_source
+from mailer.sources import FetchResult, Source, Validators, expected_announcement, make_source
 from mailer.subscriptions import Defaults
 from mailer.tokens import Purpose, Tokens
 
@@ -96,7 +96,7 @@ class SourceOutcome:
     """What one source's fetch came to."""
 
     source: str
-    outcome: str  # ok, empty, not_modified, error
+    outcome: str  # ok, empty, no_announcement, not_modified, error
     new: int = 0
     updated: int = 0
     skipped: int = 0
@@ -105,28 +105,53 @@ class SourceOutcome:
 
 
 async def fetch_source(
-    ctx: Context, source: Source, client: httpx.AsyncClient, day: date
+    ctx: Context, source: Source, client: httpx.AsyncClient, day: date, *, catch_up: bool = True
 ) -> SourceOutcome:
-    """Fetch one source and store its papers; a failure is recorded, never raised."""
+    """Fetch one source (catching up missed days) and store its papers; failures are recorded."""
     with ctx.session_factory() as session:
         state = fetch_repo.source_state(session, source.name)
         validators = Validators(etag=state.etag, last_modified=state.last_modified)
+        since = state.last_day if catch_up and state.last_success_at else None
         session.commit()
+    outcomes: list[SourceOutcome] = []
     try:
-        result = await source.fetch(client, validators, day)
+        async for result in source.fetch_since(client, validators, day, since):
+            outcomes.append(_store(ctx, source, result, day))
     except SourceError as exc:
         log.warning("fetch failed source=%s reason=%s", source.name, exc)
-        outcome = SourceOutcome(source.name, "error", error=str(exc))
-        _record(ctx, outcome, day, validators)
-        return outcome
-    return _store(ctx, source, result, day)
+        failed = SourceOutcome(source.name, "error", error=str(exc))
+        _record(ctx, failed, day, validators)
+        outcomes.append(failed)
+    return _combine(source.name, outcomes)
+
+
+def _combine(name: str, outcomes: Sequence[SourceOutcome]) -> SourceOutcome:
+    """One line per source: counts summed over the days fetched, the last day's outcome."""
+    return SourceOutcome(
+        name,
+        outcomes[-1].outcome if outcomes else "empty",
+        new=sum(o.new for o in outcomes),
+        updated=sum(o.updated for o in outcomes),
+        skipped=sum(o.skipped for o in outcomes),
+        error=next((o.error for o in reversed(outcomes) if o.error), None),
+        skip_reasons=tuple(r for o in outcomes for r in o.skip_reasons),
+    )
+
+
+def _kind(source: Source, result: FetchResult, day: date) -> str:
+    if result.not_modified:
+        return "not_modified"
+    if result.papers:
+        return "ok"
+    # An empty day the source never publishes on is "no announcement", not a failure.
+    return "empty" if expected_announcement(source.kind, result.day or day) else "no_announcement"
 
 
 def _store(ctx: Context, source: Source, result: FetchResult, day: date) -> SourceOutcome:
     now = ctx.clock()
     with ctx.session_factory.begin() as session:
         stats = paper_repo.upsert_papers(session, result.papers, now)
-    kind = "not_modified" if result.not_modified else ("ok" if result.papers else "empty")
+    kind = _kind(source, result, day)
     outcome = SourceOutcome(
         source.name,
         kind,
@@ -137,8 +162,8 @@ def _store(ctx: Context, source: Source, result: FetchResult, day: date) -> Sour
     )
     _record(ctx, outcome, result.day or day, result.validators)
     log.info(
-        "fetched source=%s outcome=%s new=%d updated=%d skipped=%d",
-        source.name, kind, stats.new, stats.updated, result.skipped,
+        "fetched source=%s day=%s outcome=%s new=%d updated=%d skipped=%d",
+        source.name, result.day or day, kind, stats.new, stats.updated, result.skipped,
     )  # fmt: skip
     return outcome
 
@@ -164,7 +189,10 @@ async def fetch_all(
 ) -> list[SourceOutcome]:
     """Fetch every source in turn; one source failing never stops the others."""
     when = day or ctx.clock().date()
-    return [await fetch_source(ctx, source, client, when) for source in sources]
+    # An explicit day fetches just that day; the scheduled fetch catches up missed days.
+    return [
+        await fetch_source(ctx, source, client, when, catch_up=day is None) for source in sources
+    ]
 
 
 # --- plan ---------------------------------------------------------------------------------
