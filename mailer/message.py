@@ -30,6 +30,7 @@ DKIM_HEADERS = (
     b"mime-version",
     b"content-type",
 )
+MAX_7BIT_LINE = 998  # RFC 5322 §2.1.1, without the CRLF
 _MSGID = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
 _LIST_LABEL = re.compile(r"[^a-z0-9-]+")
 _UNSAFE_IN_ANGLES = re.compile(r"[\s<>,]")
@@ -137,8 +138,15 @@ def build_message(
     # Keeps Exchange out-of-office replies from answering a robot.
     msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     msg.set_content(rendered.text, cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", cte=_transfer_encoding(rendered.html))
     return msg
+
+
+def _transfer_encoding(body: str) -> str:
+    """7bit when the body allows it (no growth: Gmail clips at 102 KB), else quoted-printable."""
+    lines = body.splitlines() or [""]
+    fits = max(len(line) for line in lines) <= MAX_7BIT_LINE
+    return "7bit" if body.isascii() and fits else "quoted-printable"
 
 
 def message_bytes(msg: EmailMessage) -> bytes:

@@ -249,3 +249,23 @@ def test_sent_date_is_kept_in_utc_offset() -> None:
         when=datetime(2026, 11, 22, 7, tzinfo=UTC),
     )
     assert msg["Date"] == "Sun, 22 Nov 2026 07:00:00 +0000"
+
+
+def test_html_travels_as_7bit_unless_a_line_is_too_long(renderer: Renderer) -> None:
+    msg, rendered = digest_message(renderer)
+    html = msg.get_body(("html",))
+    assert html is not None and html["Content-Transfer-Encoding"] == "7bit"
+    assert html.get_payload() == rendered.html  # no transfer-encoding growth at all
+    long_line = RenderedEmail("s", "<p>" + "x" * 2000 + "</p>\n", "t\n", "p")
+    msg = build_message(
+        long_line,
+        sender=SENDER,
+        recipient="a@example.org",
+        message_id="<a@example.org>",
+        links=None,
+        list_id="x <x.example.org>",
+        when=WHEN,
+    )
+    part = msg.get_body(("html",))
+    assert part is not None and part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert max(len(line) for line in message_bytes(msg).split(b"\r\n")) <= 998

@@ -120,7 +120,7 @@ def test_per_paper_details(renderer: Renderer) -> None:
     _, _, html, text = render_sample(renderer)
     assert "Cheng Chi, Siyuan Feng, Yilun Du et al." in html
     assert "Zhenjia Xu" not in html
-    assert "▲ 42" in html and "42 upvotes" in text
+    assert "&#9650; 42" in html and "42 upvotes" in text
     assert "matched: diffusion policy" in html and "matched: &#34;world model&#34;" in html
     for label, url in [
         ("arXiv", "https://arxiv.org/abs/2303.04137"),

@@ -227,5 +227,10 @@ def _safe_links(links: Links) -> dict[str, str]:
 
 
 def _compact(html: str) -> str:
-    """Drop indentation and blank lines between tags: bytes count against Gmail's 102 KB."""
-    return re.sub(r">\s*\n\s*<", ">\n<", html).strip() + "\n"
+    """Drop indentation between tags and spell non-ASCII as character references.
+
+    Bytes count against Gmail's 102 KB clipping, and ASCII-only HTML travels as 7bit: no
+    quoted-printable growth (every ``=`` in an attribute would otherwise cost three bytes).
+    """
+    html = re.sub(r">\s*\n\s*<", ">\n<", html).strip() + "\n"
+    return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
