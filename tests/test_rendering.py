@@ -324,3 +324,15 @@ def test_each_paper_is_rendered_once_for_all_digests_listing_it() -> None:
         renderer.digest(digest, links, date_label="today")
     info = renderer.paper_parts.cache_info()
     assert info.misses == len(digest.matches) and info.hits == 99 * len(digest.matches)
+
+
+def test_trending_profile_preheader_and_duplicate_count(renderer: Renderer) -> None:
+    digest, links = sample_digest(weekly=True)
+    trending = tuple(dataclasses.replace(m, interests=("*",)) for m in digest.matches)
+    doubled = dataclasses.replace(
+        digest, matches=trending + trending[:1], total_matched=len(trending) + 1
+    )
+    r = renderer.digest(doubled, links, date_label="week 47")
+    assert r.preheader == "3 top papers, most popular first"
+    assert "more matched" not in r.text  # the duplicate is not "one more"
+    assert "matched: all papers (trending)" in r.text

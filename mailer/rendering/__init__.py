@@ -90,9 +90,10 @@ class Group:
 def _preheader(count: int, interests: Sequence[str], weekly: bool) -> str:
     """The inbox preview line: "12 new papers on diffusion policy, world models, …"."""
     noun = "top paper" if weekly else "new paper"
-    labels = list(dict.fromkeys(interest_label(i) for i in interests))
+    labels = list(dict.fromkeys(interest_label(i) for i in interests if i.strip() != "*"))
     if not labels:
-        return f"{plural(count, noun)} for you"
+        trending = any(i.strip() == "*" for i in interests)
+        return f"{plural(count, noun)}{', most popular first' if trending else ' for you'}"
     shown = ", ".join(labels[:3]) + (", …" if len(labels) > 3 else "")
     return f"{plural(count, noun)} on {shown}"
 
@@ -162,7 +163,8 @@ class Renderer:
         """The digest email for one subscriber and period."""
         matches = dedupe(digest.matches)
         weekly = "-W" in digest.period or digest.subscriber.frequency == Frequency.WEEKLY
-        count = max(digest.total_matched, len(matches))
+        # a paper seen twice in a week is one paper, not one more match
+        count = max(digest.total_matched - (len(digest.matches) - len(matches)), len(matches))
         interests = [i for m in matches for i in m.interests]
         preheader = _preheader(count, interests, weekly)
         title = "Weekly paper digest" if weekly else "Paper digest"
