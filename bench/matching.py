@@ -42,14 +42,20 @@ SAMPLE = ROOT / "mailer" / "data" / "sample_papers.jsonl"
 RESULTS = ROOT / "bench" / "results" / "matching.json"
 BATCH = 1000
 LIMIT = 25  # MAILER_MAX_PAPERS
+CHECKPOINTS = frozenset({100, 200, 500, 1_000, 2_000, 5_000, 10_000})
 SEED = 20261122
 STOPWORDS = frozenset(
-    "a an and are as at be by can for from has have in into is it its of on or our over that the "
-    "their these this to via we what when which while with without more most such than using "
-    "based new how through both also all not only two one".split()
+    re.findall(
+        r"\w+",
+        "a an and are as at be by can for from has have in into is it its of on or our over that "
+        "the their these this to via we what when which while with without more most such than "
+        "using based new how through both also all not only two one",
+    )
 )
-FIRST = "Wei Anna Sergey Maria Chen Ahmed Yuki Lucas Priya Omar Elena Jonas Sofia Ravi Mei".split()
-LAST = "Levine Zhang Garcia Müller Kim Nguyen Rossi Silva Ivanova Cohen Sato Novak Singh".split()
+FIRST = re.findall(r"\w+", "Wei Anna Sergey Maria Chen Ahmed Yuki Lucas Priya Omar Elena Jonas Mei")
+# About 2,000 synthetic surnames, so author:name is as selective as a real surname.
+SYLLABLES = re.findall(r"\w+", "ka ri mo le vin zha gar mul sa to no vak sin ro ssi ive co hen")
+LAST = sorted({(a + b + c).title() for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES[:6]})
 CATEGORIES = ["cs.LG", "cs.CL", "cs.CV", "cs.RO", "cs.AI", "stat.ML", "cs.NE", "eess.SY"]
 
 
@@ -135,34 +141,44 @@ class ProfileMaker:
             interests = ["*", *interests[-1:]] if interests[-1].startswith("-") else ["*"]
         return ", ".join(interests)
 
-    def stream(self, count: int) -> Iterator[tuple[str, frozenset[int]]]:
-        """(compiled profile JSON, already-sent ids) for ``count`` subscribers."""
-        for _ in range(count):
-            sent = (
-                frozenset(self.rng.sample(range(1, BATCH + 1), 3))
-                if self.rng.random() < 0.05
-                else frozenset()
-            )
-            yield parse_profile(self.profile()).to_json(), sent
+    def stream(self, count: int, pool: int) -> Iterator[tuple[str, frozenset[int]]]:
+        """(compiled profile JSON, already-sent ids) for ``count`` subscribers.
+
+        At most ``pool`` distinct profiles are generated (generation is slow and untimed);
+        beyond that, subscribers reuse them in random order.
+        """
+        compiled = []
+        for _ in range(min(count, pool)):
+            compiled.append(parse_profile(self.profile()).to_json())
+        for n in range(count):
+            text = compiled[n] if n < len(compiled) else self.rng.choice(compiled)
+            sent = frozenset()
+            if self.rng.random() < 0.05:
+                sent = frozenset(self.rng.sample(range(1, BATCH + 1), 3))
+            yield text, sent
 
 
-def run_child(kind: str, subscribers: int) -> dict[str, object]:
+def run_child(kind: str, subscribers: int, pool: int, part: int) -> dict[str, object]:
     """One measurement, in this process: build the matcher, stream subscribers, time matching."""
     sample = load_sample()
     batch = make_batch(sample, random.Random(SEED))
     started = time.perf_counter()
-    engine = PaperIndex(batch) if kind == "engine" else None
+    engine = PaperIndex(batch) if kind != "baseline" else None
     naive = NaiveMatcher(batch) if kind == "baseline" else None
     build = time.perf_counter() - started
     timed = 0.0
     matched = listed = total = 0
     digest = 0
-    for compiled, sent in ProfileMaker(sample, SEED + 1).stream(subscribers):
+    checksums = {}
+    for n, (compiled, sent) in enumerate(
+        ProfileMaker(sample, SEED + 1 + part).stream(subscribers, pool), 1
+    ):
         started = time.perf_counter()
         profile = Profile.from_json(compiled)
         if engine is not None:
             result = engine.digest(profile, sent, LIMIT)
-            count, matches = result.total, result.matches
+            count = result.total
+            matches = result.matches if kind == "engine" else result.papers
         else:
             assert naive is not None
             count, matches = naive.match(profile, sent, LIMIT)
@@ -170,10 +186,14 @@ def run_child(kind: str, subscribers: int) -> dict[str, object]:
         matched += count > 0
         total += count
         listed += len(matches)
-        digest = hash((digest, count, tuple(m.paper.key for m in matches))) & 0xFFFFFFFFFFFF
+        keys = tuple(getattr(m, "paper", m).key for m in matches)
+        digest = hash((digest, count, keys)) & 0xFFFFFFFFFFFF
+        if n in CHECKPOINTS:
+            checksums[str(n)] = digest
     return {
         "kind": kind,
         "subscribers": subscribers,
+        "distinct_profiles": min(subscribers, pool),
         "papers": len(batch),
         "index_build_s": round(build, 3),
         "match_s": round(timed, 3),
@@ -182,22 +202,42 @@ def run_child(kind: str, subscribers: int) -> dict[str, object]:
         "subscribers_with_matches": matched,
         "mean_matches": round(total / subscribers, 2) if subscribers else 0,
         "mean_listed": round(listed / subscribers, 2) if subscribers else 0,
-        "checksum": digest,
+        "checksums": checksums,
     }
 
 
-def measure(kind: str, subscribers: int) -> dict[str, object]:
-    """Run one measurement in a fresh subprocess (its own peak RSS)."""
+def measure(kind: str, subscribers: int, pool: int, workers: int = 1) -> dict[str, object]:
+    """Run one measurement in fresh subprocesses (their own peak RSS), ``workers`` in parallel."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(subscribers)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    result: dict[str, object] = json.loads(out.stdout)
-    return result
+    share = subscribers // workers
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child", kind, str(share), str(pool // workers), str(i)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(workers)
+    ]
+    parts = [json.loads(p.communicate()[0]) for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"a {kind} measurement failed")
+    if workers == 1:
+        result: dict[str, object] = parts[0]
+        return result
+    slowest = max(float(p["match_s"]) for p in parts)
+    return {
+        "kind": kind,
+        "subscribers": subscribers,
+        "workers": workers,
+        "distinct_profiles": sum(int(p["distinct_profiles"]) for p in parts),
+        "match_s": round(slowest, 3),
+        "digests_per_s": round(subscribers / slowest, 1),
+        "peak_rss_mb": max(float(p["peak_rss_mb"]) for p in parts),
+        "peak_rss_mb_all_workers": round(sum(float(p["peak_rss_mb"]) for p in parts), 1),
+        "mean_matches": round(sum(float(p["mean_matches"]) for p in parts) / workers, 2),
+        "parts": parts,
+    }
 
 
 def table(rows: list[dict[str, object]]) -> str:
@@ -215,33 +255,55 @@ def table(rows: list[dict[str, object]]) -> str:
 def main() -> None:
     """Parse arguments, run every measurement, print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="1k vs 1k, then 10k engine")
     parser.add_argument("--baseline", type=int, default=10_000, help="baseline subscribers")
     parser.add_argument("--scale", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--pool", type=int, default=100_000, help="distinct profiles at most")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the scale runs")
+    parser.add_argument(
+        "--explain-max", type=int, default=100_000, help="largest run that also explains"
+    )
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_child(args.child[0], int(args.child[1]))))
+        kind, count, pool, part = args.child
+        print(json.dumps(run_child(kind, int(count), int(pool), int(part))))
         return
     compare = 1_000 if args.quick else 10_000
     scale = [10_000] if args.quick else args.scale
-    engine = measure("engine", compare)
-    rows = [engine, measure("baseline", min(args.baseline, compare))]
-    print(table(rows[:2]), flush=True)
-    rows += [measure("engine", n) for n in scale]
-    speedup = float(engine["digests_per_s"]) / float(rows[1]["digests_per_s"])  # type: ignore[arg-type]
-    agree = rows[1]["subscribers"] != compare or engine["checksum"] == rows[1]["checksum"]
+    rows = [measure("engine", compare, compare), measure("ranked", compare, compare)]
+    baseline = measure("baseline", min(args.baseline, compare), compare)
+    rows.append(baseline)
+    print(table(rows), flush=True)
+    for n in scale:
+        kinds = ["ranked", "engine"] if n <= args.explain_max else ["ranked"]
+        rows += [measure(kind, n, args.pool, args.workers) for kind in kinds]
+        print(table(rows[-len(kinds) :]), flush=True)
+    speedup = float(rows[0]["digests_per_s"]) / float(baseline["digests_per_s"])  # type: ignore[arg-type]
+    checked = str(baseline["subscribers"])
+    sums = [rows[0]["checksums"], baseline["checksums"]]
+    agree = sums[0].get(checked, 0) == sums[1].get(checked, 1)  # type: ignore[attr-defined]
     print(table(rows))
-    print(f"engine vs baseline at {compare:,}: {speedup:,.0f}x; results identical: {agree}")
+    print(
+        f"engine vs baseline: {speedup:,.0f}x; identical digests on {checked} subscribers: {agree}"
+    )
     report = {
         "machine": {
             "cpus": os.cpu_count(),
+            "load_average_at_end": os.getloadavg(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
         "batch_papers": BATCH,
         "listed_per_digest": LIMIT,
-        "speedup_vs_baseline": round(speedup, 1),
+        "profile_pool": args.pool,
+        "workers": args.workers,
+        "modes": {
+            "engine": "rank every match, explain the top 25 (Match with interests, words, spans)",
+            "ranked": "rank every match, keep the top 25 papers, no explanation",
+            "baseline": "each profile against each paper in a loop, explain the top 25",
+        },
+        "speedup_engine_vs_baseline": round(speedup, 1),
         "engine_and_baseline_identical": agree,
         "runs": rows,
     }

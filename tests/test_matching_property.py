@@ -93,6 +93,19 @@ def test_engine_agrees_with_baseline(
     assert not any(m.paper.id in exclude for m in engine)
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(papers, profiles, st.integers(1, 5))
+def test_truncated_digest_is_a_prefix(batch: list[Paper], profile_text: str, limit: int) -> None:
+    """The lazy top-``limit`` path returns exactly the head of the full ranking."""
+    profile = parse_profile(profile_text)
+    index = PaperIndex(batch)
+    full = index.match(profile)
+    for _ in range(2):  # the second round runs on warm caches
+        digest = index.digest(profile, limit=limit)
+        assert digest.total == len(full)
+        assert list(digest.matches) == full[:limit]
+
+
 @settings(max_examples=200, deadline=None)
 @given(profiles)
 def test_compiled_form_round_trips(profile_text: str) -> None:

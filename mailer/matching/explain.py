@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mailer.matching.profile import AUTHOR, CATEGORY, TEXT, TITLE, Term
@@ -33,16 +33,19 @@ def analyze_paper(paper: Paper) -> Doc:
     )
 
 
-def occurrences(field: Field, stems: Sequence[str]) -> list[int]:
-    """Token indices where ``stems`` occur in order in ``field``."""
+def occurrences(
+    field: Field, stems: Sequence[str], starts: Iterable[int] | None = None
+) -> list[int]:
+    """Token indices where ``stems`` occur in order in ``field`` (checking only ``starts``)."""
     size = len(stems)
     tokens = field.stems
-    first = stems[0]
-    return [
-        i
-        for i, tok in enumerate(tokens)
-        if tok == first and tuple(tokens[i : i + size]) == tuple(stems)
-    ]
+    wanted = tuple(stems)
+    if starts is None:
+        first = wanted[0]
+        starts = (i for i, tok in enumerate(tokens) if tok == first)
+    if size == 1:
+        return list(starts)
+    return [i for i in starts if tokens[i : i + size] == wanted]
 
 
 def author_matches(doc: Doc, term: Term) -> int | None:
@@ -73,8 +76,17 @@ def combine(
     return tuple(words), merge_spans(spans)
 
 
-def explain_term(paper: Paper, doc: Doc, term: Term) -> tuple[str | None, tuple[Span, ...]]:
-    """One term in one paper: the first surface form it matched and all its spans."""
+def explain_term(
+    paper: Paper,
+    doc: Doc,
+    term: Term,
+    title_starts: Iterable[int] | None = None,
+    abstract_starts: Iterable[int] | None = None,
+) -> tuple[str | None, tuple[Span, ...]]:
+    """One term in one paper: the first surface form it matched and all its spans.
+
+    ``*_starts`` are where the term's first stem occurs, when an index already knows.
+    """
     if term.kind == AUTHOR:
         found = author_matches(doc, term)
         return (paper.authors[found] if found is not None else None), ()
@@ -84,11 +96,11 @@ def explain_term(paper: Paper, doc: Doc, term: Term) -> tuple[str | None, tuple[
         return None, ()
     surface: str | None = None
     spans: list[Span] = []
-    fields = [("title", doc.title, paper.title)]
+    fields = [("title", doc.title, paper.title, title_starts)]
     if term.field != TITLE:
-        fields.append(("abstract", doc.abstract, paper.abstract))
-    for name, field, original in fields:
-        for i in occurrences(field, term.values):
+        fields.append(("abstract", doc.abstract, paper.abstract, abstract_starts))
+    for name, field, original, starts in fields:
+        for i in occurrences(field, term.values, starts):
             start, end = field.starts[i], field.ends[i + len(term.values) - 1]
             spans.append(Span(name, start, end))
             surface = surface or original[start:end]

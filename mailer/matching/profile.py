@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailer.errors import ProfileError
 
@@ -22,17 +22,18 @@ _FIELDS = frozenset({ANY_FIELD, TITLE})
 JSON_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Term:
-    """One condition on a paper; ``values`` are stems (text), name tokens or a category."""
+class Term(NamedTuple):
+    """One condition on a paper; ``values`` are stems (text), name tokens or a category.
+
+    A named tuple rather than a dataclass: terms are hashed millions of times as cache keys.
+    """
 
     kind: str
     values: tuple[str, ...]
     field: str = ANY_FIELD
 
 
-@dataclass(frozen=True, slots=True)
-class Interest:
+class Interest(NamedTuple):
     """All ``terms`` must match; ``text`` is the interest as written (whitespace normalised)."""
 
     text: str
