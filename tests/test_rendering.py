@@ -322,8 +322,10 @@ def test_each_paper_is_rendered_once_for_all_digests_listing_it() -> None:
     digest, links = sample_digest()
     for _ in range(100):
         renderer.digest(digest, links, date_label="today")
+    rescored = tuple(dataclasses.replace(m, score=m.score + 1, terms=()) for m in digest.matches)
+    renderer.digest(dataclasses.replace(digest, matches=rescored), links, date_label="today")
     info = renderer.paper_parts.cache_info()
-    assert info.misses == len(digest.matches) and info.hits == 99 * len(digest.matches)
+    assert info.misses == len(digest.matches) and info.hits == 100 * len(digest.matches)
 
 
 def test_trending_profile_preheader_and_duplicate_count(renderer: Renderer) -> None:

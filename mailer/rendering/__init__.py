@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from mailer.models import Digest, Frequency, Links, Match, Subscriber
+from mailer.models import Digest, Frequency, Links, Match, Paper, Span, Subscriber
 from mailer.rendering.inlining import Inliner, InliningLoader, default_inliner
 from mailer.rendering.snippets import SNIPPET_CHARS, Segment, segments, snippet
 from mailer.rendering.text import labelled_url, numbered, plural, wrap
@@ -127,11 +127,14 @@ class Renderer:
         }
         self._html_paper: Any = self._templates["_paper.html"].module
         self._text_paper: Any = self._templates["_paper.txt"].module
-        # A paper matched the same way reads the same in every digest: render it once.
+        # A paper matched the same way reads the same in every digest: render it once. The key
+        # leaves out the score and terms, which differ between subscribers but are not shown.
         self.paper_parts = lru_cache(maxsize=4096)(self._paper_parts)
 
-    def _paper_parts(self, match: Match) -> PaperParts:
-        view = paper_view(match)
+    def _paper_parts(
+        self, paper: Paper, interests: tuple[str, ...], spans: tuple[Span, ...]
+    ) -> PaperParts:
+        view = paper_view(Match(paper, 0.0, interests, (), spans))
         return PaperParts(
             html_title=self._html_paper.title(view),
             html_body=self._html_paper.body(view),
@@ -145,7 +148,8 @@ class Renderer:
             listed = []
             for match in members:
                 number += 1
-                listed.append(Listed(number, self.paper_parts(match)))
+                parts = self.paper_parts(match.paper, match.interests, match.spans)
+                listed.append(Listed(number, parts))
             groups.append(Group(label, tuple(listed)))
         return groups
 
