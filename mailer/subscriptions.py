@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from mailer.addresses import normalise_email
+from mailer.db import digests as digest_repo
 from mailer.db import subscribers as repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
@@ -14,8 +17,11 @@ from mailer.matching import parse_profile
 from mailer.models import Frequency, Subscriber, SubscriberStatus
 from mailer.schedule import (
     Cadence,
+    current_period,
+    due_at,
     first_due,
     is_valid_timezone,
+    next_due_after,
     parse_send_time,
     parse_weekday,
 )
@@ -89,17 +95,39 @@ def add(
     confirmed: bool,
     defaults: Defaults,
     now: datetime,
+    reconsented: bool = False,
 ) -> Subscriber:
-    """Validate and store a new subscriber; active at once when the operator vouches."""
+    """Validate and store a new subscriber; active at once when the operator vouches.
+
+    An address that unsubscribed or was erased is refused unless ``reconsented`` says the
+    person asked to come back; then the old row (or tombstone) is replaced.
+    """
     subscriber = validate(raw, defaults, now)
+    if confirmed:
+        subscriber = _activated(subscriber, now)
+    due = first_due(cadence_of(subscriber), now) if confirmed else None
     with session_factory.begin() as session:
-        if repo.get_row_by_email(session, subscriber.email) is not None:
-            raise InputError(f"{subscriber.email} is already a subscriber")
-        if confirmed:
-            subscriber = _activated(subscriber, now)
-        due = first_due(cadence_of(subscriber), now) if confirmed else None
+        _clear_the_way(session, subscriber.email, reconsented=reconsented)
         new_id = repo.insert_subscriber(session, subscriber, due)
     return replace(subscriber, id=new_id)
+
+
+def _clear_the_way(session: Session, email: str, *, reconsented: bool) -> None:
+    """Refuse a duplicate or a departed address; on renewed consent, forget the old record."""
+    existing = repo.get_row_by_email(session, email)
+    if existing is not None and existing.status != SubscriberStatus.UNSUBSCRIBED.value:
+        raise InputError(f"{email} is already a subscriber ({existing.status})")
+    erased = repo.suppression_reason(session, email) is not None
+    if (existing is not None or erased) and not reconsented:
+        what = "unsubscribed" if existing is not None else "was erased"
+        raise InputError(
+            f"{email} {what}; add it again only with --reconsented "
+            "if the person asked to subscribe again"
+        )
+    if existing is not None:
+        repo.delete_row(session, existing)
+    if erased:
+        repo.drop_tombstone(session, email)
 
 
 def _activated(subscriber: Subscriber, now: datetime) -> Subscriber:
@@ -121,3 +149,113 @@ def get(session_factory: SessionFactory, email: str) -> Subscriber:
         if row is None:
             raise NotFound(f"no subscriber {normalised}")
         return repo.to_subscriber(row)
+
+
+# --- changing an existing subscriber --------------------------------------------------------
+
+SubscriberRef = str | int  # an address or a subscriber id
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Fields to change on a subscriber; None leaves a field as it is."""
+
+    profile: str | None = None
+    frequency: str | None = None
+    weekday: str | int | None = None
+    send_time: str | None = None
+    timezone: str | None = None
+
+
+def _row(session: Session, ref: SubscriberRef) -> SubscriberRow:
+    if isinstance(ref, int):
+        row = repo.get_row(session, ref)
+        if row is None:
+            raise NotFound(f"no subscriber with id {ref}")
+        return row
+    normalised = normalise_email(ref)
+    row = repo.get_row_by_email(session, normalised)
+    if row is None:
+        raise NotFound(f"no subscriber {normalised}")
+    return row
+
+
+def _next_due(session: Session, row: SubscriberRow, now: datetime) -> datetime:
+    """When an (again) active subscriber is next due under their current cadence.
+
+    Like ``first_due``, except that a subscriber who already had a digest planned after this
+    period's due instant (say, daily until today, now weekly) waits for the next period.
+    """
+    cadence = cadence_of(row)
+    due = first_due(cadence, now)
+    last = digest_repo.last_window_end(session, row.id)
+    if last is not None and last >= due_at(cadence, current_period(cadence, now)):
+        return next_due_after(cadence, now)
+    return due
+
+
+def update(
+    session_factory: SessionFactory, ref: SubscriberRef, changes: Changes, now: datetime
+) -> Subscriber:
+    """Change profile, frequency, weekday, send time or time zone, validated like ``validate``."""
+    with session_factory.begin() as session:
+        row = _row(session, ref)
+        raw = SubscriberInput(
+            email=row.email,
+            profile=row.profile if changes.profile is None else changes.profile,
+            frequency=changes.frequency or row.frequency,
+            send_time=changes.send_time or row.send_time,
+            timezone=changes.timezone or row.timezone,
+            weekday=row.weekday if changes.weekday in (None, "") else changes.weekday,
+        )
+        valid = validate(raw, Defaults(row.send_time, row.timezone), now)
+        before = cadence_of(row)
+        row.profile, row.frequency = valid.profile, valid.frequency.value
+        row.send_time, row.timezone, row.weekday = valid.send_time, valid.timezone, valid.weekday
+        if row.status == SubscriberStatus.ACTIVE.value and cadence_of(row) != before:
+            row.next_due_at = _next_due(session, row, now)
+        return repo.to_subscriber(row)
+
+
+def pause(session_factory: SessionFactory, ref: SubscriberRef, now: datetime) -> Subscriber:
+    """Stop an active subscriber's digests until ``resume`` (pausing twice is harmless)."""
+    with session_factory.begin() as session:
+        row = _row(session, ref)
+        if row.status not in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value):
+            raise InputError(f"{row.email} is {row.status}; only active subscribers can pause")
+        row.status = SubscriberStatus.PAUSED.value
+        row.next_due_at = None
+        return repo.to_subscriber(row)
+
+
+def resume(session_factory: SessionFactory, ref: SubscriberRef, now: datetime) -> Subscriber:
+    """Restart a paused subscriber; their next digest is due this period (see ``_next_due``)."""
+    with session_factory.begin() as session:
+        row = _row(session, ref)
+        if row.status not in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value):
+            raise InputError(f"{row.email} is {row.status}; only paused subscribers can resume")
+        if row.status == SubscriberStatus.PAUSED.value:
+            row.status = SubscriberStatus.ACTIVE.value
+            row.next_due_at = _next_due(session, row, now)
+        return repo.to_subscriber(row)
+
+
+def unsubscribe(session_factory: SessionFactory, ref: SubscriberRef, now: datetime) -> Subscriber:
+    """Stop every digest for good (idempotent: the first unsubscribe time is kept)."""
+    with session_factory.begin() as session:
+        row = _row(session, ref)
+        if row.status != SubscriberStatus.UNSUBSCRIBED.value:
+            row.status = SubscriberStatus.UNSUBSCRIBED.value
+            row.unsubscribed_at = now
+        row.next_due_at = None
+        return repo.to_subscriber(row)
+
+
+def remove(session_factory: SessionFactory, ref: SubscriberRef, now: datetime) -> str:
+    """Erase a subscriber's personal data, keeping an anonymous tombstone; returns the address."""
+    with session_factory.begin() as session:
+        row = _row(session, ref)
+        email = row.email
+        repo.delete_row(session, row)
+        repo.add_tombstone(session, email, "erased", now)
+    return email

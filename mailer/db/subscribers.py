@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from mailer.db.tables import SubscriberRow
+from mailer.db.tables import DigestPaperRow, DigestRow, SubscriberRow, SuppressionRow
 from mailer.models import Frequency, Subscriber, SubscriberStatus
 
 
@@ -102,3 +103,57 @@ def active_rows(session: Session, after_id: int, limit: int) -> list[SubscriberR
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def get_row(session: Session, subscriber_id: int) -> SubscriberRow | None:
+    """The subscriber row with this id, if any."""
+    return session.get(SubscriberRow, subscriber_id)
+
+
+def delete_row(session: Session, row: SubscriberRow) -> None:
+    """Delete a subscriber; their digests and digest papers go with them (ON DELETE CASCADE)."""
+    # Bulk deletes by key so the database's cascades do the work, not the ORM's row loading.
+    session.execute(delete(DigestPaperRow).where(DigestPaperRow.subscriber_id == row.id))
+    session.execute(delete(DigestRow).where(DigestRow.subscriber_id == row.id))
+    session.delete(row)
+    session.flush()
+
+
+def email_hash(email: str) -> str:
+    """The tombstone key of a normalised address: its SHA-256, hex."""
+    return hashlib.sha256(email.encode("utf-8")).hexdigest()
+
+
+def suppression_reason(session: Session, email: str) -> str | None:
+    """Why a normalised address was erased, if it was (its tombstone's reason)."""
+    row = session.get(SuppressionRow, email_hash(email))
+    return row.reason if row is not None else None
+
+
+def suppressed_hashes(session: Session, hashes: Iterable[str]) -> frozenset[str]:
+    """Which of these address hashes have a tombstone (for bulk imports)."""
+    wanted = list(hashes)
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        found.update(
+            session.scalars(
+                select(SuppressionRow.email_hash).where(SuppressionRow.email_hash.in_(chunk))
+            )
+        )
+    return frozenset(found)
+
+
+def add_tombstone(session: Session, email: str, reason: str, now: datetime) -> None:
+    """Record that an address was erased, keeping only its hash."""
+    key = email_hash(email)
+    existing = session.get(SuppressionRow, key)
+    if existing is None:
+        session.add(SuppressionRow(email_hash=key, reason=reason, created_at=now))
+    else:
+        existing.reason, existing.created_at = reason, now
+
+
+def drop_tombstone(session: Session, email: str) -> None:
+    """Forget an address's tombstone (the person consented again)."""
+    session.execute(delete(SuppressionRow).where(SuppressionRow.email_hash == email_hash(email)))
