@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     default_send_time: str = Field("08:00", description="New subscribers' delivery time, HH:MM.")
     default_timezone: str = Field("UTC", description="New subscribers' IANA time zone.")
     max_papers: int = Field(25, ge=1, le=200, description="Papers listed per digest.")
+    catch_up: Literal["each", "combined"] = Field(
+        "each",
+        description="After downtime: 'each' sends one digest per missed period (at most 7),"
+        " 'combined' one digest with everything since the last one.",
+    )
+    first_digest_backfill: bool = Field(
+        False,
+        description="A new subscriber's first digest reaches back a whole period (24 h or 7 days)"
+        " instead of starting at confirmation. The demo turns it on.",
+    )
     web_host: str = Field("127.0.0.1", description="Address the web server listens on.")
     web_port: int = Field(8000, ge=1, le=65535, description="Port the web server listens on.")
     retry_base_seconds: float = Field(60.0, gt=0, description="First retry backoff, seconds.")

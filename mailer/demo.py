@@ -21,8 +21,9 @@ EXAMPLE_SUBSCRIBERS = (
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """The demo polls only the bundled sample, so it works offline."""
-    return settings.model_copy(update={"sources": SAMPLE_SPEC})
+    """The demo polls only the bundled sample (so it works offline), and a newcomer who signs
+    up gets a first digest of the sample at once instead of waiting for new papers."""
+    return settings.model_copy(update={"sources": SAMPLE_SPEC, "first_digest_backfill": True})
 
 
 def ensure_examples(ctx: Context) -> int:

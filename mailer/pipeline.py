@@ -22,7 +22,7 @@ from mailer.delivery import ClaimedDigest, DeliveryReport, RetryPolicy, Transpor
 from mailer.errors import NotFound, SourceError
 from mailer.message import build_message, make_message_id
 from mailer.models import Digest, Links
-from mailer.planning import DigestPlanner, PlanReport
+from mailer.planning import CatchUp, DigestPlanner, PlanOptions, PlanReport
 from mailer.rendering import RenderedEmail, Renderer
 from mailer.sources import FetchResult, Source, Validators, expected_announcement, make_source
 from mailer.subscriptions import Defaults
@@ -47,7 +47,7 @@ class Context:
     renderer: Renderer
     sender: str
     base_url: str
-    max_papers: int
+    plan_options: PlanOptions
     defaults: Defaults
     clock: Clock = utc_now
     unsubscribe_mailto: str | None = None
@@ -73,7 +73,11 @@ def make_context(
         renderer=Renderer(),
         sender=settings.effective_from(),
         base_url=settings.base_url,
-        max_papers=settings.max_papers,
+        plan_options=PlanOptions(
+            max_papers=settings.max_papers,
+            catch_up=CatchUp(settings.catch_up),
+            first_digest_backfill=settings.first_digest_backfill,
+        ),
         defaults=Defaults(send_time=settings.default_send_time, timezone=settings.default_timezone),
         clock=clock,
         unsubscribe_mailto=settings.unsubscribe_mailto,
@@ -198,16 +202,20 @@ async def fetch_all(
 # --- plan ---------------------------------------------------------------------------------
 
 
+def planner(ctx: Context) -> DigestPlanner:
+    """A planner configured from the context."""
+    return DigestPlanner(
+        ctx.session_factory,
+        new_message_id=lambda: make_message_id(ctx.sender),
+        options=ctx.plan_options,
+    )
+
+
 def plan(
     ctx: Context, *, force: bool = False, dry_run: bool = False, at: datetime | None = None
 ) -> PlanReport:
     """Write outbox rows for every due subscriber (or only report them when ``dry_run``)."""
-    planner = DigestPlanner(
-        ctx.session_factory,
-        max_papers=ctx.max_papers,
-        new_message_id=lambda: make_message_id(ctx.sender),
-    )
-    return planner.run(now=at or ctx.clock(), force=force, dry_run=dry_run)
+    return planner(ctx).run(now=at or ctx.clock(), force=force, dry_run=dry_run)
 
 
 # --- render and send ------------------------------------------------------------------------

@@ -1,11 +1,18 @@
-"""The planner: decides each due subscriber's digest and writes it to the outbox before sending."""
+"""The planner: decides each due subscriber's digests and writes them to the outbox before sending.
+
+A tick loads due subscribers in chunks (an indexed query on ``next_due_at``), works out which
+periods are due for each (one, or several after downtime), matches the papers that arrived in
+each period's window, and writes one outbox row per (subscriber, period) — insert-or-skip, so
+two planners racing never create two rows for one period.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
@@ -17,13 +24,46 @@ from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.errors import ProfileError
 from mailer.matching import PaperIndex, Profile, parse_profile
-from mailer.models import DigestStatus
-from mailer.schedule import current_period, latest_due_period, next_due_after
+from mailer.models import DigestStatus, Match
+from mailer.schedule import (
+    Cadence,
+    current_period,
+    due_at,
+    latest_due_period,
+    next_due_after,
+    shift_period,
+)
 from mailer.subscriptions import cadence_of
 
 log = logging.getLogger(__name__)
 
 CHUNK = 500
+MAX_CATCH_UP_PERIODS = 7
+
+
+class CatchUp(StrEnum):
+    """What a subscriber gets for periods missed while the daemon was down."""
+
+    EACH = "each"  # one digest per missed period, each with that period's papers
+    COMBINED = "combined"  # one digest with everything; the missed periods are recorded
+
+
+class Note(StrEnum):
+    """Why a period's outbox row was recorded as skipped."""
+
+    NO_PAPERS = "no_papers"
+    NO_MATCH = "no_match"
+    COMBINED = "combined"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    """Operator choices that shape planning."""
+
+    max_papers: int = 25
+    catch_up: CatchUp = CatchUp.EACH
+    # A first digest normally starts at confirmation; the demo backfills a whole period.
+    first_digest_backfill: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,146 +86,236 @@ class PlanReport:
     queued: int = 0
     no_papers: int = 0
     no_match: int = 0
+    combined: int = 0
     already_planned: int = 0
     invalid_profile: int = 0
     lines: list[PlanLine] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    period: str
+    start: datetime
+    end: datetime
+
+
 class DigestPlanner:
-    """Streams due subscribers in chunks, matches their window's papers, writes outbox rows."""
+    """Streams due subscribers in chunks, matches their windows' papers, writes outbox rows."""
 
     def __init__(
         self,
         session_factory: SessionFactory,
         *,
-        max_papers: int,
         new_message_id: Callable[[], str],
+        options: PlanOptions,
     ) -> None:
         self._session_factory = session_factory
-        self._max_papers = max_papers
         self._new_message_id = new_message_id
-        self._indexes: dict[datetime, tuple[frozenset[int], PaperIndex]] = {}
-        self._profiles: dict[str, Profile] = {}
-        self._collect = False
+        self._options = options
+        self._indexes: dict[tuple[datetime, datetime], tuple[frozenset[int], PaperIndex]] = {}
+        self._profiles: dict[str, Profile | None] = {}
 
     def run(self, *, now: datetime, force: bool, dry_run: bool) -> PlanReport:
-        """Plan every due subscriber; ``force`` treats every active one as due now.
+        """Plan every due subscriber; ``force`` treats every active one as due for this period.
 
         Per-subscriber lines are kept only for dry runs, so memory stays flat at scale.
         """
         report = PlanReport()
-        self._collect = dry_run
         after_id = 0
         while True:
             with self._session_factory() as session:
-                if force:
-                    rows = subscriber_repo.active_rows(session, after_id, CHUNK)
-                else:
-                    rows = subscriber_repo.due_rows(session, now, after_id, CHUNK)
+                rows = (
+                    subscriber_repo.active_rows(session, after_id, CHUNK)
+                    if force
+                    else subscriber_repo.due_rows(session, now, after_id, CHUNK)
+                )
                 if not rows:
                     break
-                for row in rows:
-                    self._plan_one(session, row, now, force, dry_run, report)
-                after_id = rows[-1].id
+                plans = self._plan_chunk(session, rows, now, force, report)
                 if dry_run:
+                    report.lines.extend(_line(plan, email) for plan, email in plans)
                     session.rollback()
                 else:
+                    digest_repo.insert_digests(session, [plan for plan, _ in plans], now)
                     session.commit()
+                after_id = rows[-1].id
         return report
-
-    def _plan_one(
-        self,
-        session: Session,
-        row: SubscriberRow,
-        now: datetime,
-        force: bool,
-        dry_run: bool,
-        report: PlanReport,
-    ) -> None:
-        cadence = cadence_of(row)
-        period = current_period(cadence, now) if force else latest_due_period(cadence, now)
-        row.next_due_at = next_due_after(cadence, now)
-        if digest_repo.has_digest(session, row.id, period):
-            report.already_planned += 1
-            return
-        profile = self._profile(row.profile)
-        if profile is None:
-            log.error("stored profile is invalid subscriber=%d", row.id)
-            report.invalid_profile += 1
-            return
-        plan = self._decide(session, row, period, profile, now)
-        self._count(report, plan)
-        if self._collect:
-            report.lines.append(_line(plan, row.email))
-        if not dry_run:
-            digest_repo.insert_digest(session, plan, now)
 
     def preview(self, session: Session, row: SubscriberRow, now: datetime) -> PlannedDigest:
         """The digest this subscriber would get at ``now``, without storing anything."""
         profile = self._profile(row.profile)
         if profile is None:
             raise ProfileError("the stored profile is invalid; fix it with `subscribers set`")
-        return self._decide(session, row, current_period(cadence_of(row), now), profile, now)
+        start = digest_repo.last_window_end(session, row.id) or self._first_start(row, now)
+        window = _Window(current_period(cadence_of(row), now), start, now)
+        sent = digest_repo.sent_paper_ids(session, row.id, self._index(session, window)[0])
+        return self._decide(session, row, window, profile, sent)
+
+    def _plan_chunk(
+        self,
+        session: Session,
+        rows: Sequence[SubscriberRow],
+        now: datetime,
+        force: bool,
+        report: PlanReport,
+    ) -> list[tuple[PlannedDigest, str]]:
+        ids = [row.id for row in rows]
+        last_ends = digest_repo.last_window_ends(session, ids)
+        windows = {row.id: self._windows(row, last_ends.get(row.id), now, force) for row in rows}
+        wanted = {(row.id, w.period) for row in rows for w in windows[row.id]}
+        existing = digest_repo.existing_periods(session, wanted)
+        plans: list[tuple[PlannedDigest, str]] = []
+        for row in rows:
+            row.next_due_at = next_due_after(cadence_of(row), now)
+            todo = [w for w in windows[row.id] if (row.id, w.period) not in existing]
+            report.already_planned += len(windows[row.id]) - len(todo)
+            for plan in self._plan_subscriber(session, row, todo, report):
+                self._count(report, plan)
+                plans.append((plan, row.email))
+        return plans
+
+    def _windows(
+        self, row: SubscriberRow, last_end: datetime | None, now: datetime, force: bool
+    ) -> list[_Window]:
+        """The due periods of a subscriber, oldest first, each with its paper window."""
+        cadence = cadence_of(row)
+        start = last_end or self._first_start(row, now)
+        if force:
+            return [_Window(current_period(cadence, now), start, now)]
+        periods = _due_periods(cadence, row.next_due_at, now)
+        if self._options.catch_up is CatchUp.COMBINED or len(periods) == 1:
+            return [_Window(p, start, now) for p in periods]
+        windows = []
+        for period in periods:
+            end = now if period == periods[-1] else max(start, due_at(cadence, period))
+            windows.append(_Window(period, start, end))
+            start = end
+        return windows
+
+    def _first_start(self, row: SubscriberRow, now: datetime) -> datetime:
+        """Where a first digest's window starts: at confirmation, at most one period back."""
+        lookback_start = now - cadence_of(row).lookback
+        if self._options.first_digest_backfill:
+            return lookback_start
+        joined = row.confirmed_at or row.created_at
+        return max(joined, lookback_start)
+
+    def _plan_subscriber(
+        self, session: Session, row: SubscriberRow, windows: Sequence[_Window], report: PlanReport
+    ) -> list[PlannedDigest]:
+        if not windows:
+            return []
+        profile = self._profile(row.profile)
+        if profile is None:
+            log.error("stored profile is invalid subscriber=%d", row.id)
+            report.invalid_profile += 1
+            return []
+        combined = self._options.catch_up is CatchUp.COMBINED and len(windows) > 1
+        if combined:  # earlier periods are recorded as folded into the latest digest
+            *earlier, last = windows
+            folded = [self._folded(row, w) for w in earlier]
+            return [*folded, self._decide_fresh(session, row, last, profile)]
+        plans: list[PlannedDigest] = []
+        for window in windows:
+            plans.append(self._decide_fresh(session, row, window, profile, plans))
+        return plans
+
+    def _decide_fresh(
+        self,
+        session: Session,
+        row: SubscriberRow,
+        window: _Window,
+        profile: Profile,
+        earlier: Sequence[PlannedDigest] = (),
+    ) -> PlannedDigest:
+        """Decide one window, excluding papers already sent or planned in this pass."""
+        paper_ids = self._index(session, window)[0]
+        sent = set(digest_repo.sent_paper_ids(session, row.id, paper_ids))
+        sent.update(m.paper.id for plan in earlier for m in plan.matches if m.paper.id is not None)
+        return self._decide(session, row, window, profile, frozenset(sent))
 
     def _decide(
-        self, session: Session, row: SubscriberRow, period: str, profile: Profile, now: datetime
+        self,
+        session: Session,
+        row: SubscriberRow,
+        window: _Window,
+        profile: Profile,
+        sent: frozenset[int],
     ) -> PlannedDigest:
-        start = digest_repo.last_window_end(session, row.id)
-        if start is None:
-            start = now - cadence_of(row).lookback
-        paper_ids, index = self._index(session, start, now)
-        considered = len(paper_ids)
-        matches = []
-        if considered:
-            sent = digest_repo.sent_paper_ids(session, row.id, paper_ids)
-            matches = index.match(profile, exclude=sent)
+        paper_ids, index = self._index(session, window)
+        matches: list[Match] = index.match(profile, exclude=sent) if paper_ids else []
         status, note = DigestStatus.PENDING, None
-        if not considered:
-            status, note = DigestStatus.SKIPPED, "no_papers"
+        if not paper_ids:
+            status, note = DigestStatus.SKIPPED, Note.NO_PAPERS.value
         elif not matches:
-            status, note = DigestStatus.SKIPPED, "no_match"
+            status, note = DigestStatus.SKIPPED, Note.NO_MATCH.value
         return PlannedDigest(
             subscriber_id=row.id,
-            period=period,
+            period=window.period,
             status=status,
             note=note,
             message_id=self._new_message_id(),
-            matches=matches[: self._max_papers],
+            matches=matches[: self._options.max_papers],
             matched_count=len(matches),
-            considered_count=considered,
-            window_start=start,
-            window_end=now,
+            considered_count=len(paper_ids),
+            window_start=window.start,
+            window_end=window.end,
         )
 
-    def _index(
-        self, session: Session, start: datetime, end: datetime
-    ) -> tuple[frozenset[int], PaperIndex]:
-        """The papers of a window, indexed once per distinct window start."""
-        cached = self._indexes.get(start)
+    def _folded(self, row: SubscriberRow, window: _Window) -> PlannedDigest:
+        return PlannedDigest(
+            subscriber_id=row.id,
+            period=window.period,
+            status=DigestStatus.SKIPPED,
+            note=Note.COMBINED.value,
+            message_id=self._new_message_id(),
+            matches=(),
+            matched_count=0,
+            considered_count=0,
+            window_start=window.start,
+            window_end=window.start,
+        )
+
+    def _index(self, session: Session, window: _Window) -> tuple[frozenset[int], PaperIndex]:
+        """The papers of a window, indexed once per distinct window (most share one)."""
+        key = (window.start, window.end)
+        cached = self._indexes.get(key)
         if cached is None:
-            papers = paper_repo.papers_first_seen(session, start, end)
+            papers = paper_repo.papers_first_seen(session, window.start, window.end)
             cached = (frozenset(p.id for p in papers if p.id is not None), PaperIndex(papers))
-            self._indexes[start] = cached
+            self._indexes[key] = cached
         return cached
 
     def _profile(self, text: str) -> Profile | None:
-        profile = self._profiles.get(text)
-        if profile is None:
+        if text not in self._profiles:
             try:
-                profile = parse_profile(text)
+                self._profiles[text] = parse_profile(text)
             except ProfileError:
-                return None
-            self._profiles[text] = profile
-        return profile
+                self._profiles[text] = None
+        return self._profiles[text]
 
     @staticmethod
     def _count(report: PlanReport, plan: PlannedDigest) -> None:
         if plan.status is DigestStatus.PENDING:
             report.queued += 1
-        elif plan.note == "no_papers":
+        elif plan.note == Note.NO_PAPERS:
             report.no_papers += 1
+        elif plan.note == Note.COMBINED:
+            report.combined += 1
         else:
             report.no_match += 1
+
+
+def _due_periods(cadence: Cadence, next_due: datetime | None, now: datetime) -> list[str]:
+    """Periods from the one ``next_due`` belongs to up to the latest due, oldest first (capped)."""
+    latest = latest_due_period(cadence, now)
+    first = current_period(cadence, next_due) if next_due is not None else latest
+    if len(first) != len(latest) or first > latest:  # cadence changed under us: just the latest
+        first = latest
+    periods = [latest]
+    while periods[-1] > first and len(periods) < MAX_CATCH_UP_PERIODS:
+        periods.append(shift_period(cadence, periods[-1], -1))
+    return periods[::-1]
 
 
 def _line(plan: PlannedDigest, email: str) -> PlanLine:

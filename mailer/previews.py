@@ -5,10 +5,8 @@ from __future__ import annotations
 from mailer.addresses import normalise_email
 from mailer.db import subscribers as subscriber_repo
 from mailer.errors import NotFound
-from mailer.message import make_message_id
 from mailer.models import Digest, Links
-from mailer.pipeline import Context, date_label
-from mailer.planning import DigestPlanner
+from mailer.pipeline import Context, date_label, planner
 from mailer.rendering import RenderedEmail
 from mailer.tokens import Purpose
 
@@ -16,16 +14,11 @@ from mailer.tokens import Purpose
 def preview(ctx: Context, email: str) -> RenderedEmail:
     """The digest ``email`` would receive if it were sent now."""
     address = normalise_email(email)
-    planner = DigestPlanner(
-        ctx.session_factory,
-        max_papers=ctx.max_papers,
-        new_message_id=lambda: make_message_id(ctx.sender),
-    )
     with ctx.session_factory() as session:
         row = subscriber_repo.get_row_by_email(session, address)
         if row is None:
             raise NotFound(f"no subscriber {address}")
-        plan = planner.preview(session, row, ctx.clock())
+        plan = planner(ctx).preview(session, row, ctx.clock())
         subscriber = subscriber_repo.to_subscriber(row)
     digest = Digest(
         subscriber=subscriber,

@@ -113,7 +113,8 @@ def due_at(cadence: Cadence, period: str) -> datetime:
     return local_to_utc(period_day(cadence, period), cadence.send_time, cadence.zone)
 
 
-def _shift(cadence: Cadence, period: str, steps: int) -> str:
+def shift_period(cadence: Cadence, period: str, steps: int) -> str:
+    """The period ``steps`` periods after (or before, if negative) ``period``."""
     days = 7 if cadence.frequency is Frequency.WEEKLY else 1
     return period_key(cadence.frequency, period_day(cadence, period) + timedelta(days=days * steps))
 
@@ -127,16 +128,16 @@ def latest_due_period(cadence: Cadence, now: datetime) -> str:
     """The most recent period whose due instant is at or before ``now``."""
     period = current_period(cadence, now)
     while due_at(cadence, period) > now:
-        period = _shift(cadence, period, -1)
+        period = shift_period(cadence, period, -1)
     return period
 
 
 def next_due_after(cadence: Cadence, after: datetime) -> datetime:
     """The first due instant strictly after ``after`` (when to look at this subscriber next)."""
     period = latest_due_period(cadence, after)
-    candidate = _shift(cadence, period, 1)
+    candidate = shift_period(cadence, period, 1)
     while due_at(cadence, candidate) <= after:
-        candidate = _shift(cadence, candidate, 1)
+        candidate = shift_period(cadence, candidate, 1)
     return due_at(cadence, candidate)
 
 

@@ -10,7 +10,7 @@ from mailer.db import papers as paper_repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestPaperRow, DigestRow, SubscriberRow
 from mailer.models import DigestStatus, Paper
-from mailer.planning import DigestPlanner
+from mailer.planning import DigestPlanner, PlanOptions
 from mailer.subscriptions import Defaults, SubscriberInput, add
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -35,7 +35,9 @@ def _subscribe(session_factory: SessionFactory, email: str, profile: str) -> int
 def _planner(session_factory: SessionFactory) -> DigestPlanner:
     counter = iter(range(1_000_000))
     return DigestPlanner(
-        session_factory, max_papers=25, new_message_id=lambda: f"<{next(counter)}@example.org>"
+        session_factory,
+        new_message_id=lambda: f"<{next(counter)}@example.org>",
+        options=PlanOptions(first_digest_backfill=True),
     )
 
 

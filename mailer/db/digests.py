@@ -55,6 +55,32 @@ def last_window_end(session: Session, subscriber_id: int) -> datetime | None:
     )
 
 
+def last_window_ends(session: Session, subscriber_ids: Sequence[int]) -> dict[int, datetime]:
+    """Where each subscriber's previous digest window ended (absent before the first)."""
+    if not subscriber_ids:
+        return {}
+    rows = session.execute(
+        select(DigestRow.subscriber_id, func.max(DigestRow.window_end))
+        .where(DigestRow.subscriber_id.in_(subscriber_ids))
+        .group_by(DigestRow.subscriber_id)
+    ).all()
+    return {sid: end for sid, end in rows if end is not None}
+
+
+def existing_periods(session: Session, wanted: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of the (subscriber, period) pairs already have an outbox row."""
+    if not wanted:
+        return set()
+    ids = {sid for sid, _ in wanted}
+    periods = {period for _, period in wanted}
+    rows = session.execute(
+        select(DigestRow.subscriber_id, DigestRow.period).where(
+            DigestRow.subscriber_id.in_(ids), DigestRow.period.in_(periods)
+        )
+    ).all()
+    return {(sid, period) for sid, period in rows} & wanted
+
+
 def has_digest(session: Session, subscriber_id: int, period: str) -> bool:
     """True when the period already has an outbox row for this subscriber."""
     found = session.scalar(
@@ -78,13 +104,34 @@ def sent_paper_ids(session: Session, subscriber_id: int, among: Iterable[int]) -
     return frozenset(rows)
 
 
-def insert_digest(session: Session, plan: PlannedDigest, now: datetime) -> int | None:
-    """Write one outbox row and its papers; None if the period already had a row.
+def insert_digests(session: Session, plans: Sequence[PlannedDigest], now: datetime) -> int:
+    """Write many outbox rows at once; how many were new.
 
-    Runs in a savepoint so a concurrent planner's row for the same period (the unique
-    constraint) is skipped without aborting the caller's transaction.
+    The fast path inserts the whole chunk in one savepoint; if a concurrent planner got to one
+    of the periods first (the unique constraint), it falls back to row-by-row insert-or-skip.
     """
-    row = DigestRow(
+    if not plans:
+        return 0
+    try:
+        with session.begin_nested():
+            for plan in plans:
+                _add(session, plan, now)
+        return len(plans)
+    except IntegrityError:
+        return sum(insert_digest(session, plan, now) is not None for plan in plans)
+
+
+def _add(session: Session, plan: PlannedDigest, now: datetime) -> int:
+    row = _digest_row(plan, now)
+    session.add(row)
+    session.flush()
+    session.add_all(_paper_rows(row.id, plan))
+    session.flush()
+    return row.id
+
+
+def _digest_row(plan: PlannedDigest, now: datetime) -> DigestRow:
+    return DigestRow(
         subscriber_id=plan.subscriber_id,
         period=plan.period,
         status=plan.status.value,
@@ -99,15 +146,19 @@ def insert_digest(session: Session, plan: PlannedDigest, now: datetime) -> int |
         next_attempt_at=now if plan.status is DigestStatus.PENDING else None,
         created_at=now,
     )
+
+
+def insert_digest(session: Session, plan: PlannedDigest, now: datetime) -> int | None:
+    """Write one outbox row and its papers; None if the period already had a row.
+
+    Runs in a savepoint so a concurrent planner's row for the same period (the unique
+    constraint) is skipped without aborting the caller's transaction.
+    """
     try:
         with session.begin_nested():
-            session.add(row)
-            session.flush()
-            session.add_all(_paper_rows(row.id, plan))
-            session.flush()
+            return _add(session, plan, now)
     except IntegrityError:
         return None
-    return row.id
 
 
 def _paper_rows(digest_id: int, plan: PlannedDigest) -> list[DigestPaperRow]:
