@@ -179,7 +179,9 @@ class DigestPlanner:
     ) -> list[_Window]:
         """The due periods of a subscriber, oldest first, each with its paper window."""
         cadence = cadence_of(row)
-        start = last_end or self._first_start(row, now)
+        # Never reach back further than the catch-up limit (e.g. after a long pause).
+        oldest = now - cadence.lookback * MAX_CATCH_UP_PERIODS
+        start = max(last_end or self._first_start(row, now), oldest)
         if force:
             return [_Window(current_period(cadence, now), start, now)]
         periods = _due_periods(cadence, row.next_due_at, now)
