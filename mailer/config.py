@@ -49,6 +49,20 @@ class Settings(BaseSettings):
         description="From address, e.g. 'Paper Digest <digest@example.org>'."
         " Required in production.",
     )
+    reply_to: str | None = Field(
+        None, description="Reply-To address for digests (optional), e.g. 'Lab <lab@example.org>'."
+    )
+    dkim_selector: str | None = Field(
+        None,
+        description="DKIM selector, e.g. mail2026; digests are signed when selector, domain"
+        " and private key are all set.",
+    )
+    dkim_domain: str | None = Field(
+        None, description="DKIM signing domain (d=), normally the From address's domain."
+    )
+    dkim_private_key: str | None = Field(
+        None, description="DKIM RSA private key: the PEM text, or the path of a PEM file."
+    )
     base_url: str = Field(
         "http://127.0.0.1:8000", description="Public URL of the web app, used in email links."
     )
@@ -104,6 +118,9 @@ class Settings(BaseSettings):
     )
     bounce_limit: int = Field(1, ge=1, description="Hard bounces before a subscriber is bounced.")
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines on stderr: text (key=value) or json (one object per line)."
+    )
 
     @field_validator("default_send_time")
     @classmethod

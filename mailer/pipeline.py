@@ -51,6 +51,7 @@ class Context:
     defaults: Defaults
     clock: Clock = utc_now
     unsubscribe_mailto: str | None = None
+    reply_to: str | None = None
 
     @property
     def list_id(self) -> str:
@@ -81,6 +82,7 @@ def make_context(
         defaults=Defaults(send_time=settings.default_send_time, timezone=settings.default_timezone),
         clock=clock,
         unsubscribe_mailto=settings.unsubscribe_mailto,
+        reply_to=settings.reply_to,
     )
 
 
@@ -279,6 +281,7 @@ def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> EmailMessage:
         links=result.links,
         list_id=ctx.list_id,
         when=ctx.clock(),
+        reply_to=ctx.reply_to,
     )
 
 
