@@ -161,7 +161,7 @@ def sign_message(msg: EmailMessage, *, selector: str, domain: str, private_key: 
     headers; the caller sends these exact bytes. Needs the ``dkimpy`` package.
     """
     try:
-        import dkim  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        import dkim
     except ImportError:
         raise ConfigError("DKIM signing needs the dkimpy package: pip install dkimpy") from None
     raw = message_bytes(msg)

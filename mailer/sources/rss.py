@@ -68,7 +68,7 @@ def parse_entry(entry: Any, source: str = KIND) -> Paper:
 def _feedparser() -> Any:
     # Imported on first use so the other sources work where feedparser is not installed.
     try:
-        import feedparser  # type: ignore[import-untyped]
+        import feedparser
     except ImportError as exc:
         raise SourceError(
             "rss: sources need the feedparser package (pip install feedparser)"
