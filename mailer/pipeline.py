@@ -7,8 +7,11 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from email import message_from_bytes
 from email.message import EmailMessage
+from email.policy import default as email_policy
 from email.utils import parseaddr
+from pathlib import Path
 
 import httpx
 
@@ -19,8 +22,8 @@ from mailer.db import papers as paper_repo
 from mailer.db.fetches import FetchRecord
 from mailer.db.session import SessionFactory
 from mailer.delivery import ClaimedDigest, DeliveryReport, RetryPolicy, Transport, deliver_due
-from mailer.errors import NotFound, SourceError
-from mailer.message import build_message, make_message_id
+from mailer.errors import ConfigError, NotFound, SourceError
+from mailer.message import build_message, make_message_id, sign_message
 from mailer.models import Digest, Links
 from mailer.planning import CatchUp, DigestPlanner, PlanOptions, PlanReport
 from mailer.rendering import RenderedEmail, Renderer
@@ -52,6 +55,7 @@ class Context:
     clock: Clock = utc_now
     unsubscribe_mailto: str | None = None
     reply_to: str | None = None
+    dkim: DkimKey | None = None
 
     @property
     def list_id(self) -> str:
@@ -59,9 +63,50 @@ class Context:
         domain = parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
         return f"Paper digest <digest.{domain}>"
 
+    def sign(self, message: EmailMessage) -> EmailMessage:
+        """The message with a DKIM-Signature when DKIM is configured (else unchanged)."""
+        if self.dkim is None:
+            return message
+        signed = sign_message(
+            message,
+            selector=self.dkim.selector,
+            domain=self.dkim.domain,
+            private_key=self.dkim.private_key,
+        )
+        # Relaxed canonicalisation keeps the signature valid when the transport re-serialises.
+        return message_from_bytes(signed, policy=email_policy)
+
     def link(self, purpose: Purpose, subject: int) -> str:
         """An absolute URL carrying a token for ``purpose``."""
         return f"{self.base_url.rstrip('/')}/{purpose.value}/{self.tokens.make(purpose, subject)}"
+
+
+@dataclass(frozen=True, slots=True)
+class DkimKey:
+    """What DKIM signing needs: selector, signing domain and the PEM private key."""
+
+    selector: str
+    domain: str
+    private_key: bytes
+
+
+def dkim_from_settings(settings: Settings) -> DkimKey | None:
+    """The DKIM key when all three settings are set; ConfigError when only some are."""
+    parts = (settings.dkim_selector, settings.dkim_domain, settings.dkim_private_key)
+    if not any(parts):
+        return None
+    if not all(parts):
+        raise ConfigError(
+            "DKIM needs MAILER_DKIM_SELECTOR, MAILER_DKIM_DOMAIN and MAILER_DKIM_PRIVATE_KEY"
+        )
+    assert settings.dkim_selector and settings.dkim_domain and settings.dkim_private_key
+    key = settings.dkim_private_key.strip()
+    if not key.startswith("-----BEGIN"):
+        try:
+            key = Path(key).expanduser().read_text()
+        except OSError as exc:
+            raise ConfigError(f"MAILER_DKIM_PRIVATE_KEY: cannot read {key}: {exc}") from None
+    return DkimKey(settings.dkim_selector, settings.dkim_domain, key.encode())
 
 
 def make_context(
@@ -83,6 +128,7 @@ def make_context(
         clock=clock,
         unsubscribe_mailto=settings.unsubscribe_mailto,
         reply_to=settings.reply_to,
+        dkim=dkim_from_settings(settings),
     )
 
 
@@ -273,7 +319,7 @@ def date_label(period: str) -> str:
 def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> EmailMessage:
     """The email for a claimed outbox row, rendered from what the row lists."""
     result = render_stored(ctx, claimed.digest_id)
-    return build_message(
+    message = build_message(
         result.rendered,
         sender=ctx.sender,
         recipient=result.digest.subscriber.email,
@@ -283,6 +329,7 @@ def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> EmailMessage:
         when=ctx.clock(),
         reply_to=ctx.reply_to,
     )
+    return ctx.sign(message)
 
 
 async def send_queued(

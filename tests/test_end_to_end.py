@@ -198,3 +198,50 @@ def test_dry_run_lists_who_gets_what_and_sends_nothing(
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(DigestRow)) == 0
     engine.dispose()
+
+
+def test_digests_are_dkim_signed_when_configured(
+    db_url: str, smtp: SmtpServer, hf_api: LocalHTTPServer, tmp_path: Path
+) -> None:
+    import base64
+    import shutil
+
+    import dkim
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test key")
+    key = tmp_path / "dkim.pem"
+    subprocess.run([openssl, "genrsa", "-traditional", "-out", str(key), "2048"], check=True)
+    public = subprocess.run(
+        [openssl, "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    env = _env(db_url, smtp, hf_api, tmp_path)
+    env.update(MAILER_DKIM_SELECTOR="s1", MAILER_DKIM_DOMAIN="example.org")
+    env["MAILER_DKIM_PRIVATE_KEY"] = str(key)
+    mailer(env, "subscribers", "add", "alice@example.org", "--keywords", "diffusion",
+           "--confirmed", "--send-time", "00:00")  # fmt: skip
+    result = mailer(env, "run", "--once")
+    assert result.returncode == 0, result.stderr
+
+    (received,) = smtp.messages
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"s1._domainkey.example.org."
+        return record
+
+    assert received.raw.startswith(b"DKIM-Signature:") or b"\nDKIM-Signature:" in received.raw
+    assert dkim.verify(received.raw, dnsfunc=dns)
+
+
+def test_partial_dkim_settings_are_a_configuration_error(
+    db_url: str, smtp: SmtpServer, hf_api: LocalHTTPServer, tmp_path: Path
+) -> None:
+    env = _env(db_url, smtp, hf_api, tmp_path)
+    env["MAILER_DKIM_SELECTOR"] = "s1"
+    result = mailer(env, "run", "--once")
+    assert result.returncode == 3
+    assert "MAILER_DKIM_DOMAIN" in result.stderr and "Traceback" not in result.stderr
