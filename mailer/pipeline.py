@@ -28,6 +28,7 @@ from mailer.models import Digest, Links
 from mailer.planning import CatchUp, DigestPlanner, PlanOptions, PlanReport
 from mailer.rendering import RenderedEmail, Renderer
 from mailer.sources import FetchResult, Source, Validators, expected_announcement, make_source
+from mailer.sources.http import HttpPolicy, user_agent_for
 from mailer.subscriptions import Defaults
 from mailer.tokens import Purpose, Tokens
 
@@ -134,8 +135,14 @@ def make_context(
 
 def make_sources(settings: Settings, specs: Sequence[str] | None = None) -> list[Source]:
     """The configured sources (or the given specs); SourceSpecError for a bad spec."""
+    policy = HttpPolicy(user_agent=user_agent_for(settings.base_url))
     return [
-        make_source(spec, hf_api_url=settings.hf_api_url, arxiv_feed_url=settings.arxiv_feed_url)
+        make_source(
+            spec,
+            hf_api_url=settings.hf_api_url,
+            arxiv_feed_url=settings.arxiv_feed_url,
+            policy=policy,
+        )
         for spec in (specs if specs is not None else settings.source_specs())
     ]
 

@@ -25,7 +25,7 @@ from mailer.pipeline import (
 )
 from mailer.planning import PlanReport
 from mailer.scheduler import build_scheduler
-from mailer.sources.http import USER_AGENT
+from mailer.sources.http import user_agent_for
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     """The shared HTTP client for sources: a project User-Agent and a timeout."""
     return httpx.AsyncClient(
         timeout=settings.http_timeout,
-        headers={"User-Agent": USER_AGENT},
+        headers={"User-Agent": user_agent_for(settings.base_url)},
         follow_redirects=True,
     )
 

@@ -130,7 +130,10 @@ def test_run_once_sends_each_subscriber_exactly_their_papers_once(
         assert conn.scalar(select(func.count()).select_from(PaperRow)) == len(PAPERS)
         assert conn.scalar(select(func.count()).select_from(DigestRow)) == 3
     engine.dispose()
-    assert hf_api.requests_to("/api/daily_papers"), "the daily-papers API was never asked"
+    requests = hf_api.requests_to("/api/daily_papers")
+    assert requests, "the daily-papers API was never asked"
+    # A polite client: the User-Agent names the project and the deployment to contact.
+    assert requests[0].header("User-Agent") == "mailer/0.1.0 (+http://127.0.0.1:8000)"
 
 
 def test_script_title_is_escaped_in_html_and_intact_in_text(

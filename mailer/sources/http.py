@@ -16,8 +16,13 @@ from mailer import __version__
 from mailer.errors import FetchError, PayloadError
 from mailer.sources.base import Validators
 
-PROJECT_URL = "https://github.com/mailer-digest/mailer"
-USER_AGENT = f"mailer/{__version__} (+{PROJECT_URL})"
+USER_AGENT = f"mailer/{__version__}"
+
+
+def user_agent_for(contact_url: str) -> str:
+    """A User-Agent naming the project and how to reach this deployment's operator."""
+    return f"{USER_AGENT} (+{contact_url})"
+
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
