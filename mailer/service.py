@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -14,7 +13,13 @@ import httpx
 import uvicorn
 
 from mailer.config import Settings
-from mailer.delivery import DeliveryReport, RetryPolicy, Transport, transport_from_settings
+from mailer.delivery import (
+    DeliveryReport,
+    RetryPolicy,
+    Transport,
+    stop_on_signals,
+    transport_from_settings,
+)
 from mailer.pipeline import (
     Context,
     SourceOutcome,
@@ -90,12 +95,6 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-
 async def serve(
     ctx: Context,
     settings: Settings,
@@ -104,17 +103,29 @@ async def serve(
     web: bool,
     host: str,
     port: int,
-    fetch_first: bool = False,
 ) -> None:
     """The daemon: the scheduler's jobs and/or the web server until SIGTERM or SIGINT."""
     stop = asyncio.Event()
-    _stop_on_signals(stop)
+    with stop_on_signals(stop):
+        await _serve_until(ctx, settings, stop, scheduler=scheduler, web=web, host=host, port=port)
+
+
+async def _serve_until(
+    ctx: Context,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    scheduler: bool,
+    web: bool,
+    host: str,
+    port: int,
+) -> None:
     async with contextlib.AsyncExitStack() as stack:
         tasks: list[asyncio.Task[None]] = []
         busy = asyncio.Lock()
         if scheduler:
             transport = await stack.enter_async_context(transport_from_settings(settings))
-            _start_jobs(ctx, settings, transport, _Jobs(stop, busy), stack, fetch_first)
+            _start_jobs(ctx, settings, transport, _Jobs(stop, busy), stack)
         if web:
             tasks.append(asyncio.create_task(_web(ctx, host, port, stop)))
         await stop.wait()
@@ -135,7 +146,6 @@ def _start_jobs(
     transport: Transport,
     jobs: _Jobs,
     stack: contextlib.AsyncExitStack,
-    fetch_first: bool,
 ) -> None:
     policy = RetryPolicy.from_settings(settings)
 
@@ -155,8 +165,7 @@ def _start_jobs(
         fetch_cron=settings.fetch_cron,
         first_run=ctx.clock(),
     )
-    if fetch_first:
-        sched.modify_job("fetch", next_run_time=ctx.clock())
+    sched.modify_job("fetch", next_run_time=ctx.clock())  # fetch once at start, then on cron
     sched.start()
     stack.callback(sched.shutdown, wait=False)
 
