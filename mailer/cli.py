@@ -6,7 +6,6 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -14,12 +13,25 @@ import click
 import typer
 from pydantic import ValidationError
 
-from mailer import output
-from mailer.config import Settings, get_settings
+from mailer import cli_ops, logs, output
+from mailer.cli_subscribers import app as subscribers_app
+from mailer.cli_support import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INPUT,
+    JsonOption,
+    load_settings,
+    parse_day,
+    parse_instant,
+    reload_logging,
+)
+from mailer.config import Settings
 from mailer.db.migrate import current_revision, head_revision, upgrade
 from mailer.db.session import SessionFactory, make_engine, make_session_factory
 from mailer.errors import ConfigError, InputError, MailerError
 from mailer.pipeline import Context, make_context
+
+log = logging.getLogger("mailer.cli")
 
 app = typer.Typer(
     help="mailer: a personal digest of new research papers, by email.",
@@ -28,13 +40,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
-subscribers_app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(subscribers_app, name="subscribers")
-
-# Exit codes (documented in the README): 0 ok, 1 operation failed, 2 bad usage or input,
-# 3 configuration error.
-EXIT_FAILED, EXIT_INPUT, EXIT_CONFIG = 1, 2, 3
+__all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_INPUT", "app", "main"]
 
 
 def main() -> None:
@@ -67,14 +75,13 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _settings() -> Settings:
-    settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("alembic", "apscheduler", "httpx"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    return load_settings()
+
+
+def _daemon_settings() -> Settings:
+    """Settings for long-running commands: SIGHUP re-reads the logging settings."""
+    settings = load_settings()
+    logs.install_sighup(reload_logging)
     return settings
 
 
@@ -88,25 +95,7 @@ def _sessions(settings: Settings) -> SessionFactory:
     return make_session_factory(make_engine(settings.database_url))
 
 
-def _parse_day(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"--date must be YYYY-MM-DD, not {value!r}") from None
-
-
-def _parse_instant(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"--at must be an ISO time like 2026-11-22T08:00+09:00, not {value!r}"
-        ) from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+_parse_day, _parse_instant = parse_day, parse_instant
 
 
 def _run(coro_factory: Callable[[], Any]) -> Any:
@@ -152,7 +141,7 @@ def run(
     """The daemon: scheduler and web server (migrates the database first)."""
     from mailer import service
 
-    settings = _settings()
+    settings = _daemon_settings()
     ctx = _context(settings, migrate=True)
     _announce_transport(settings)
     if once:
@@ -172,7 +161,7 @@ def web(host: HostOption = None, port: PortOption = None) -> None:
     """Only the web server (signup, confirm, unsubscribe, health)."""
     from mailer import service
 
-    settings = _settings()
+    settings = _daemon_settings()
     ctx = _context(settings)
     _run(
         lambda: service.serve(
@@ -187,7 +176,7 @@ def worker() -> None:
     """Only the scheduler: fetch sources and send due digests (scale these out on PostgreSQL)."""
     from mailer import service
 
-    settings = _settings()
+    settings = _daemon_settings()
     ctx = _context(settings)
     _announce_transport(settings)
     _run(lambda: service.serve(ctx, settings, scheduler=True, web=False, host="", port=0))
@@ -199,7 +188,7 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
     from mailer import demo as demo_module
     from mailer import service
 
-    settings = demo_module.demo_settings(_settings())
+    settings = demo_module.demo_settings(_daemon_settings())
     ctx = _context(settings, migrate=True)
     _announce_transport(settings)
     report = _run(lambda: demo_module.first_cycle(ctx, settings))
@@ -238,6 +227,12 @@ def fetch(
     ctx = _context(settings)
     wanted = _parse_day(day)
     outcomes = _run(lambda: service.fetch_now(ctx, settings, source or None, wanted))
+    for outcome in outcomes:
+        log.info(
+            "fetched source=%s outcome=%s new=%d updated=%d skipped=%d%s",
+            outcome.source, outcome.outcome, outcome.new, outcome.updated, outcome.skipped,
+            f" error={outcome.error!r}" if outcome.error else "",
+        )  # fmt: skip
     output.fetch_table(outcomes)
     if outcomes and all(o.outcome == "error" for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
@@ -254,7 +249,7 @@ def send(
     at: Annotated[
         str | None, typer.Option("--at", help="Evaluate what is due at this ISO time.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Send the digests that are due."""
     from mailer import pipeline, service
@@ -300,83 +295,4 @@ def preview(
         output.say(rendered.text)
 
 
-# --- subscribers ------------------------------------------------------------------------------
-
-
-@subscribers_app.command("add")
-def subscribers_add(
-    email: str,
-    keywords: Annotated[
-        str, typer.Option("--keywords", help='Keyword profile, e.g. "diffusion policy, -survey".')
-    ],
-    confirmed: Annotated[
-        bool, typer.Option("--confirmed", help="Active at once (you vouch for consent).")
-    ] = False,
-    frequency: Annotated[str, typer.Option(help="daily or weekly.")] = "daily",
-    timezone: Annotated[
-        str | None, typer.Option(help="IANA time zone, e.g. Europe/Berlin.")
-    ] = None,
-    send_time: Annotated[
-        str | None, typer.Option("--send-time", help="Local delivery time HH:MM.")
-    ] = None,
-    weekday: Annotated[str | None, typer.Option(help="Weekly digests: day of the week.")] = None,
-) -> None:
-    """Add a subscriber (pending until confirmed, unless --confirmed)."""
-    from mailer import subscriptions
-
-    settings = _settings()
-    ctx = _context(settings)
-    raw = subscriptions.SubscriberInput(
-        email=email, profile=keywords, frequency=frequency,
-        send_time=send_time, timezone=timezone, weekday=weekday,
-    )  # fmt: skip
-    added = subscriptions.add(
-        ctx.session_factory, raw, confirmed=confirmed, defaults=ctx.defaults, now=ctx.clock()
-    )
-    output.say(f"added {added.email} ({added.status.value})")
-
-
-@subscribers_app.command("list")
-def subscribers_list(
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    search: Annotated[str | None, typer.Option(help="Only addresses containing this.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-) -> None:
-    """List subscribers."""
-    from mailer.db import subscribers as repo
-
-    settings = _settings()
-    ctx = _context(settings)
-    wanted = _status(status)
-    with ctx.session_factory() as session:
-        rows = list(repo.list_subscribers(session, wanted, search))
-    output.subscriber_table(rows, as_json=as_json)
-
-
-def _status(value: str | None) -> Any:
-    from mailer.models import SubscriberStatus
-
-    if value is None:
-        return None
-    try:
-        return SubscriberStatus(value.lower())
-    except ValueError:
-        names = ", ".join(s.value for s in SubscriberStatus)
-        raise InputError(f"unknown status {value!r}; use one of {names}") from None
-
-
-@subscribers_app.command("show")
-def subscribers_show(
-    email: str,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-) -> None:
-    """One subscriber's settings and recent digests."""
-    from mailer import subscriptions
-    from mailer.db import digests as digest_repo
-
-    settings = _settings()
-    ctx = _context(settings)
-    subscriber = subscriptions.get(ctx.session_factory, email)
-    with ctx.session_factory() as session:
-        recent = digest_repo.digests_for(session, subscriber.id)
-    output.subscriber_detail(subscriber, recent, as_json=as_json)
+cli_ops.register(app)  # after the core commands, so --help lists those first

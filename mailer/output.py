@@ -16,9 +16,13 @@ from mailer.models import Subscriber
 if TYPE_CHECKING:
     from mailer.db.tables import DigestRow
     from mailer.delivery import DeliveryReport
+    from mailer.health import Check
+    from mailer.importer import ImportReport
     from mailer.pipeline import SourceOutcome
     from mailer.planning import PlanReport
     from mailer.service import CycleReport
+    from mailer.stats import Stats
+    from mailer.why import Explanation
 
 
 def _console() -> Console:
@@ -166,3 +170,70 @@ def subscriber_detail(
             for row in recent
         ],
     )  # fmt: skip
+
+
+def import_report(report: ImportReport, *, confirmed: bool, as_json: bool) -> None:
+    """What an import did: counts on stdout, one line per rejected row on stderr."""
+    if as_json:
+        emit_json(
+            {
+                "dry_run": report.dry_run,
+                "rows": report.rows,
+                "imported": len(report.imported),
+                "status": "active" if confirmed else "pending",
+                "errors": [{"line": e.line, "message": e.message} for e in report.errors],
+                "warnings": report.warnings,
+            }
+        )
+        return
+    for warning in report.warnings:
+        info(f"warning: {warning}")
+    for error in report.errors[:MAX_ERRORS_SHOWN]:
+        info(str(error))
+    if len(report.errors) > MAX_ERRORS_SHOWN:
+        info(f"… and {len(report.errors) - MAX_ERRORS_SHOWN} more rejected rows (see --json)")
+    verb = "would import" if report.dry_run else "imported"
+    status = "active" if confirmed else "pending confirmation"
+    say(
+        f"{verb} {len(report.imported)} of {report.rows} rows ({status}); "
+        f"{len(report.errors)} rejected"
+    )
+
+
+MAX_ERRORS_SHOWN = 200
+
+
+def explanation(result: Explanation, *, as_json: bool) -> None:
+    """The answer of ``mailer why``."""
+    if as_json:
+        emit_json(asdict(result))
+        return
+    say(f"{result.email} on {result.day.isoformat()}: {result.summary}")
+    for line in result.details:
+        say(f"  {line}")
+
+
+def stats_report(stats: Stats, *, as_json: bool) -> None:
+    """The answer of ``mailer stats``."""
+    if as_json:
+        emit_json(stats.as_dict())
+        return
+    table("subscribers", ["status", "count"], sorted(stats.subscribers.items()))
+    table("digests", ["status", "count"], sorted(stats.digests.items()))
+    table(
+        "papers per source per day",
+        ["day", "source", "new", "updated", "fetches", "errors", "last outcome"],
+        [
+            (s.day, s.source, s.new, s.updated, s.fetches, s.errors, s.last_outcome)
+            for s in stats.papers
+        ],
+    )
+
+
+def health_report(checks: Sequence[Check], *, as_json: bool) -> None:
+    """The answer of ``mailer check-health``."""
+    if as_json:
+        emit_json({c.name: {"ok": c.ok, "detail": c.detail} for c in checks})
+        return
+    for check in checks:
+        say(f"{check.name}: {'ok' if check.ok else 'FAIL'} ({check.detail})")

@@ -1,0 +1,242 @@
+"""``mailer subscribers ...``: add, list, show, set, pause, resume, unsubscribe, remove, import,
+export."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mailer import output, subscriptions
+from mailer.cli_support import (
+    EXIT_FAILED,
+    JsonOption,
+    database,
+    defaults_of,
+    load_settings,
+    now,
+    parse_status,
+)
+from mailer.errors import InputError
+
+app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
+
+EmailArg = Annotated[str, typer.Argument(help="The subscriber's email address.")]
+KeywordsOption = Annotated[
+    str | None,
+    typer.Option("--keywords", help='Keyword profile, e.g. "diffusion policy, -survey".'),
+]
+FrequencyOption = Annotated[str | None, typer.Option(help="daily or weekly.")]
+TimezoneOption = Annotated[str | None, typer.Option(help="IANA time zone, e.g. Europe/Berlin.")]
+SendTimeOption = Annotated[str | None, typer.Option("--send-time", help="Local time HH:MM.")]
+WeekdayOption = Annotated[
+    str | None, typer.Option(help="Weekly digests: day of the week (monday … sunday).")
+]
+
+
+@app.command("add")
+def add(
+    email: EmailArg,
+    keywords: KeywordsOption = None,
+    confirmed: Annotated[
+        bool, typer.Option("--confirmed", help="Active at once (you vouch for consent).")
+    ] = False,
+    reconsented: Annotated[
+        bool,
+        typer.Option(
+            "--reconsented",
+            help="The address unsubscribed or was erased, and the person asked to come back.",
+        ),
+    ] = False,
+    frequency: FrequencyOption = None,
+    timezone: TimezoneOption = None,
+    send_time: SendTimeOption = None,
+    weekday: WeekdayOption = None,
+) -> None:
+    """Add a subscriber (pending until confirmed, unless --confirmed)."""
+    if keywords is None:
+        raise InputError('--keywords is required, e.g. --keywords "diffusion policy, -survey"')
+    settings = load_settings()
+    raw = subscriptions.SubscriberInput(
+        email=email, profile=keywords, frequency=frequency or "daily",
+        send_time=send_time, timezone=timezone, weekday=weekday,
+    )  # fmt: skip
+    with database(settings) as sessions:
+        added = subscriptions.add(
+            sessions, raw, confirmed=confirmed, defaults=defaults_of(settings),
+            now=now(), reconsented=reconsented,
+        )  # fmt: skip
+    output.say(f"added {added.email} ({added.status.value})")
+
+
+@app.command("list")
+def list_(
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    search: Annotated[str | None, typer.Option(help="Only addresses containing this.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List subscribers."""
+    from mailer.db import subscribers as repo
+
+    settings = load_settings()
+    wanted = parse_status(status)
+    with database(settings) as sessions, sessions() as session:
+        rows = list(repo.list_subscribers(session, wanted, search))
+    output.subscriber_table(rows, as_json=as_json)
+
+
+@app.command("show")
+def show(email: EmailArg, as_json: JsonOption = False) -> None:
+    """One subscriber's settings and recent digests."""
+    from mailer.db import digests as digest_repo
+
+    settings = load_settings()
+    with database(settings) as sessions:
+        subscriber = subscriptions.get(sessions, email)
+        with sessions() as session:
+            recent = digest_repo.digests_for(session, subscriber.id)
+    output.subscriber_detail(subscriber, recent, as_json=as_json)
+
+
+@app.command("set")
+def set_(
+    email: EmailArg,
+    keywords: KeywordsOption = None,
+    frequency: FrequencyOption = None,
+    weekday: WeekdayOption = None,
+    timezone: TimezoneOption = None,
+    send_time: SendTimeOption = None,
+) -> None:
+    """Change a subscriber's profile or schedule (validated like a signup)."""
+    changes = subscriptions.Changes(
+        profile=keywords, frequency=frequency, weekday=weekday,
+        send_time=send_time, timezone=timezone,
+    )  # fmt: skip
+    if changes == subscriptions.Changes():
+        raise InputError(
+            "nothing to change: give --keywords, --frequency, --weekday, --timezone or --send-time"
+        )
+    settings = load_settings()
+    with database(settings) as sessions:
+        changed = subscriptions.update(sessions, email, changes, now())
+    output.say(f"updated {changed.email}")
+
+
+@app.command("pause")
+def pause(email: EmailArg) -> None:
+    """Stop sending digests to a subscriber until `resume`."""
+    settings = load_settings()
+    with database(settings) as sessions:
+        paused = subscriptions.pause(sessions, email, now())
+    output.say(f"paused {paused.email}")
+
+
+@app.command("resume")
+def resume(email: EmailArg) -> None:
+    """Start sending again to a paused subscriber (this period's digest is due)."""
+    settings = load_settings()
+    with database(settings) as sessions:
+        resumed = subscriptions.resume(sessions, email, now())
+    output.say(f"resumed {resumed.email}")
+
+
+@app.command("unsubscribe")
+def unsubscribe(email: EmailArg) -> None:
+    """Unsubscribe (keeps the record; `remove` erases it)."""
+    settings = load_settings()
+    with database(settings) as sessions:
+        gone = subscriptions.unsubscribe(sessions, email, now())
+    output.say(f"unsubscribed {gone.email}")
+
+
+@app.command("remove")
+def remove(
+    email: EmailArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a subscriber's personal data and digests; only an anonymous hash is kept.
+
+    The hash stops an import from bringing the address back; only the person can (the
+    signup form, or `subscribers add --reconsented`).
+    """
+    if not yes and not typer.confirm(f"erase everything stored about {email}?"):
+        raise typer.Exit(EXIT_FAILED)
+    settings = load_settings()
+    with database(settings) as sessions:
+        erased = subscriptions.remove(sessions, email, now())
+    output.say(f"erased {erased}")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV file: email, keywords[, frequency, ...].")],
+    confirmed: Annotated[
+        bool,
+        typer.Option("--confirmed", help="Active at once (you vouch for everyone's consent)."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the file and report; store nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Import subscribers from CSV; bad rows are reported by line, valid rows are imported.
+
+    Columns: email, keywords, and optionally frequency, timezone, send_time, weekday; a
+    header line is recognised (any order), else that order is assumed. UTF-8 (with or
+    without BOM), comma, semicolon or tab separated. Exit 1 when some rows were rejected.
+    """
+    from mailer import importer
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc.strerror}") from None
+    settings = load_settings()
+    with database(settings) as sessions:
+        report = importer.import_csv(
+            sessions, data, defaults=defaults_of(settings), confirmed=confirmed,
+            now=now(), dry_run=dry_run, name=str(file),
+        )  # fmt: skip
+    output.import_report(report, confirmed=confirmed, as_json=as_json)
+    if report.errors:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("export")
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    email: Annotated[
+        str | None,
+        typer.Option(help="Only this person, with every digest sent (a data access request)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
+) -> None:
+    """Export subscribers as CSV (spreadsheet-safe) or JSON."""
+    from mailer import exporter
+
+    if fmt not in ("csv", "json"):
+        raise InputError(f"--format must be csv or json, not {fmt!r}")
+    settings = load_settings()
+    write = exporter.write_json if fmt == "json" else exporter.write_csv
+    with (
+        database(settings) as sessions,
+        sessions() as session,
+        contextlib.ExitStack() as stack,
+    ):
+        # Streamed inside the session: a million subscribers never sit in memory at once.
+        if email is not None and fmt == "json":
+            rows: Iterable[dict[str, Any]] = [exporter.full_record(session, email)]
+        else:
+            rows = exporter.records(session, email)
+        handle = (
+            stack.enter_context(out.open("w", encoding="utf-8", newline=""))
+            if out is not None
+            else sys.stdout
+        )
+        count = write(rows, handle)
+    if out is not None:
+        output.info(f"wrote {count} subscribers to {out}")

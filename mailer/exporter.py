@@ -1,0 +1,134 @@
+"""Subscriber export: CSV (spreadsheet-safe) or JSON, everyone or one person's full record."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from typing import Any, TextIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer.addresses import normalise_email
+from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
+from mailer.errors import NotFound
+from mailer.importer import FORMULA_STARTS
+
+# The first columns match the import format, so an export can be imported elsewhere.
+FIELDS = (
+    "email", "keywords", "frequency", "timezone", "send_time", "weekday", "status",
+    "created_at", "confirmed_at", "unsubscribed_at", "hard_bounces", "last_bounce_reply",
+)  # fmt: skip
+
+
+def neutralise(cell: str) -> str:
+    """Prefix ``'`` to a cell a spreadsheet would run as a formula (= + - @ tab CR)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def record(row: SubscriberRow) -> dict[str, Any]:
+    """A subscriber row as an export record (the columns of ``FIELDS``)."""
+    return {
+        "email": row.email,
+        "keywords": row.profile,
+        "frequency": row.frequency,
+        "timezone": row.timezone,
+        "send_time": row.send_time,
+        "weekday": row.weekday,
+        "status": row.status,
+        "created_at": _plain(row.created_at),
+        "confirmed_at": _plain(row.confirmed_at),
+        "unsubscribed_at": _plain(row.unsubscribed_at),
+        "hard_bounces": row.hard_bounces,
+        "last_bounce_reply": row.last_bounce_reply,
+    }
+
+
+def records(session: Session, email: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every subscriber's record in id order (streamed), or one address's."""
+    query = select(SubscriberRow).order_by(SubscriberRow.id)
+    if email is not None:
+        query = query.where(SubscriberRow.email == _known(session, email))
+    for row in session.scalars(query.execution_options(yield_per=1000)):
+        yield record(row)
+
+
+def _known(session: Session, email: str) -> str:
+    normalised = normalise_email(email)
+    if session.scalar(select(SubscriberRow.id).where(SubscriberRow.email == normalised)) is None:
+        raise NotFound(f"no subscriber {normalised}")
+    return normalised
+
+
+def full_record(session: Session, email: str) -> dict[str, Any]:
+    """Everything stored about one person (a GDPR access request): settings and every digest."""
+    row = session.scalars(
+        select(SubscriberRow).where(SubscriberRow.email == _known(session, email))
+    ).one()
+    data = record(row)
+    data["soft_bounces"] = row.soft_bounces
+    data["last_bounce_at"] = _plain(row.last_bounce_at)
+    data["confirmation_sent_at"] = _plain(row.confirmation_sent_at)
+    data["digests"] = [_digest(session, digest) for digest in _digests(session, row.id)]
+    return data
+
+
+def _digests(session: Session, subscriber_id: int) -> list[DigestRow]:
+    query = select(DigestRow).where(DigestRow.subscriber_id == subscriber_id)
+    return list(session.scalars(query.order_by(DigestRow.created_at, DigestRow.id)))
+
+
+def _digest(session: Session, row: DigestRow) -> dict[str, Any]:
+    papers = session.execute(
+        select(PaperRow.title, PaperRow.url, DigestPaperRow.interests)
+        .join(DigestPaperRow, DigestPaperRow.paper_id == PaperRow.id)
+        .where(DigestPaperRow.digest_id == row.id)
+        .order_by(DigestPaperRow.rank)
+    ).all()
+    return {
+        "period": row.period,
+        "status": row.status,
+        "note": row.note,
+        "message_id": row.message_id,
+        "sent_at": _plain(row.sent_at),
+        "attempts": row.attempts,
+        "last_reply": row.last_reply,
+        "papers": [
+            {"title": title, "url": url, "matched": list(interests)}
+            for title, url, interests in papers
+        ],
+    }
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """Write records as CSV (Excel dialect, header line, formulas neutralised); the row count."""
+    writer = csv.writer(out, dialect="excel")
+    writer.writerow(FIELDS)
+    count = 0
+    for row in rows:
+        writer.writerow(
+            neutralise(str(row[name])) if isinstance(row[name], str) else row[name]
+            for name in FIELDS
+        )
+        count += 1
+    return count
+
+
+def write_json(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """Write records as a JSON array, streamed one record at a time; the row count."""
+    count = 0
+    out.write("[")
+    for row in rows:
+        out.write(",\n  " if count else "\n  ")
+        out.write(json.dumps(row, ensure_ascii=False, default=str))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count

@@ -1,0 +1,46 @@
+"""``mailer check-health``: is the database reachable and migrated to head? (exit 0 or 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailer.db.migrate import current_revision, head_revision
+from mailer.db.session import make_engine
+from mailer.logs import MASK, url_password
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One health check's result."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def check(database_url: str) -> list[Check]:
+    """Run every check; a failure never raises, it is reported."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        password = url_password(database_url)
+        if password:
+            reason = reason.replace(password, MASK)
+        engine.dispose()
+        return [
+            Check("database", False, f"unreachable: {type(exc).__name__}: {reason}"),
+            Check("migrations", False, "not checked (no database)"),
+        ]
+    try:
+        current, head = current_revision(engine), head_revision(database_url)
+    finally:
+        engine.dispose()
+    at_head = current == head
+    detail = f"at {current}" if at_head else f"at {current or 'empty'}, head is {head}"
+    return [Check("database", True, "reachable"), Check("migrations", at_head, detail)]

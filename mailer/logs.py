@@ -1,0 +1,125 @@
+"""Structured logging: key=value or JSON lines on stderr, secrets masked, SIGHUP reloads it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+LogFormat = Literal["text", "json"]
+MASK = "***"
+NOISY = ("alembic", "apscheduler", "httpx", "aiosmtplib", "uvicorn.access")
+_HANDLER_NAME = "mailer"
+# Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged too.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    data.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+    if record.exc_info:
+        data["error"] = logging.Formatter().formatException(record.exc_info).splitlines()[-1]
+    return data
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    if text and not any(ch in text for ch in ' "=\n\t'):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+class KeyValueFormatter(logging.Formatter):
+    """One ``ts=... level=... logger=... msg="..."`` line per record (logfmt)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one logfmt line."""
+        return " ".join(f"{key}={_quote(value)}" for key, value in _fields(record).items())
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line."""
+        return json.dumps(_fields(record), default=str, ensure_ascii=False)
+
+
+class SecretMask(logging.Filter):
+    """Replaces known secret values anywhere in a record's text with ``***``."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Longest first, so a secret containing another one is masked whole.
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        """``text`` with every secret replaced."""
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask the message and its arguments before any formatter sees them."""
+        if self.secrets:
+            record.msg = self.mask(record.getMessage())
+            record.args = None
+            if record.exc_info:
+                # Tracebacks can quote a URL with a password: keep only the masked summary.
+                record.msg += " | " + self.mask(
+                    logging.Formatter().formatException(record.exc_info).splitlines()[-1]
+                )
+                record.exc_info, record.exc_text = None, None
+        return True
+
+
+def url_password(url: str) -> str | None:
+    """The password inside a database URL, if it has one."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def configure(level: str, fmt: LogFormat, secrets: Iterable[str | None] = ()) -> None:
+    """(Re)install the one stderr handler with the chosen format, level and secret mask."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
+    handler.addFilter(SecretMask(s for s in secrets if s))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for noisy in NOISY:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def install_sighup(reload: Callable[[], None]) -> None:
+    """On SIGHUP, call ``reload`` (re-read the logging settings); other settings need a restart."""
+    if not hasattr(signal, "SIGHUP"):
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        try:
+            reload()
+        except Exception as exc:  # a bad new value must not kill a running daemon
+            logging.getLogger(__name__).error("SIGHUP: logging settings not reloaded: %s", exc)
+            return
+        logging.getLogger(__name__).info(
+            "SIGHUP: logging settings reloaded; other settings apply after a restart"
+        )
+
+    signal.signal(signal.SIGHUP, handler)

@@ -1,0 +1,208 @@
+"""``mailer why``: explain one subscriber's outcome for one day from stored facts only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer.addresses import normalise_email
+from mailer.db import fetches as fetch_repo
+from mailer.db import subscribers as repo
+from mailer.db.session import SessionFactory
+from mailer.db.tables import DigestRow, SubscriberRow
+from mailer.errors import NotFound
+from mailer.models import DigestStatus, Frequency, SubscriberStatus
+from mailer.schedule import due_at, period_key
+from mailer.subscriptions import cadence_of
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """The answer: a short outcome code, one sentence, supporting detail lines and raw facts."""
+
+    email: str
+    day: date
+    outcome: str
+    summary: str
+    details: tuple[str, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def explain(
+    session_factory: SessionFactory, email: str, day: date | None, now: datetime
+) -> Explanation:
+    """Why this subscriber did (or did not) get a digest on ``day`` (default: their today)."""
+    address = normalise_email(email)
+    with session_factory() as session:
+        row = repo.get_row_by_email(session, address)
+        if row is None:
+            return _missing(session, address, day or now.date())
+        wanted = day or now.astimezone(cadence_of(row).zone).date()
+        period = period_key(Frequency(row.frequency), wanted)
+        digest = session.scalars(
+            select(DigestRow).where(DigestRow.subscriber_id == row.id, DigestRow.period == period)
+        ).first()
+        if digest is not None:
+            return _from_digest(session, row, digest, wanted)
+        return _without_digest(row, wanted, period, now)
+
+
+def _missing(session: Session, address: str, day: date) -> Explanation:
+    reason = repo.suppression_reason(session, address)
+    if reason is None:
+        raise NotFound(f"no subscriber {address}")
+    return Explanation(
+        address, day, "erased", "this address was erased on request; nothing is kept but a hash",
+        facts={"tombstone": reason},
+    )  # fmt: skip
+
+
+def _local(row: SubscriberRow, instant: datetime | None) -> str:
+    if instant is None:
+        return "never"
+    return instant.astimezone(cadence_of(row).zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _reply(digest: DigestRow) -> str:
+    if digest.last_code is None and not digest.last_reply:
+        return "no reply recorded"
+    return f"{digest.last_code or ''} {digest.last_reply or ''}".strip()
+
+
+def _from_digest(session: Session, row: SubscriberRow, digest: DigestRow, day: date) -> Explanation:
+    facts = {
+        "period": digest.period, "status": digest.status, "note": digest.note,
+        "message_id": digest.message_id, "papers": digest.paper_count,
+        "matched": digest.matched_count, "considered": digest.considered_count,
+        "attempts": digest.attempts, "last_code": digest.last_code,
+        "last_reply": digest.last_reply, "sent_at": digest.sent_at,
+        "next_attempt_at": digest.next_attempt_at,
+    }  # fmt: skip
+    outcome, summary, details = _digest_story(session, row, digest, day)
+    return Explanation(row.email, day, outcome, summary, tuple(details), facts)
+
+
+def _digest_story(
+    session: Session, row: SubscriberRow, digest: DigestRow, day: date
+) -> tuple[str, str, list[str]]:
+    status, counts = (
+        digest.status,
+        (
+            f"{digest.paper_count} papers listed, {digest.matched_count} matched "
+            f"out of {digest.considered_count} considered"
+        ),
+    )
+    if status == DigestStatus.SENT.value:
+        return "sent", f"sent at {_local(row, digest.sent_at)}", [
+            f"Message-ID: {digest.message_id}", counts,
+        ]  # fmt: skip
+    if status in (DigestStatus.PENDING.value, DigestStatus.SENDING.value):
+        return "queued", f"queued, not sent yet ({status}, {digest.attempts} attempts)", [counts]
+    if status == DigestStatus.RETRY.value:
+        return "retry", f"delivery failed temporarily; {digest.attempts} attempts so far", [
+            f"last SMTP reply: {_reply(digest)}",
+            f"next attempt at {_local(row, digest.next_attempt_at)}",
+        ]  # fmt: skip
+    if status == DigestStatus.BOUNCED.value:
+        return "bounced", f"the mail server refused it: {_reply(digest)}", [counts]
+    if status == DigestStatus.FAILED.value:
+        return "failed", f"gave up after {digest.attempts} attempts: {_reply(digest)}", [counts]
+    if digest.note == "no_match":
+        return (
+            "no_match",
+            (
+                f"nothing matched: none of the {digest.considered_count} papers considered "
+                "matched the profile"
+            ),
+            [f"profile: {row.profile}"],
+        )
+    return "no_papers", "no new papers arrived since the previous digest", _fetch_log(session, day)
+
+
+def _fetch_log(session: Session, day: date) -> list[str]:
+    runs = fetch_repo.fetch_runs_on(session, day)
+    if not runs:
+        return [f"no fetch was recorded for {day.isoformat()}"]
+    return [
+        f"fetch {run.source} for {day.isoformat()}: {_fetch_outcome(run.outcome)}"
+        + (f" ({run.error})" if run.error else "")
+        + (f", {run.new} new" if run.new else "")
+        for run in runs
+    ]
+
+
+def _fetch_outcome(outcome: str) -> str:
+    return {
+        "no_announcement": "no announcement that day (the source does not publish then)",
+        "error": "error",
+        "empty": "nothing listed",
+        "not_modified": "unchanged since the previous fetch",
+    }.get(outcome, outcome)
+
+
+def _without_digest(row: SubscriberRow, day: date, period: str, now: datetime) -> Explanation:
+    facts: dict[str, Any] = {
+        "status": row.status, "period": period, "next_due_at": row.next_due_at,
+    }  # fmt: skip
+    status = row.status
+    stories = {
+        SubscriberStatus.PAUSED.value: ("paused", "paused: no digests until resumed"),
+        SubscriberStatus.PENDING.value: (
+            "not_confirmed",
+            "not confirmed yet: the confirmation link was never opened"
+            + (
+                f" (sent {_local(row, row.confirmation_sent_at)})"
+                if row.confirmation_sent_at
+                else ""
+            ),
+        ),
+        SubscriberStatus.UNSUBSCRIBED.value: (
+            "unsubscribed",
+            f"unsubscribed at {_local(row, row.unsubscribed_at)}",
+        ),
+        SubscriberStatus.BOUNCED.value: (
+            "bounced",
+            f"stopped after {row.hard_bounces} hard bounces; last reply: "
+            f"{row.last_bounce_reply or 'none recorded'}",
+        ),
+    }
+    if status in stories:
+        outcome, summary = stories[status]
+        return Explanation(row.email, day, outcome, summary, facts=facts)
+    return _active_without_digest(row, day, period, now, facts)
+
+
+def _active_without_digest(
+    row: SubscriberRow, day: date, period: str, now: datetime, facts: dict[str, Any]
+) -> Explanation:
+    due = due_at(cadence_of(row), period)
+    facts["due_at"] = due
+    if due > now:
+        return Explanation(
+            row.email, day, "not_due",
+            f"not due yet: that digest is due at {_local(row, due)}",
+            (f"next digest due at {_local(row, row.next_due_at)}",), facts,
+        )  # fmt: skip
+    if row.next_due_at is not None and row.next_due_at <= now:
+        return Explanation(
+            row.email, day, "not_planned",
+            f"due since {_local(row, row.next_due_at)} but not planned yet: the next worker "
+            "run sends it (is a worker running?)",
+            (), facts,
+        )  # fmt: skip
+    joined = row.confirmed_at or row.created_at
+    if joined is not None and joined > due:
+        return Explanation(
+            row.email, day, "not_subscribed_yet",
+            f"subscribed at {_local(row, joined)}, after that digest was due",
+            (f"next digest due at {_local(row, row.next_due_at)}",), facts,
+        )  # fmt: skip
+    return Explanation(
+        row.email, day, "missed",
+        f"due at {_local(row, due)} but no digest was planned for that period",
+        (f"next digest due at {_local(row, row.next_due_at)}",), facts,
+    )  # fmt: skip
