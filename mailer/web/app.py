@@ -2,104 +2,104 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailer.db import fetches as fetch_repo
-from mailer.db.tables import DigestRow, SubscriberRow
-from mailer.errors import MailerError, TokenError
-from mailer.models import DigestStatus, SubscriberStatus
-from mailer.pipeline import Context, render_stored
-from mailer.tokens import Purpose
+from mailer.db.tables import DigestRow
+from mailer.models import DigestStatus
+from mailer.pipeline import Context
+from mailer.signup import TransportFactory
+from mailer.web import signup_routes, subscriber_routes
+from mailer.web.csrf import Csrf
+from mailer.web.deps import Limits, Web
+from mailer.web.pages import Pages
+from mailer.web.preview import RecentPapers
+from mailer.web.security import BodyLimit, SecurityHeaders
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
-    " img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
+STATIC_TYPES = {
+    "app.css": "text/css; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
 }
 
 
-def _pages() -> Environment:
-    return Environment(
-        loader=PackageLoader("mailer", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-    )
+def create_app(
+    ctx: Context,
+    *,
+    transport_factory: TransportFactory | None = None,
+    demo: bool = False,
+    secret_key: str | None = None,
+    limits: Limits | None = None,
+) -> FastAPI:
+    """Build the web app around a pipeline context.
 
-
-def create_app(ctx: Context) -> FastAPI:
-    """Build the web app around a pipeline context."""
+    ``transport_factory`` makes a Transport for confirmation and welcome emails (sent after
+    the response, never in it); without one no email is sent. ``secret_key`` signs the
+    CSRF cookie: pass the app's secret so every web process accepts every form; without
+    it a random per-process key is used. ``demo`` shows the confirmation link on the page.
+    """
     app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None)
-    pages = _pages()
-
-    def page(title: str, body: str, status: int = 200) -> HTMLResponse:
-        html = pages.get_template("web/page.html.j2").render(title=title, body=body)
-        return HTMLResponse(html, status_code=status)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> HTMLResponse:
-        return page(
-            "Paper digest",
-            "A personal digest of new research papers, matched against your keywords. "
-            "The signup form is coming soon; until then, ask the operator to add you.",
-        )
+    web = Web(
+        ctx=ctx,
+        pages=Pages(demo=demo),
+        csrf=Csrf(secret_key or secrets.token_urlsafe(32)),
+        recent=RecentPapers(ctx.session_factory, ctx.clock),
+        transport_factory=transport_factory,
+        limits=limits or Limits(),
+        demo=demo,
+        secure_cookies=ctx.base_url.startswith("https://"),
+    )
+    app.add_middleware(BodyLimit, limit=web.limits.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    _error_pages(app, web)
+    app.state.web = web
+    app.include_router(signup_routes.routes)
+    app.include_router(subscriber_routes.routes)
+    _static(app)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
         return JSONResponse(_health(ctx))
 
-    @app.get("/unsubscribe/{token}", response_class=HTMLResponse)
-    def unsubscribe_page(token: str) -> HTMLResponse:
-        try:
-            ctx.tokens.read_id(Purpose.UNSUBSCRIBE, token)
-        except TokenError as exc:
-            return page("Link not valid", str(exc), status=400)
-        html = pages.get_template("web/unsubscribe.html.j2").render(title="Unsubscribe")
-        return HTMLResponse(html)
-
-    @app.post("/unsubscribe/{token}", response_class=HTMLResponse)
-    def unsubscribe(token: str) -> HTMLResponse:
-        # RFC 8058 one-click: no cookie and no CSRF token; the signed token is the authority.
-        try:
-            subscriber_id = ctx.tokens.read_id(Purpose.UNSUBSCRIBE, token)
-        except TokenError as exc:
-            return page("Link not valid", str(exc), status=400)
-        _unsubscribe(ctx, subscriber_id)
-        return page("Unsubscribed", "You will get no more digests. Sorry to see you go.")
-
-    @app.get("/digest/{token}", response_class=HTMLResponse)
-    def view_digest(token: str) -> HTMLResponse:
-        try:
-            digest_id = ctx.tokens.read_id(Purpose.DIGEST, token)
-            result = render_stored(ctx, digest_id)
-        except MailerError as exc:
-            return page("Digest not found", str(exc), status=404)
-        return HTMLResponse(result.rendered.html)
-
     return app
 
 
-def _unsubscribe(ctx: Context, subscriber_id: int) -> None:
-    with ctx.session_factory.begin() as session:
-        row = session.get(SubscriberRow, subscriber_id)
-        if row is None or row.status == SubscriberStatus.UNSUBSCRIBED.value:
-            return
-        row.status = SubscriberStatus.UNSUBSCRIBED.value
-        row.unsubscribed_at = ctx.clock()
-        row.next_due_at = None
+def _error_pages(app: FastAPI, web: Web) -> None:
+    """Framework errors (404, 405, bad parameters) as pages, never a traceback."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Page not found", 405: "Method not allowed"}
+        title = titles.get(exc.status_code, "Request not accepted")
+        return web.pages.message(
+            title, str(exc.detail), exc.status_code, link="/", link_text="Home"
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request: Request, exc: RequestValidationError) -> Response:
+        text = "The request has a missing or malformed parameter."
+        return web.pages.message("Request not accepted", text, 400, link="/", link_text="Home")
+
+
+def _static(app: FastAPI) -> None:
+    """The page stylesheet and script, loaded once (CSP allows only same-origin files)."""
+    folder = resources.files("mailer.web") / "static"
+    files = {name: (folder / name).read_bytes() for name in STATIC_TYPES}
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in files:
+            return HTMLResponse("not found", status_code=404)
+        headers = {"Cache-Control": "public, max-age=3600"}
+        return Response(files[name], media_type=STATIC_TYPES[name], headers=headers)
 
 
 def _health(ctx: Context) -> dict[str, Any]:
