@@ -150,11 +150,13 @@ class ProfileMaker:
         compiled = []
         for _ in range(min(count, pool)):
             compiled.append(parse_profile(self.profile()).to_json())
+        # Its own generator: already-sent ids must not depend on how many profiles were made.
+        rng = random.Random(SEED + 7)
         for n in range(count):
-            text = compiled[n] if n < len(compiled) else self.rng.choice(compiled)
+            text = compiled[n] if n < len(compiled) else rng.choice(compiled)
             sent = frozenset()
-            if self.rng.random() < 0.05:
-                sent = frozenset(self.rng.sample(range(1, BATCH + 1), 3))
+            if rng.random() < 0.05:
+                sent = frozenset(rng.sample(range(1, BATCH + 1), 3))
             yield text, sent
 
 
