@@ -79,7 +79,7 @@ profiles = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(papers, profiles, st.sets(st.integers(0, 12), max_size=3))
 def test_engine_agrees_with_baseline(
     batch: list[Paper], profile_text: str, exclude: set[int]
