@@ -45,7 +45,7 @@ def _signup_page(
         "signup",
         status,
         NO_STORE,
-        title="Paper digest",
+        title="New papers for you, by email",
         form=form,
         preview=preview,
         csrf_field=FIELD,
