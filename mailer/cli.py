@@ -12,6 +12,10 @@ from typing import Annotated, Any, NoReturn
 import click
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+# Typer >= 0.24 vendors click: its usage errors are not click's own classes.
+from typer._click.exceptions import ClickException as TyperClickException
 
 from mailer import cli_ops, logs, output
 from mailer.cli_subscribers import app as subscribers_app
@@ -25,7 +29,7 @@ from mailer.cli_support import (
     parse_instant,
     reload_logging,
 )
-from mailer.config import Settings
+from mailer.config import Settings, get_settings
 from mailer.db.migrate import current_revision, head_revision, upgrade
 from mailer.db.session import SessionFactory, make_engine, make_session_factory
 from mailer.errors import ConfigError, InputError, MailerError
@@ -49,10 +53,10 @@ def main() -> None:
     """Console-script entry point: run the CLI, turning expected errors into one line."""
     try:
         result = app(standalone_mode=False)
-    except click.ClickException as exc:  # usage errors: click's own one-line message
+    except (click.ClickException, TyperClickException) as exc:  # usage errors: one line
         exc.show()
         sys.exit(exc.exit_code)
-    except click.Abort:
+    except (click.Abort, typer.Abort):
         _fail("aborted", EXIT_FAILED)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -66,7 +70,26 @@ def main() -> None:
         _fail(str(exc), EXIT_INPUT)
     except MailerError as exc:
         _fail(str(exc), EXIT_FAILED)
+    except SQLAlchemyError as exc:
+        _fail(_database_problem(exc), EXIT_FAILED)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _database_problem(exc: SQLAlchemyError) -> str:
+    """One line about a database failure, without the SQL and without a password."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    try:
+        password = logs.url_password(get_settings().database_url)
+    except ValidationError:
+        password = None
+    if password:
+        reason = reason.replace(password, logs.MASK)
+    hint = (
+        " (run `mailer db upgrade`)"
+        if "no such table" in reason or "does not exist" in reason
+        else ""
+    )
+    return f"database error: {reason}{hint}"
 
 
 def _fail(message: str, code: int) -> NoReturn:

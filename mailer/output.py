@@ -218,8 +218,8 @@ def stats_report(stats: Stats, *, as_json: bool) -> None:
     if as_json:
         emit_json(stats.as_dict())
         return
-    table("subscribers", ["status", "count"], sorted(stats.subscribers.items()))
-    table("digests", ["status", "count"], sorted(stats.digests.items()))
+    table("subscribers", ["subscriber status", "count"], sorted(stats.subscribers.items()))
+    table("digests", ["digest status", "count"], sorted(stats.digests.items()))
     table(
         "papers per source per day",
         ["day", "source", "new", "updated", "fetches", "errors", "last outcome"],
