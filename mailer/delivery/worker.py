@@ -78,12 +78,15 @@ async def deliver_due(
 ) -> DeliveryReport:
     """Send every digest due at ``now()``; returns when none is left or ``stop`` is set.
 
-    ``build_message`` runs in a worker thread; its message gets the row's Message-ID, so
-    a retry or a resend after a crash reuses it. ``concurrency`` defaults to the transport's.
+    ``build_message`` is called on the event loop (threads cost more than they save under
+    the GIL); its message gets the row's Message-ID, so a retry or a resend after a crash
+    reuses it. ``concurrency`` defaults to the transport's. Outcomes are committed in groups
+    by one recorder task, and a send slot is freed only after its outcome is committed.
     """
     width = concurrency or int(getattr(transport, "concurrency", 1))
     run = _Run(session_factory, transport, build_message, policy, now, rand, width)
     started = time.perf_counter()
+    run.start()
     try:
         await run.loop(batch_size, stop or asyncio.Event())
     finally:
@@ -114,7 +117,13 @@ class _Run:
         self.slots = asyncio.Semaphore(max(1, width))
         self.tasks: set[asyncio.Task[None]] = set()
         self.undispatched: list[ClaimedDigest] = []
+        self.outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        self.recorder: asyncio.Task[None] | None = None
         self.report = DeliveryReport()
+
+    def start(self) -> None:
+        """Start the task that writes outcomes."""
+        self.recorder = asyncio.create_task(self._record_loop())
 
     async def loop(self, batch_size: int, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -140,6 +149,9 @@ class _Run:
             self.report.released += await asyncio.to_thread(self._release, rows)
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.recorder is not None:
+            self.outcomes.put_nowait(None)
+            await self.recorder
 
     def _claim(self, limit: int) -> Claim:
         moment = self.now()
@@ -150,26 +162,56 @@ class _Run:
         with self.sessions() as session:
             return release(session, rows)
 
-    def _record(self, outcome: Outcome) -> bool:
+    def _record(self, outcomes: list[Outcome]) -> list[bool]:
         with self.sessions() as session:
-            return record(session, [outcome], self.now(), self.policy.bounce_limit) == 1
+            return record(session, outcomes, self.now(), self.policy.bounce_limit)
 
     async def _one(self, digest: ClaimedDigest) -> None:
         try:
             outcome = await self._attempt(digest)
-            if await asyncio.to_thread(self._record, outcome):
+        except BaseException:
+            self.slots.release()
+            raise
+        # The slot is freed only once the outcome is committed: at most ``width`` messages
+        # are ever sent but unrecorded, which bounds the duplicates a hard kill can cause.
+        self.outcomes.put_nowait(outcome)
+
+    async def _record_loop(self) -> None:
+        """Commit outcomes in groups: whatever piled up while the last commit ran."""
+        closing = False
+        while not closing:
+            batch: list[Outcome] = []
+            item = await self.outcomes.get()
+            while True:
+                if item is None:  # sent by finish() once every send is done
+                    closing = True
+                    break
+                batch.append(item)
+                if self.outcomes.empty():
+                    break
+                item = self.outcomes.get_nowait()
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[Outcome]) -> None:
+        try:
+            written = await asyncio.to_thread(self._record, batch)
+        except Exception as exc:  # the rows stay leased; another run takes them over
+            log.exception("could not record %d delivery outcomes", len(batch))
+            self.report.errors.append(f"recording {len(batch)} outcomes: {exc}")
+            written = []
+        finally:
+            for _ in batch:
+                self.slots.release()
+        for outcome, ok in zip(batch, written, strict=False):
+            if ok:
                 self.report.count(outcome)
             else:
                 self.report.lost_lease += 1
-        except Exception as exc:  # a database hiccup for one row must not stop the others
-            log.exception("could not record the outcome of digest %s", digest.digest_id)
-            self.report.errors.append(f"digest {digest.digest_id}: {exc}")
-        finally:
-            self.slots.release()
 
     async def _attempt(self, digest: ClaimedDigest) -> Outcome:
         try:
-            message = await asyncio.to_thread(self.build_message, digest)
+            message = self.build_message(digest)
             stamp_message_id(message, digest.message_id)
         except Exception as exc:  # one unrenderable digest must not stop the rest
             log.exception("could not build digest %s for %s", digest.digest_id, digest.email)
