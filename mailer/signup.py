@@ -197,6 +197,8 @@ def confirm(ctx: Context, token: str, now: datetime) -> Confirmed:
             activate_row(row, now)
             row.hard_bounces = 0
             row.soft_bounces = 0
+            # Confirming by email is renewed consent: an erased address may come back.
+            repo.drop_tombstone(session, row.email)
         elif row.status not in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value):
             raise TokenError("this link is no longer valid: the subscription was cancelled")
         return Confirmed(repo.to_subscriber(row), newly)

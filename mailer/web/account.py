@@ -1,23 +1,19 @@
-"""A subscriber's own changes from the preferences page: choices, pause and resume.
-
-These are small private helpers until ``mailer.subscriptions`` offers update/pause/resume.
-"""
+"""A subscriber's own changes from the preferences page, through ``mailer.subscriptions``."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from mailer import subscriptions
 from mailer.db import subscribers as repo
-from mailer.db.tables import DigestRow, SubscriberRow
+from mailer.db.tables import DigestRow
 from mailer.errors import NotFound
-from mailer.models import DigestStatus, Frequency, Subscriber, SubscriberStatus
+from mailer.models import DigestStatus, Subscriber
 from mailer.pipeline import Context
-from mailer.schedule import first_due, next_due_after
-from mailer.subscriptions import cadence_of
 from mailer.web.forms import Choices
 
 
@@ -34,7 +30,7 @@ class SentDigest:
 def load(ctx: Context, subscriber_id: int) -> Subscriber:
     """The subscriber a link names; NotFound when it was removed."""
     with ctx.session_factory() as session:
-        row = session.get(SubscriberRow, subscriber_id)
+        row = repo.get_row(session, subscriber_id)
         if row is None:
             raise NotFound("this subscription no longer exists")
         return repo.to_subscriber(row)
@@ -57,55 +53,25 @@ def recent_digests(ctx: Context, subscriber_id: int, limit: int = 5) -> list[Sen
         ]
 
 
-def _locked(session: Session, subscriber_id: int) -> SubscriberRow:
-    row = session.get(SubscriberRow, subscriber_id, with_for_update=True)
-    if row is None:
-        raise NotFound("this subscription no longer exists")
-    return row
-
-
 def update_choices(ctx: Context, subscriber_id: int, choices: Choices, now: datetime) -> Subscriber:
-    """Store validated choices; an active subscriber's next digest follows the new schedule.
-
-    Same frequency: this period's digest stays due (one already sent is never sent twice,
-    outbox rows are unique per period). New frequency: the next period of the new rhythm,
-    so switching to weekly does not send a weekly digest right after today's daily one.
-    """
-    with ctx.session_factory.begin() as session:
-        row = _locked(session, subscriber_id)
-        frequency_changed = row.frequency != choices.frequency
-        row.profile = choices.profile.strip()
-        row.frequency = Frequency(choices.frequency).value
-        row.weekday = int(choices.weekday) if choices.weekday.isdigit() else row.weekday
-        row.send_time = choices.send_time
-        row.timezone = choices.timezone
-        if row.status == SubscriberStatus.ACTIVE.value:
-            cadence = cadence_of(row)
-            row.next_due_at = (
-                next_due_after(cadence, now) if frequency_changed else first_due(cadence, now)
-            )
-        return repo.to_subscriber(row)
+    """Store validated choices; an active subscriber's next digest follows the new schedule."""
+    changes = subscriptions.Changes(
+        profile=choices.profile,
+        frequency=choices.frequency,
+        weekday=choices.weekday,
+        send_time=choices.send_time,
+        timezone=choices.timezone,
+    )
+    return subscriptions.update(ctx.session_factory, subscriber_id, changes, now)
 
 
 def set_paused(ctx: Context, subscriber_id: int, paused: bool, now: datetime) -> Subscriber:
-    """Pause or resume; resuming picks up at the next send time, without a backlog burst."""
-    with ctx.session_factory.begin() as session:
-        row = _locked(session, subscriber_id)
-        if paused and row.status == SubscriberStatus.ACTIVE.value:
-            row.status = SubscriberStatus.PAUSED.value
-            row.next_due_at = None
-        elif not paused and row.status == SubscriberStatus.PAUSED.value:
-            row.status = SubscriberStatus.ACTIVE.value
-            row.next_due_at = next_due_after(cadence_of(row), now)
-        return repo.to_subscriber(row)
+    """Pause or resume."""
+    change = subscriptions.pause if paused else subscriptions.resume
+    return change(ctx.session_factory, subscriber_id, now)
 
 
 def unsubscribe(ctx: Context, subscriber_id: int, now: datetime) -> None:
     """Stop every digest at once; idempotent, and quiet about removed subscribers."""
-    with ctx.session_factory.begin() as session:
-        row = session.get(SubscriberRow, subscriber_id, with_for_update=True)
-        if row is None or row.status == SubscriberStatus.UNSUBSCRIBED.value:
-            return
-        row.status = SubscriberStatus.UNSUBSCRIBED.value
-        row.unsubscribed_at = now
-        row.next_due_at = None
+    with suppress(NotFound):  # erased already: there is nothing left to unsubscribe
+        subscriptions.unsubscribe(ctx.session_factory, subscriber_id, now)

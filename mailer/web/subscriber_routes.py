@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailer.errors import MailerError, NotFound, TokenError
+from mailer.errors import InputError, MailerError, NotFound, TokenError
 from mailer.models import Subscriber, SubscriberStatus
 from mailer.pipeline import render_stored
 from mailer.rendering.views import schedule_label
@@ -101,15 +101,21 @@ async def save_preferences(request: Request, token: str) -> Response:
 def _apply(web: Web, subscriber: Subscriber, values: dict[str, str]) -> Response:
     action = values.get("action", "save")
     now = web.ctx.clock()
-    if action in ("pause", "resume"):
-        updated = account.set_paused(web.ctx, subscriber.id, action == "pause", now)
-        return _preferences_page(web, updated, notice=NOTICES[action])
     choices = Choices.from_form(values, web.ctx.defaults)
-    errors = check_choices(choices)
+    errors = {} if action in ("pause", "resume") else check_choices(choices)
     if errors:
         return _preferences_page(web, subscriber, choices, errors=errors, status=400)
-    updated = account.update_choices(web.ctx, subscriber.id, choices, now)
-    return _preferences_page(web, updated, notice=NOTICES["save"])
+    try:
+        if action in ("pause", "resume"):
+            updated = account.set_paused(web.ctx, subscriber.id, action == "pause", now)
+        else:
+            updated = account.update_choices(web.ctx, subscriber.id, choices, now)
+    except InputError as exc:  # e.g. unsubscribed in another tab a moment ago
+        errors = {"form": str(exc)}
+        return _preferences_page(
+            web, account.load(web.ctx, subscriber.id), errors=errors, status=409
+        )
+    return _preferences_page(web, updated, notice=NOTICES.get(action, NOTICES["save"]))
 
 
 @routes.get("/unsubscribe/{token}", response_class=HTMLResponse)
