@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mailer.db.session import SessionFactory
+from mailer.db.migrate import upgrade
+from mailer.db.session import make_engine, make_session_factory
 from mailer.db.tables import SubscriberRow
 from tests.browser.harness import Harness, link_path, running_app
 
@@ -57,9 +58,14 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def app(session_factory: SessionFactory) -> Iterator[Harness]:
-    with running_app(session_factory) as harness:
+def app(tmp_path: Path) -> Iterator[Harness]:
+    # One SQLite database: the browser adds nothing per backend (HTTP tests cover PostgreSQL).
+    url = f"sqlite:///{tmp_path}/web.db"
+    upgrade(url)
+    engine = make_engine(url)
+    with running_app(make_session_factory(engine)) as harness:
         yield harness
+    engine.dispose()
 
 
 def shot(page: Any, name: str) -> Path:
@@ -71,21 +77,12 @@ def shot(page: Any, name: str) -> Path:
     return path
 
 
-def once_on_sqlite(db_url: str) -> None:
-    """The browser adds nothing per backend: the HTTP tests cover PostgreSQL."""
-    if not db_url.startswith("sqlite"):
-        pytest.skip("browser tests run once, on SQLite")
-
-
 def status(app: Harness) -> SubscriberRow:
     with app.ctx.session_factory() as session:
         return session.scalars(select(SubscriberRow)).one()
 
 
-def test_sign_up_confirm_change_preferences_and_unsubscribe(
-    browser: Any, app: Harness, db_url: str
-) -> None:
-    once_on_sqlite(db_url)
+def test_sign_up_confirm_change_preferences_and_unsubscribe(browser: Any, app: Harness) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Asia/Tokyo")
     page = context.new_page()
     page.goto(app.url("/"))
@@ -140,10 +137,7 @@ def test_sign_up_confirm_change_preferences_and_unsubscribe(
     context.close()
 
 
-def test_pages_fit_a_phone_and_work_without_javascript(
-    browser: Any, app: Harness, db_url: str
-) -> None:
-    once_on_sqlite(db_url)
+def test_pages_fit_a_phone_and_work_without_javascript(browser: Any, app: Harness) -> None:
     context = browser.new_context(
         viewport={"width": 375, "height": 800}, java_script_enabled=False, is_mobile=True
     )
