@@ -1,0 +1,307 @@
+"""Delivery benchmark (issue 4): the raw SMTP limit vs the full outbox pipeline, and memory.
+
+A local aiosmtpd sink that only counts runs in its own process. For each N, in fresh
+subprocesses (so peak RSS is that run's alone):
+
+  (a) raw:  pre-built digest emails (real renderer, 25 papers each) blasted over the same
+            number of reused connections (MAILER_SMTP_CONCURRENCY);
+  (b) full: deliver_due over N due outbox rows: claim, load, render, build, send, record.
+
+    python bench/delivery.py                # N = 10k and 50k
+    python bench/delivery.py --quick        # N = 1k and 5k, a smoke test
+
+Prints a table and writes bench/results/delivery.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CONCURRENCY = 4
+PAPERS_PER_DIGEST = 25
+RAW_DISTINCT = 500  # pre-built messages, re-sent in turn: the raw run measures SMTP alone
+
+
+def sink_main(port: int) -> None:
+    """An aiosmtpd server that accepts and counts, nothing else."""
+    from aiosmtpd.controller import Controller
+
+    class Counter:
+        count = 0
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            Counter.count += 1
+            return "250 OK"
+
+    controller = Controller(Counter(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        sys.stdin.read()  # the parent closes our stdin to stop us
+    finally:
+        controller.stop()
+
+
+def start_sink() -> tuple[subprocess.Popen[bytes], int]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = subprocess.Popen([sys.executable, __file__, "--sink", str(port)], stdin=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("sink did not start")
+
+
+def seed(url: str, count: int) -> None:
+    """N active subscribers, each with one due digest listing 25 real sample papers."""
+    from sqlalchemy import insert
+
+    from mailer.db.migrate import upgrade
+    from mailer.db.session import make_engine, make_session_factory
+    from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
+
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    lines = (ROOT / "mailer" / "data" / "sample_papers.jsonl").read_text().splitlines()
+    papers = [json.loads(line) for line in lines if line.strip()][:200]
+    with sessions.begin() as session:
+        paper_ids = session.scalars(
+            insert(PaperRow).returning(PaperRow.id, sort_by_parameter_order=True),
+            [_paper(p, now) for p in papers],
+        ).all()
+    for start in range(0, count, 5000):
+        chunk = range(start, min(count, start + 5000))
+        with sessions.begin() as session:
+            sids = session.scalars(
+                insert(SubscriberRow).returning(SubscriberRow.id, sort_by_parameter_order=True),
+                [_subscriber(i, now) for i in chunk],
+            ).all()
+            dids = session.scalars(
+                insert(DigestRow).returning(DigestRow.id, sort_by_parameter_order=True),
+                [_digest(sid, now) for sid in sids],
+            ).all()
+            session.execute(
+                insert(DigestPaperRow),
+                [
+                    _listed(did, sid, paper_ids[(sid * 7 + rank) % len(paper_ids)], rank)
+                    for did, sid in zip(dids, sids, strict=True)
+                    for rank in range(PAPERS_PER_DIGEST)
+                ],
+            )
+    engine.dispose()
+
+
+def _paper(p: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "key": p["key"],
+        "arxiv_id": p.get("arxiv_id"),
+        "title": p["title"],
+        "abstract": p.get("abstract", ""),
+        "authors": p.get("authors", []),
+        "categories": p.get("categories", []),
+        "keywords": [],
+        "sources": ["file"],
+        "url": p.get("url"),
+        "first_seen_at": now,
+        "updated_at": now,
+    }
+
+
+def _subscriber(i: int, now: datetime) -> dict[str, Any]:
+    return {
+        "email": f"reader{i:06d}@example.net",
+        "status": "active",
+        "profile": "*",
+        "frequency": "daily",
+        "send_time": "08:00",
+        "timezone": "UTC",
+        "weekday": 0,
+        "created_at": now,
+        "confirmed_at": now,
+        "hard_bounces": 0,
+        "soft_bounces": 0,
+    }
+
+
+def _digest(sid: int, now: datetime) -> dict[str, Any]:
+    return {
+        "subscriber_id": sid,
+        "period": "2026-11-22",
+        "status": "pending",
+        "message_id": f"<bench-{sid}@example.org>",
+        "paper_count": PAPERS_PER_DIGEST,
+        "matched_count": PAPERS_PER_DIGEST + 5,
+        "considered_count": 200,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "window_end": now,
+        "created_at": now,
+    }
+
+
+def _listed(did: int, sid: int, pid: int, rank: int) -> dict[str, Any]:
+    return {
+        "digest_id": did,
+        "paper_id": pid,
+        "subscriber_id": sid,
+        "rank": rank + 1,
+        "score": 1.0 / (rank + 1),
+        "interests": ["*"],
+        "terms": [],
+        "spans": [],
+    }
+
+
+def _context(url: str) -> Any:
+    from mailer.config import Settings
+    from mailer.db.session import make_engine, make_session_factory
+    from mailer.pipeline import make_context
+
+    settings = Settings(
+        database_url=url,
+        secret_key="bench-secret-key-0123456789abcdef",
+        MAILER_FROM="Paper Digest <digest@example.org>",
+    )
+    return make_context(settings, make_session_factory(make_engine(url)))
+
+
+def run_main(mode: str, url: str, count: int, port: int) -> None:
+    """One measurement in this process; prints a JSON line."""
+    from mailer.delivery import RetryPolicy, SmtpConfig, SmtpTransport, deliver_due
+    from mailer.delivery.outbox import ClaimedDigest
+    from mailer.pipeline import build_digest_message
+
+    ctx = _context(url)
+    config = SmtpConfig("127.0.0.1", port, security="none", concurrency=CONCURRENCY, timeout=30)
+
+    async def raw() -> tuple[int, float]:
+        now = datetime.now(UTC)
+        messages = [
+            build_digest_message(ctx, ClaimedDigest(i, i, "x@example.net", "p", "", 1, now))
+            for i in range(1, min(count, RAW_DISTINCT) + 1)
+        ]
+        slots = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(i: int) -> None:
+            async with slots:
+                await transport.send(messages[i % len(messages)], f"reader{i:06d}@example.net")
+
+        async with SmtpTransport(config) as transport:
+            started = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(count)))
+            return count, time.perf_counter() - started
+
+    async def full() -> tuple[int, float]:
+        async with SmtpTransport(config) as transport:
+            started = time.perf_counter()
+            report = await deliver_due(
+                ctx.session_factory,
+                transport,
+                lambda claimed: build_digest_message(ctx, claimed),
+                RetryPolicy(),
+            )
+            return report.sent, time.perf_counter() - started
+
+    sent, seconds = asyncio.run(raw() if mode == "raw" else full())
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"mode": mode, "n": count, "sent": sent, "seconds": seconds, "rss": peak_kib}))
+
+
+def measure(mode: str, url: str, count: int, port: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--run", mode, url, str(count), str(port)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["per_second"] = result["sent"] / result["seconds"]
+    result["peak_rss_mib"] = round(result.pop("rss") / 1024, 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sink", type=int)
+    parser.add_argument("--run", nargs=4, metavar=("MODE", "URL", "N", "PORT"))
+    args = parser.parse_args()
+    if args.sink:
+        sink_main(args.sink)
+        return
+    if args.run:
+        mode, url, count, port = args.run
+        run_main(mode, url, int(count), int(port))
+        return
+    sizes = [1000, 5000] if args.quick else [10_000, 50_000]
+    sink, port = start_sink()
+    rows = []
+    try:
+        for count in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                url = f"sqlite:///{tmp}/bench.db"
+                seed(url, count)
+                raw = measure("raw", url, count, port)
+                full = measure("full", url, count, port)
+                rows.append({"n": count, "raw": raw, "full": full})
+    finally:
+        assert sink.stdin is not None
+        sink.stdin.close()
+        sink.wait(timeout=10)
+    report(rows, quick=args.quick)
+
+
+def report(rows: list[dict[str, Any]], *, quick: bool) -> None:
+    print(f"{'N':>7} {'raw msg/s':>10} {'full msg/s':>11} {'b/a':>6} {'peak RSS full (MiB)':>20}")
+    for row in rows:
+        ratio = row["full"]["per_second"] / row["raw"]["per_second"]
+        row["ratio"] = round(ratio, 3)
+        print(
+            f"{row['n']:>7} {row['raw']['per_second']:>10.0f} {row['full']['per_second']:>11.0f}"
+            f" {ratio:>6.2f} {row['full']['peak_rss_mib']:>20.1f}"
+        )
+    small, large = rows[0]["full"]["peak_rss_mib"], rows[-1]["full"]["peak_rss_mib"]
+    growth = large / small - 1
+    print(f"peak RSS growth {rows[0]['n']} -> {rows[-1]['n']}: {growth:+.1%} (goal <= +20%)")
+    result = {
+        "benchmark": "delivery",
+        "quick": quick,
+        "concurrency": CONCURRENCY,
+        "papers_per_digest": PAPERS_PER_DIGEST,
+        "database": "sqlite",
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "runs": rows,
+        "rss_growth": round(growth, 3),
+        "goals": {"ratio_min": 0.7, "rss_growth_max": 0.2},
+    }
+    out = ROOT / "bench" / "results" / "delivery.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
