@@ -133,17 +133,25 @@ def db_upgrade() -> None:
     """Apply every pending migration."""
     settings = _settings()
     upgrade(settings.database_url)
-    output.say(f"database at revision {current_revision(make_engine(settings.database_url))}")
+    output.say(f"database at revision {_current(settings.database_url)}")
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's revision and the newest one available."""
     settings = _settings()
-    current = current_revision(make_engine(settings.database_url))
+    current = _current(settings.database_url)
     head = head_revision(settings.database_url)
     state = "up to date" if current == head else "needs `mailer db upgrade`"
     output.say(f"current: {current or 'empty'}  head: {head}  ({state})")
+
+
+def _current(url: str) -> str | None:
+    engine = make_engine(url)
+    try:
+        return current_revision(engine)
+    finally:
+        engine.dispose()
 
 
 # --- running --------------------------------------------------------------------------------

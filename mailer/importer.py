@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from mailer.addresses import MAX_EMAIL_LENGTH, normalise_email
 from mailer.db import subscribers as repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.errors import InputError
+from mailer.matching import parse_profile
 from mailer.models import Subscriber, SubscriberStatus
-from mailer.schedule import first_due
+from mailer.schedule import Cadence, first_due
 from mailer.subscriptions import Defaults, SubscriberInput, cadence_of, validate
 
 COLUMNS = ("email", "keywords", "frequency", "timezone", "send_time", "weekday")
@@ -116,14 +120,50 @@ def records(text: str, warnings: list[str]) -> Iterator[tuple[int, dict[str, str
         yield line, {name: cell for name, cell in zip(names, cells, strict=False) if name}
 
 
+# A plain ASCII dot-atom address: validated here, with its domain checked once per import.
+_SIMPLE_ADDRESS = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([a-z0-9.-]+)"
+)
+
+
+def fast_normaliser() -> Callable[[str], str]:
+    """``normalise_email`` with a fast path for plain addresses (100k rows share few domains)."""
+
+    @functools.lru_cache(maxsize=4096)
+    def domain_ok(domain: str) -> bool:
+        try:
+            normalise_email(f"x@{domain}")
+        except InputError:
+            return False
+        return True
+
+    def normalise(raw: str) -> str:
+        candidate = raw.strip().lower()
+        found = _SIMPLE_ADDRESS.fullmatch(candidate)
+        if (
+            found is not None
+            and len(candidate) <= MAX_EMAIL_LENGTH
+            and found.start(1) <= 65  # local part at most 64 characters
+            and domain_ok(found.group(1))
+        ):
+            return candidate
+        return normalise_email(raw)  # the full check, and its precise error message
+
+    return normalise
+
+
 def parse(data: bytes, defaults: Defaults, now: datetime, name: str = "the file") -> ImportReport:
     """Validate every row; valid ones become pending subscribers, the rest line-numbered errors."""
     report = ImportReport()
     seen: dict[str, int] = {}
+    normalise = fast_normaliser()
+    check_profile = functools.lru_cache(maxsize=4096)(parse_profile)
     for line, cells in records(decode(data, name), report.warnings):
         report.rows += 1
         try:
-            subscriber = validate(_input(cells), defaults, now)
+            subscriber = validate(
+                _input(cells), defaults, now, normalise=normalise, check_profile=check_profile
+            )
         except InputError as exc:
             report.errors.append(RowError(line, str(exc)))
             continue
@@ -176,14 +216,46 @@ def store(
             if reason is not None:
                 report.errors.append(RowError(line, f"{subscriber.email} {reason}"))
             else:
-                report.imported.append(_activated(subscriber, now) if confirmed else subscriber)
+                report.imported.append(subscriber)
         if dry_run:
             session.rollback()
-            return _sorted(report)
-        for start in range(0, len(report.imported), BATCH):
-            batch = report.imported[start : start + BATCH]
-            session.execute(insert(SubscriberRow), [_values(s) for s in batch])
-    return _sorted(report)
+        else:
+            _insert(session, report.imported, confirmed=confirmed, now=now)
+    report.errors.sort(key=lambda error: error.line)
+    return report
+
+
+def _insert(
+    session: Session, subscribers: Sequence[Subscriber], *, confirmed: bool, now: datetime
+) -> None:
+    """Bulk insert: COPY on PostgreSQL, Core executemany in batches elsewhere."""
+    due = functools.lru_cache(maxsize=1024)(lambda cadence: first_due(cadence, now))
+    rows = (_values(s, confirmed, now, due) for s in subscribers)
+    if session.get_bind().dialect.name == "postgresql":
+        _copy(session, rows)
+        return
+    table = SubscriberRow.__table__
+    assert isinstance(table, Table)
+    batch: list[dict[str, object]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            session.execute(table.insert(), batch)
+            batch = []
+    if batch:
+        session.execute(table.insert(), batch)
+
+
+def _copy(session: Session, rows: Iterable[dict[str, object]]) -> None:
+    """PostgreSQL COPY in the session's transaction: 100k rows in about a second."""
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY subscriber ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[name] for name in COPY_COLUMNS])
 
 
 def import_csv(
@@ -201,24 +273,16 @@ def import_csv(
     return store(session_factory, report, confirmed=confirmed, now=now, dry_run=dry_run)
 
 
-def _sorted(report: ImportReport) -> ImportReport:
-    report.errors.sort(key=lambda error: error.line)
-    return report
-
-
 def _refused(session: Session, emails: Sequence[str]) -> dict[str, str]:
     """Addresses that may not be imported, with why: already present, or erased."""
-    refused: dict[str, str] = {}
-    for start in range(0, len(emails), 500):
-        chunk = emails[start : start + 500]
-        for email, status in session.execute(
-            select(SubscriberRow.email, SubscriberRow.status).where(SubscriberRow.email.in_(chunk))
-        ):
-            refused[email] = (
-                f"unsubscribed; {_COME_BACK}"
-                if status == SubscriberStatus.UNSUBSCRIBED.value
-                else f"is already a subscriber ({status})"
-            )
+    refused = {
+        email: (
+            f"unsubscribed; {_COME_BACK}"
+            if status == SubscriberStatus.UNSUBSCRIBED.value
+            else f"is already a subscriber ({status})"
+        )
+        for email, status in repo.statuses(session, emails).items()
+    }
     hashes = {repo.email_hash(e): e for e in emails if e not in refused}
     for key in repo.suppressed_hashes(session, hashes):
         refused[hashes[key]] = f"was erased at their request; {_COME_BACK}"
@@ -228,24 +292,26 @@ def _refused(session: Session, emails: Sequence[str]) -> dict[str, str]:
 _COME_BACK = "only the person can bring it back (signup form, or `subscribers add --reconsented`)"
 
 
-def _activated(subscriber: Subscriber, now: datetime) -> Subscriber:
-    return replace(subscriber, status=SubscriberStatus.ACTIVE, confirmed_at=now)
+COPY_COLUMNS = (
+    "email", "status", "profile", "frequency", "send_time", "timezone", "weekday",
+    "next_due_at", "created_at", "confirmed_at", "hard_bounces", "soft_bounces",
+)  # fmt: skip
 
 
-def _values(subscriber: Subscriber) -> dict[str, object]:
-    active = subscriber.status is SubscriberStatus.ACTIVE
-    assert subscriber.created_at is not None
+def _values(
+    subscriber: Subscriber, confirmed: bool, now: datetime, due: Callable[[Cadence], datetime]
+) -> dict[str, object]:
     return {
         "email": subscriber.email,
-        "status": subscriber.status.value,
+        "status": (SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING).value,
         "profile": subscriber.profile,
         "frequency": subscriber.frequency.value,
         "send_time": subscriber.send_time,
         "timezone": subscriber.timezone,
         "weekday": subscriber.weekday,
-        "next_due_at": first_due(cadence_of(subscriber), subscriber.created_at) if active else None,
-        "created_at": subscriber.created_at,
-        "confirmed_at": subscriber.confirmed_at,
+        "next_due_at": due(cadence_of(subscriber)) if confirmed else None,
+        "created_at": now,
+        "confirmed_at": now if confirmed else None,
         "hard_bounces": 0,
         "soft_bounces": 0,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -47,11 +48,21 @@ class Defaults:
     timezone: str = "UTC"
 
 
-def validate(raw: SubscriberInput, defaults: Defaults, now: datetime) -> Subscriber:
-    """A normalised pending subscriber (id 0); InputError naming the first bad field."""
-    email = normalise_email(raw.email)
+def validate(
+    raw: SubscriberInput,
+    defaults: Defaults,
+    now: datetime,
+    *,
+    normalise: Callable[[str], str] = normalise_email,
+    check_profile: Callable[[str], object] = parse_profile,
+) -> Subscriber:
+    """A normalised pending subscriber (id 0); InputError naming the first bad field.
+
+    ``normalise`` and ``check_profile`` may be swapped for cached equivalents (bulk import).
+    """
+    email = normalise(raw.email)
     profile = raw.profile.strip()
-    parse_profile(profile)  # raises ProfileError with position and reason
+    check_profile(profile)  # raises ProfileError with position and reason
     try:
         frequency = Frequency(raw.frequency.strip().lower())
     except ValueError:

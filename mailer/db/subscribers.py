@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, String, any_, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailer.db.tables import DigestPaperRow, DigestRow, SubscriberRow, SuppressionRow
 from mailer.models import Frequency, Subscriber, SubscriberStatus
@@ -130,18 +131,41 @@ def suppression_reason(session: Session, email: str) -> str | None:
     return row.reason if row is not None else None
 
 
+LOOKUP_CHUNK = 5000
+
+
+def among(
+    session: Session, column: InstrumentedAttribute[str], values: Sequence[str]
+) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter, not thousands."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(values)
+
+
 def suppressed_hashes(session: Session, hashes: Iterable[str]) -> frozenset[str]:
     """Which of these address hashes have a tombstone (for bulk imports)."""
     wanted = list(hashes)
     found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        found.update(
-            session.scalars(
-                select(SuppressionRow.email_hash).where(SuppressionRow.email_hash.in_(chunk))
-            )
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        query = select(SuppressionRow.email_hash).where(
+            among(session, SuppressionRow.email_hash, chunk)
         )
+        found.update(session.scalars(query))
     return frozenset(found)
+
+
+def statuses(session: Session, emails: Sequence[str]) -> dict[str, str]:
+    """The status of each of these normalised addresses that is already stored."""
+    found: dict[str, str] = {}
+    for start in range(0, len(emails), LOOKUP_CHUNK):
+        chunk = emails[start : start + LOOKUP_CHUNK]
+        query = select(SubscriberRow.email, SubscriberRow.status).where(
+            among(session, SubscriberRow.email, chunk)
+        )
+        found.update((email, status) for email, status in session.execute(query))
+    return found
 
 
 def add_tombstone(session: Session, email: str, reason: str, now: datetime) -> None:
