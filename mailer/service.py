@@ -103,11 +103,18 @@ async def serve(
     web: bool,
     host: str,
     port: int,
+    demo: bool = False,
 ) -> None:
-    """The daemon: the scheduler's jobs and/or the web server until SIGTERM or SIGINT."""
+    """The daemon: the scheduler's jobs and/or the web server until SIGTERM or SIGINT.
+
+    ``demo`` makes the web app show confirmation links on the page (demo mail only reaches
+    the local Maildir).
+    """
     stop = asyncio.Event()
     with stop_on_signals(stop):
-        await _serve_until(ctx, settings, stop, scheduler=scheduler, web=web, host=host, port=port)
+        await _serve_until(
+            ctx, settings, stop, scheduler=scheduler, web=web, host=host, port=port, demo=demo
+        )
 
 
 async def _serve_until(
@@ -119,6 +126,7 @@ async def _serve_until(
     web: bool,
     host: str,
     port: int,
+    demo: bool,
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
         tasks: list[asyncio.Task[None]] = []
@@ -127,7 +135,7 @@ async def _serve_until(
             transport = await stack.enter_async_context(transport_from_settings(settings))
             _start_jobs(ctx, settings, transport, _Jobs(stop, busy), stack)
         if web:
-            tasks.append(asyncio.create_task(_web(ctx, host, port, stop)))
+            tasks.append(asyncio.create_task(_web(ctx, settings, (host, port), stop, demo)))
         await stop.wait()
         log.info("shutting down: finishing in-flight work")
         async with busy:  # a running job stops claiming, finishes its sends, then we close
@@ -182,10 +190,19 @@ async def _send_and_log(
         )  # fmt: skip
 
 
-async def _web(ctx: Context, host: str, port: int, stop: asyncio.Event) -> None:
+async def _web(
+    ctx: Context, settings: Settings, where: tuple[str, int], stop: asyncio.Event, demo: bool
+) -> None:
     from mailer.web.app import create_app
 
-    config = uvicorn.Config(create_app(ctx), host=host, port=port, log_level="warning")
+    app = create_app(
+        ctx,
+        transport_factory=lambda: transport_from_settings(settings),
+        demo=demo,
+        secret_key=settings.effective_secret_key(),
+    )
+    host, port = where
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     server = _QuietServer(config)
     serving = asyncio.create_task(server.serve())
     log.info("web server on http://%s:%d", host, port)
