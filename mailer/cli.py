@@ -234,12 +234,13 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
 
 
 def _announce_transport(settings: Settings) -> None:
+    # A log line, not a print: in JSON-log deployments every stderr line must be JSON.
     if settings.smtp_host:
-        output.info(f"mail goes to SMTP server {settings.smtp_host}:{settings.smtp_port}")
+        log.info("mail goes to SMTP server %s:%d", settings.smtp_host, settings.smtp_port)
     else:
-        output.info(
-            f"no MAILER_SMTP_HOST set: mail is delivered into the Maildir "
-            f"{Path(settings.outbox_dir).resolve()}"
+        log.info(
+            "no MAILER_SMTP_HOST set: mail is delivered into the Maildir %s",
+            Path(settings.outbox_dir).resolve(),
         )
 
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any, Literal
+from typing import IO, Any, Literal
 from urllib.parse import urlsplit
 
 LogFormat = Literal["text", "json"]
@@ -92,12 +92,14 @@ def url_password(url: str) -> str | None:
         return None
 
 
-def configure(level: str, fmt: LogFormat, secrets: Iterable[str | None] = ()) -> None:
-    """(Re)install the one stderr handler with the chosen format, level and secret mask."""
+def configure(
+    level: str, fmt: LogFormat, secrets: Iterable[str | None] = (), stream: IO[str] | None = None
+) -> None:
+    """(Re)install the one handler (stderr by default) with the chosen format, level and mask."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
     handler.addFilter(SecretMask(s for s in secrets if s))
