@@ -305,6 +305,10 @@ def send(
             )
 
     planned, delivered = _run(go)
+    log.info(
+        "due digests planned=%d sent=%d retried=%d failed=%d bounced=%d",
+        planned.queued, delivered.sent, delivered.retried, delivered.failed, delivered.bounced,
+    )  # fmt: skip
     output.send_summary(planned, delivered, as_json=as_json)
 
 

@@ -28,6 +28,7 @@ def secrets_of(settings: Settings) -> list[str | None]:
     return [
         settings.smtp_password,
         settings.secret_key,
+        settings.dkim_private_key,
         logs.url_password(settings.database_url),
     ]
 
