@@ -3,6 +3,7 @@ export."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import Iterable
@@ -21,6 +22,8 @@ from mailer.cli_support import (
     now,
     parse_status,
 )
+from mailer.config import Settings
+from mailer.db.session import SessionFactory
 from mailer.errors import InputError
 
 app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
@@ -33,6 +36,13 @@ KeywordsOption = Annotated[
 FrequencyOption = Annotated[str | None, typer.Option(help="daily or weekly.")]
 TimezoneOption = Annotated[str | None, typer.Option(help="IANA time zone, e.g. Europe/Berlin.")]
 SendTimeOption = Annotated[str | None, typer.Option("--send-time", help="Local time HH:MM.")]
+NoEmailOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-email",
+        help="Do not send confirmation emails now (pending addresses stay without digests).",
+    ),
+]
 WeekdayOption = Annotated[
     str | None, typer.Option(help="Weekly digests: day of the week (monday … sunday).")
 ]
@@ -56,8 +66,9 @@ def add(
     timezone: TimezoneOption = None,
     send_time: SendTimeOption = None,
     weekday: WeekdayOption = None,
+    no_email: NoEmailOption = False,
 ) -> None:
-    """Add a subscriber (pending until confirmed, unless --confirmed)."""
+    """Add a subscriber: pending, with a confirmation email, unless --confirmed."""
     if keywords is None:
         raise InputError('--keywords is required, e.g. --keywords "diffusion policy, -survey"')
     settings = load_settings()
@@ -70,7 +81,31 @@ def add(
             sessions, raw, confirmed=confirmed, defaults=defaults_of(settings),
             now=now(), reconsented=reconsented,
         )  # fmt: skip
-    output.say(f"added {added.email} ({added.status.value})")
+        output.say(f"added {added.email} ({added.status.value})")
+        if not confirmed and not no_email:
+            _confirm_by_mail(settings, sessions, [added.email])
+
+
+def _confirm_by_mail(settings: Settings, sessions: SessionFactory, emails: list[str]) -> None:
+    """Send pending addresses their confirmation link (DESIGN: double opt-in for everyone)."""
+    from mailer import confirmations
+    from mailer.delivery import transport_from_settings
+    from mailer.pipeline import make_context
+
+    pending = confirmations.awaiting_mail(sessions, emails)
+    if not pending:
+        return
+    ctx = make_context(settings, sessions)
+
+    async def go() -> confirmations.ConfirmationReport:
+        async with transport_from_settings(settings) as transport:
+            return await confirmations.send_all(ctx, transport, pending, settings.smtp_concurrency)
+
+    report = asyncio.run(go())
+    output.info(
+        f"sent {report.sent} confirmation emails"
+        + (f"; {report.failed} failed (see the log; they stay pending)" if report.failed else "")
+    )
 
 
 @app.command("list")
@@ -182,6 +217,7 @@ def import_(
         bool, typer.Option("--dry-run", help="Check the file and report; store nothing.")
     ] = False,
     as_json: JsonOption = False,
+    no_email: NoEmailOption = False,
 ) -> None:
     """Import subscribers from CSV; bad rows are reported by line, valid rows are imported.
 
@@ -201,7 +237,9 @@ def import_(
             sessions, data, defaults=defaults_of(settings), confirmed=confirmed,
             now=now(), dry_run=dry_run, name=str(file),
         )  # fmt: skip
-    output.import_report(report, confirmed=confirmed, as_json=as_json)
+        output.import_report(report, confirmed=confirmed, as_json=as_json)
+        if not (confirmed or dry_run or no_email):
+            _confirm_by_mail(settings, sessions, [s.email for s in report.imported])
     if report.errors:
         raise typer.Exit(EXIT_FAILED)
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import mailbox
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
 
 from tests.helpers.cli import (
     Invoke,
@@ -100,7 +105,7 @@ def test_remove_asks_and_then_refuses_re_adding_without_reconsent(cli: Invoke) -
     assert _listed(cli)[0]["status"] == "pending"
 
 
-def test_export_csv_neutralises_formulas_and_round_trips(cli: Invoke, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_export_csv_neutralises_formulas_and_round_trips(cli: Invoke, tmp_path: Path) -> None:
     for email, profile in [
         ("alice@example.org", '=HYPERLINK("http://evil"), diffusion'),
         ("bob@example.org", "-survey, robots"),
@@ -147,7 +152,7 @@ def test_stats_counts(cli: Invoke) -> None:
     assert "subscriber status\tcount\nactive\t1\npending\t2\n" in plain
 
 
-def test_check_health_ok_and_failing(cli: Invoke, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_check_health_ok_and_failing(cli: Invoke, tmp_path: Path) -> None:
     ok = cli("check-health", "--json")
     assert ok.code == 0, ok.out
     assert json.loads(ok.out)["migrations"]["ok"] is True
@@ -175,3 +180,25 @@ def test_every_command_has_help(cli: Invoke) -> None:
         result = cli(*path, "--help")
         assert result.code == 0, (path, result.err)
         assert "Usage" in result.out
+
+
+def _maildir(tmp_path: Path) -> list[EmailMessage]:
+    box = mailbox.Maildir(tmp_path / "outbox", factory=None, create=False)
+    parsed = [message_from_bytes(box.get_bytes(key), policy=default) for key in box]
+    return [m for m in parsed if isinstance(m, EmailMessage)]
+
+
+def test_pending_additions_get_a_confirmation_email(cli: Invoke, tmp_path: Path) -> None:
+    _add(cli, "alice@example.org")
+    _add(cli, "quiet@example.org", "--no-email")
+    _add(cli, "active@example.org", "--confirmed")
+    people = tmp_path / "people.csv"
+    people.write_text("email,keywords\nbob@example.org,x\ncarol@example.org,y\n", encoding="utf-8")
+    assert cli("subscribers", "import", str(people)).code == 0
+    messages = _maildir(tmp_path)
+    assert sorted(str(m["To"]) for m in messages) == [
+        "alice@example.org", "bob@example.org", "carol@example.org",
+    ]  # fmt: skip
+    body = messages[0].get_body(("plain",))
+    assert body is not None and "/confirm/" in body.get_content()
+    assert messages[0]["Auto-Submitted"] == "auto-generated"
