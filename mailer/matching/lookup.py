@@ -67,12 +67,14 @@ class BatchIndex:
         self._terms: dict[Term, Hits] = {}
         self._interests: dict[tuple[Term, ...], Hits] = {}
         self._entries = 0
+        self.cache_clears = 0
 
     def _spend(self, entries: int) -> None:
         """Account for cached entries; drop every cache when over budget (a rare event)."""
         self._entries += entries + 1
         if self._entries > CACHE_ENTRIES:
             self._entries = 0
+            self.cache_clears += 1
             self.clear_caches()
 
     def clear_caches(self) -> None:
