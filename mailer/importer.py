@@ -111,13 +111,18 @@ def records(text: str, warnings: list[str]) -> Iterator[tuple[int, dict[str, str
     delimiter, names, has_header = _layout(text, warnings)
     reader = csv.reader(io.StringIO(text, newline=""), dialect="excel", delimiter=delimiter)
     start = 1
-    for cells in reader:
-        line, start = start, reader.line_num + 1
-        if has_header and line == 1:
-            continue
-        if not any(cell.strip() for cell in cells):
-            continue
-        yield line, {name: cell for name, cell in zip(names, cells, strict=False) if name}
+    try:
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if (has_header and line == 1) or not any(cell.strip() for cell in cells):
+                continue
+            yield line, {name: cell for name, cell in zip(names, cells, strict=False) if name}
+    except csv.Error as exc:
+        raise InputError(f"line {start}: unreadable CSV ({exc}); nothing was imported") from None
+
+
+# A quoted cell that runs over what looks like the next rows: an unbalanced quote upstream.
+_SWALLOWED_ROW = re.compile(r"\n[^,;\t\n\"]+@[^,;\t\n\"]+[,;\t]")
 
 
 # A plain ASCII dot-atom address: validated here, with its domain checked once per import.
@@ -160,6 +165,11 @@ def parse(data: bytes, defaults: Defaults, now: datetime, name: str = "the file"
     check_profile = functools.lru_cache(maxsize=4096)(parse_profile)
     for line, cells in records(decode(data, name), report.warnings):
         report.rows += 1
+        if any(_SWALLOWED_ROW.search(cell) for cell in cells.values()):
+            report.errors.append(
+                RowError(line, "a quoted cell runs over the following lines (unbalanced quote?)")
+            )
+            continue
         try:
             subscriber = validate(
                 _input(cells), defaults, now, normalise=normalise, check_profile=check_profile

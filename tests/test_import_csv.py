@@ -157,3 +157,15 @@ def test_cli_import_reports_and_exits_1_on_rejected_rows(cli: Invoke, tmp_path: 
     latin.write_bytes("email,keywords\nrené@example.org,café\n".encode("latin-1"))
     refused = cli("subscribers", "import", str(latin))
     assert refused.code == 2 and "UTF-8" in refused.err
+
+
+def test_unbalanced_quote_and_oversized_cells(session_factory: SessionFactory) -> None:
+    swallowed = _import(
+        session_factory, 'email,keywords\na@example.org,"x\nb@example.org,y\nc@example.org,z\n'
+    )
+    assert [(e.line, "unbalanced quote" in e.message) for e in swallowed.errors] == [(2, True)]
+    assert _count(session_factory) == 0
+    huge = "email,keywords\na@example.org,x\nb@example.org," + "a" * 200_000 + "\n"
+    with pytest.raises(InputError, match="line 3: unreadable CSV"):
+        _import(session_factory, huge)
+    assert _count(session_factory) == 0
