@@ -184,7 +184,7 @@ def test_every_command_has_help(cli: Invoke) -> None:
 
 def _maildir(tmp_path: Path) -> list[EmailMessage]:
     box = mailbox.Maildir(tmp_path / "outbox", factory=None, create=False)
-    parsed = [message_from_bytes(box.get_bytes(key), policy=default) for key in box]
+    parsed = [message_from_bytes(box.get_bytes(key), policy=default) for key in box.iterkeys()]
     return [m for m in parsed if isinstance(m, EmailMessage)]
 
 

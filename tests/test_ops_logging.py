@@ -9,9 +9,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -70,8 +70,8 @@ def _env(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
         MAILER_SECRET_KEY=KEY,
         MAILER_SOURCES=f"file:{SAMPLE}",
         MAILER_OUTBOX_DIR=str(tmp_path / "outbox"),
-        **extra,
     )
+    env.update(extra)
     return env
 
 
@@ -102,9 +102,21 @@ def test_secrets_never_reach_the_log(db_url: str, tmp_path: Path) -> None:
     assert "refused" in sent.stderr, sent.stderr  # the login failure path was exercised
 
 
+def _read_until(stream: IO[str], needle: str) -> str:
+    """The first line containing ``needle`` (the process's own time limit bounds the wait)."""
+    for line in stream:
+        if needle in line:
+            return line
+    raise AssertionError(f"the worker ended without logging {needle!r}")
+
+
 def test_sighup_reloads_the_log_format(db_url: str, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("MAILER_LOG_FORMAT=text\n")
-    env = _env(db_url, tmp_path, MAILER_FETCH_CRON="0 0 1 1 *")
+    # A missing file: the start-up fetch logs a failure once the daemon's loop is running.
+    env = _env(
+        db_url, tmp_path, MAILER_FETCH_CRON="0 0 1 1 *",
+        MAILER_SOURCES=f"file:{tmp_path}/missing.jsonl",
+    )  # fmt: skip
     worker = subprocess.Popen(
         [sys.executable, "-m", "mailer", "worker"],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -113,15 +125,11 @@ def test_sighup_reloads_the_log_format(db_url: str, tmp_path: Path) -> None:
         assert worker.stderr is not None
         first = worker.stderr.readline()
         assert first.startswith("ts=") and "level=info" in first, first
+        _read_until(worker.stderr, "fetch failed")
         (tmp_path / ".env").write_text("MAILER_LOG_FORMAT=json\n")
         worker.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 20
-        reloaded = None
-        while time.monotonic() < deadline and reloaded is None:
-            line = worker.stderr.readline()
-            if line.startswith("{") and "SIGHUP" in line:
-                reloaded = json.loads(line)
-        assert reloaded is not None and reloaded["level"] == "info"
+        reloaded = json.loads(_read_until(worker.stderr, "SIGHUP"))
+        assert reloaded["level"] == "info" and "reloaded" in reloaded["msg"]
         assert worker.poll() is None, "SIGHUP must not stop the worker"
     finally:
         worker.send_signal(signal.SIGTERM)
