@@ -8,6 +8,7 @@ two planners racing never create two rows for one period.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -113,7 +114,6 @@ class DigestPlanner:
         self._new_message_id = new_message_id
         self._options = options
         self._indexes: dict[tuple[datetime, datetime], tuple[frozenset[int], PaperIndex]] = {}
-        self._profiles: dict[str, Profile | None] = {}
 
     def run(self, *, now: datetime, force: bool, dry_run: bool) -> PlanReport:
         """Plan every due subscriber; ``force`` treats every active one as due for this period.
@@ -143,7 +143,7 @@ class DigestPlanner:
 
     def preview(self, session: Session, row: SubscriberRow, now: datetime) -> PlannedDigest:
         """The digest this subscriber would get at ``now``, without storing anything."""
-        profile = self._profile(row.profile)
+        profile = compiled_profile(row, store=False)
         if profile is None:
             raise ProfileError("the stored profile is invalid; fix it with `subscribers set`")
         start = digest_repo.last_window_end(session, row.id) or self._first_start(row, now)
@@ -207,7 +207,7 @@ class DigestPlanner:
     ) -> list[PlannedDigest]:
         if not windows:
             return []
-        profile = self._profile(row.profile)
+        profile = compiled_profile(row)
         if profile is None:
             log.error("stored profile is invalid subscriber=%d", row.id)
             report.invalid_profile += 1
@@ -245,11 +245,14 @@ class DigestPlanner:
         sent: frozenset[int],
     ) -> PlannedDigest:
         paper_ids, index = self._index(session, window)
-        matches: list[Match] = index.match(profile, exclude=sent) if paper_ids else []
+        total, matches = 0, ()  # type: tuple[int, tuple[Match, ...]]
+        if paper_ids:  # rank everything, explain only what is listed
+            ranked = index.digest(profile, exclude=sent, limit=self._options.max_papers)
+            total, matches = ranked.total, ranked.matches
         status, note = DigestStatus.PENDING, None
         if not paper_ids:
             status, note = DigestStatus.SKIPPED, Note.NO_PAPERS.value
-        elif not matches:
+        elif not total:
             status, note = DigestStatus.SKIPPED, Note.NO_MATCH.value
         return PlannedDigest(
             subscriber_id=row.id,
@@ -257,8 +260,8 @@ class DigestPlanner:
             status=status,
             note=note,
             message_id=self._new_message_id(),
-            matches=matches[: self._options.max_papers],
-            matched_count=len(matches),
+            matches=matches,
+            matched_count=total,
             considered_count=len(paper_ids),
             window_start=window.start,
             window_end=window.end,
@@ -288,14 +291,6 @@ class DigestPlanner:
             self._indexes[key] = cached
         return cached
 
-    def _profile(self, text: str) -> Profile | None:
-        if text not in self._profiles:
-            try:
-                self._profiles[text] = parse_profile(text)
-            except ProfileError:
-                self._profiles[text] = None
-        return self._profiles[text]
-
     @staticmethod
     def _count(report: PlanReport, plan: PlannedDigest) -> None:
         if plan.status is DigestStatus.PENDING:
@@ -306,6 +301,36 @@ class DigestPlanner:
             report.combined += 1
         else:
             report.no_match += 1
+
+
+def compiled_profile(row: SubscriberRow, *, store: bool = True) -> Profile | None:
+    """The subscriber's parsed profile, from its stored compiled form when that is current.
+
+    A missing or stale compiled form (the text changed since) is rebuilt and, with ``store``,
+    kept on the row, so each profile is parsed once, not on every run. None if invalid.
+    """
+    stored = _load_compiled(row.profile_compiled, row.profile)
+    if stored is not None:
+        return stored
+    try:
+        profile = parse_profile(row.profile)
+    except ProfileError:
+        return None
+    if store:
+        row.profile_compiled = json.dumps({"text": row.profile, "profile": profile.to_json()})
+    return profile
+
+
+def _load_compiled(compiled: str | None, text: str) -> Profile | None:
+    if not compiled:
+        return None
+    try:
+        data = json.loads(compiled)
+        if data.get("text") != text:
+            return None
+        return Profile.from_json(data["profile"])
+    except (ValueError, KeyError, TypeError, AttributeError, ProfileError):
+        return None
 
 
 def _due_periods(cadence: Cadence, next_due: datetime | None, now: datetime) -> list[str]:

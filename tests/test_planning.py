@@ -129,3 +129,25 @@ def test_dry_run_stores_nothing(session_factory: SessionFactory) -> None:
         assert session.scalar(select(func.count()).select_from(DigestRow)) == 0
         row = session.scalars(select(SubscriberRow)).one()
         assert row.next_due_at == datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+def test_profiles_are_stored_compiled_and_never_used_stale(
+    session_factory: SessionFactory,
+) -> None:
+    from mailer.planning import compiled_profile
+    from mailer.subscriptions import Changes, update
+
+    _store(session_factory, T0 - timedelta(hours=1), _paper("a", "Diffusion policy"))
+    sub = _subscribe(session_factory, "alice@example.org", "diffusion")
+    _planner(session_factory).run(now=T0, force=False, dry_run=False)
+    with session_factory() as session:
+        row = session.get(SubscriberRow, sub)
+        assert row is not None and row.profile_compiled is not None
+        assert '"text":"diffusion"' in row.profile_compiled.replace(" ", "")
+    update(session_factory, sub, Changes(profile="graph networks"), T0)
+    with session_factory() as session:
+        row = session.get(SubscriberRow, sub)
+        assert row is not None
+        profile = compiled_profile(row)  # the stored form is for the old text: rebuilt
+        assert profile is not None
+        assert [i.text for i in profile.interests] == ["graph networks"]

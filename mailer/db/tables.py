@@ -70,6 +70,9 @@ class SubscriberRow(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     profile: Mapped[str] = mapped_column(Text)
+    # The parsed profile as JSON together with the text it was parsed from, so the planner
+    # never re-parses an unchanged profile and never trusts a stale one.
+    profile_compiled: Mapped[str | None] = mapped_column(Text)
     frequency: Mapped[str] = mapped_column(String(8), default="daily")
     send_time: Mapped[str] = mapped_column(String(5), default="08:00")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
