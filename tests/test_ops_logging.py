@@ -16,6 +16,7 @@ from typing import IO
 import pytest
 
 from mailer import logs
+from mailer.db.migrate import upgrade
 from tests.helpers.smtp_server import SmtpServer
 
 SECRET = "hunter2-Sm7p-pa55word"
@@ -82,11 +83,19 @@ def _mailer(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedP
     )  # fmt: skip
 
 
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite database: these tests are about processes, not about backends."""
+    url = f"sqlite:///{tmp_path}/mailer.db"
+    upgrade(url)
+    return url
+
+
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
-def test_secrets_never_reach_the_log(db_url: str, tmp_path: Path) -> None:
+def test_secrets_never_reach_the_log(sqlite_url: str, tmp_path: Path) -> None:
     with SmtpServer(users={"digest": "the-right-password"}) as smtp:
         env = _env(
-            db_url, tmp_path, MAILER_SMTP_HOST=smtp.host, MAILER_SMTP_PORT=str(smtp.port),
+            sqlite_url, tmp_path, MAILER_SMTP_HOST=smtp.host, MAILER_SMTP_PORT=str(smtp.port),
             MAILER_SMTP_SECURITY="none", MAILER_SMTP_USERNAME="digest",
             MAILER_SMTP_PASSWORD=SECRET, MAILER_LOG_LEVEL="DEBUG", MAILER_LOG_FORMAT="json",
         )  # fmt: skip
@@ -110,11 +119,11 @@ def _read_until(stream: IO[str], needle: str) -> str:
     raise AssertionError(f"the worker ended without logging {needle!r}")
 
 
-def test_sighup_reloads_the_log_format(db_url: str, tmp_path: Path) -> None:
+def test_sighup_reloads_the_log_format(sqlite_url: str, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("MAILER_LOG_FORMAT=text\n")
     # A missing file: the start-up fetch logs a failure once the daemon's loop is running.
     env = _env(
-        db_url, tmp_path, MAILER_FETCH_CRON="0 0 1 1 *",
+        sqlite_url, tmp_path, MAILER_FETCH_CRON="0 0 1 1 *",
         MAILER_SOURCES=f"file:{tmp_path}/missing.jsonl",
     )  # fmt: skip
     worker = subprocess.Popen(
