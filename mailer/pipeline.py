@@ -19,6 +19,7 @@ from mailer.config import Settings
 from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
 from mailer.db import papers as paper_repo
+from mailer.db.digests import StoredDigest
 from mailer.db.fetches import FetchRecord
 from mailer.db.session import SessionFactory
 from mailer.delivery import ClaimedDigest, DeliveryReport, RetryPolicy, Transport, deliver_due
@@ -301,6 +302,11 @@ def render_stored(ctx: Context, digest_id: int) -> RenderedDigest:
         stored = digest_repo.load_digest(session, digest_id)
     if stored is None:
         raise NotFound(f"no digest {digest_id}")
+    return render_digest(ctx, stored)
+
+
+def render_digest(ctx: Context, stored: StoredDigest) -> RenderedDigest:
+    """Render a loaded outbox row for its subscriber."""
     digest = Digest(
         subscriber=stored.subscriber,
         period=stored.period,
@@ -325,7 +331,11 @@ def date_label(period: str) -> str:
 
 def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> EmailMessage:
     """The email for a claimed outbox row, rendered from what the row lists."""
-    result = render_stored(ctx, claimed.digest_id)
+    return message_for(ctx, render_stored(ctx, claimed.digest_id))
+
+
+def message_for(ctx: Context, result: RenderedDigest) -> EmailMessage:
+    """The signed (when DKIM is configured) email of a rendered digest."""
     message = build_message(
         result.rendered,
         sender=ctx.sender,
@@ -339,15 +349,43 @@ def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> EmailMessage:
     return ctx.sign(message)
 
 
+class DigestMessages:
+    """Builds the emails of claimed outbox rows, loading each claimed batch in a few queries.
+
+    ``prepare`` (run by the sender right after each claim) loads the batch's digests,
+    subscribers and papers at once; calling the object then builds one message from what
+    was loaded, or loads that row alone when it was not prepared.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._loaded: dict[int, StoredDigest] = {}
+
+    def prepare(self, claimed: Sequence[ClaimedDigest]) -> None:
+        """Load the digests of a claimed batch."""
+        with self.ctx.session_factory() as session:
+            loaded = digest_repo.load_digests(session, [c.digest_id for c in claimed])
+        self._loaded.update(loaded)
+
+    def __call__(self, claimed: ClaimedDigest) -> EmailMessage:
+        """The email for one claimed row (each prepared row is used once, then dropped)."""
+        stored = self._loaded.pop(claimed.digest_id, None)
+        if stored is None:
+            return build_digest_message(self.ctx, claimed)
+        return message_for(self.ctx, render_digest(self.ctx, stored))
+
+
 async def send_queued(
     ctx: Context, transport: Transport, policy: RetryPolicy, stop: asyncio.Event | None = None
 ) -> DeliveryReport:
     """Send every outbox row that is due now."""
+    messages = DigestMessages(ctx)
     return await deliver_due(
         ctx.session_factory,
         transport,
-        lambda claimed: build_digest_message(ctx, claimed),
+        messages,
         policy,
         now=ctx.clock,
         stop=stop,
+        prepare=messages.prepare,
     )

@@ -11,9 +11,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.db.papers import to_paper
-from mailer.db.subscribers import to_subscriber
 from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
-from mailer.models import DigestStatus, Match, Span, Subscriber
+from mailer.models import (
+    DigestStatus,
+    Frequency,
+    Match,
+    Paper,
+    Span,
+    Subscriber,
+    SubscriberStatus,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,39 +186,142 @@ def _paper_rows(digest_id: int, plan: PlannedDigest) -> list[DigestPaperRow]:
 
 def load_digest(session: Session, digest_id: int) -> StoredDigest | None:
     """An outbox row with its subscriber and listed papers in rank order."""
-    row = session.get(DigestRow, digest_id)
-    if row is None:
-        return None
-    subscriber = session.get(SubscriberRow, row.subscriber_id)
-    assert subscriber is not None
-    listed = session.execute(
-        select(DigestPaperRow, PaperRow)
-        .join(PaperRow, PaperRow.id == DigestPaperRow.paper_id)
-        .where(DigestPaperRow.digest_id == digest_id)
-        .order_by(DigestPaperRow.rank)
+    return load_digests(session, [digest_id]).get(digest_id)
+
+
+_IN_CHUNK = 500  # ids per IN (...): well inside every backend's bound-parameter limit
+
+
+def load_digests(session: Session, digest_ids: Sequence[int]) -> dict[int, StoredDigest]:
+    """Many outbox rows by id, each with its subscriber and listed papers in rank order.
+
+    Three queries per chunk of ids whatever their number, and each paper converted once
+    however many digests list it: the sender loads a whole claimed batch this way.
+    """
+    found: dict[int, StoredDigest] = {}
+    ids = list(dict.fromkeys(digest_ids))
+    for start in range(0, len(ids), _IN_CHUNK):
+        found.update(_load_chunk(session, ids[start : start + _IN_CHUNK]))
+    return found
+
+
+_HEAD = (
+    DigestRow.id,
+    DigestRow.period,
+    DigestRow.status,
+    DigestRow.message_id,
+    DigestRow.matched_count,
+    DigestRow.considered_count,
+    DigestRow.created_at,
+    DigestRow.sent_at,
+)
+# Only what a Subscriber holds: the row also carries the compiled profile, which is large.
+_SUBSCRIBER = (
+    SubscriberRow.id,
+    SubscriberRow.email,
+    SubscriberRow.status,
+    SubscriberRow.profile,
+    SubscriberRow.frequency,
+    SubscriberRow.send_time,
+    SubscriberRow.timezone,
+    SubscriberRow.weekday,
+    SubscriberRow.created_at,
+    SubscriberRow.confirmed_at,
+)
+
+
+def _load_chunk(session: Session, ids: list[int]) -> dict[int, StoredDigest]:
+    heads = session.execute(
+        select(*_HEAD, *_SUBSCRIBER)
+        .join(SubscriberRow, SubscriberRow.id == DigestRow.subscriber_id)
+        .where(DigestRow.id.in_(ids))
     ).all()
-    matches = tuple(
-        Match(
-            paper=to_paper(paper),
-            score=link.score,
-            interests=tuple(link.interests),
-            terms=tuple(link.terms),
-            spans=tuple(Span(str(f), int(s), int(e)) for f, s, e in link.spans),
+    listed = _listed(session, ids)
+    width = len(_HEAD)
+    found: dict[int, StoredDigest] = {}
+    for head in heads:
+        digest_id, period, status, message_id, matched, considered, created, sent = head[:width]
+        found[int(digest_id)] = StoredDigest(
+            id=int(digest_id),
+            subscriber=_subscriber(*head[width:]),
+            period=period,
+            status=DigestStatus(status),
+            message_id=message_id,
+            matches=tuple(listed.get(digest_id, ())),
+            matched_count=matched,
+            considered_count=considered,
+            created_at=created,
+            sent_at=sent,
         )
-        for link, paper in listed
+    return found
+
+
+def _subscriber(
+    sid: int,
+    email: str,
+    status: str,
+    profile: str,
+    frequency: str,
+    send_time: str,
+    timezone: str,
+    weekday: int,
+    created_at: datetime | None,
+    confirmed_at: datetime | None,
+) -> Subscriber:
+    return Subscriber(
+        id=sid,
+        email=email,
+        status=SubscriberStatus(status),
+        profile=profile,
+        frequency=Frequency(frequency),
+        send_time=send_time,
+        timezone=timezone,
+        weekday=weekday,
+        created_at=created_at,
+        confirmed_at=confirmed_at,
     )
-    return StoredDigest(
-        id=row.id,
-        subscriber=to_subscriber(subscriber),
-        period=row.period,
-        status=DigestStatus(row.status),
-        message_id=row.message_id,
-        matches=matches,
-        matched_count=row.matched_count,
-        considered_count=row.considered_count,
-        created_at=row.created_at,
-        sent_at=row.sent_at,
-    )
+
+
+def _listed(session: Session, digest_ids: list[int]) -> dict[int, list[Match]]:
+    """Each digest's matches in rank order, the papers loaded once for all of them."""
+    links = session.execute(
+        select(
+            DigestPaperRow.digest_id,
+            DigestPaperRow.paper_id,
+            DigestPaperRow.score,
+            DigestPaperRow.interests,
+            DigestPaperRow.terms,
+            DigestPaperRow.spans,
+        )
+        .where(DigestPaperRow.digest_id.in_(digest_ids))
+        .order_by(DigestPaperRow.digest_id, DigestPaperRow.rank)
+    ).all()
+    papers = _papers(session, {link.paper_id for link in links})
+    matches: dict[int, list[Match]] = {}
+    for digest_id, paper_id, score, interests, terms, spans in links:
+        paper = papers.get(paper_id)
+        if paper is None:  # the inner join of old: a listed paper that is gone is left out
+            continue
+        matches.setdefault(digest_id, []).append(
+            Match(
+                paper=paper,
+                score=score,
+                interests=tuple(interests),
+                terms=tuple(terms),
+                spans=tuple(Span(str(f), int(s), int(e)) for f, s, e in spans),
+            )
+        )
+    return matches
+
+
+def _papers(session: Session, paper_ids: set[int]) -> dict[int, Paper]:
+    wanted = list(paper_ids)
+    papers: dict[int, Paper] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        for row in session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk))):
+            papers[row.id] = to_paper(row)
+    return papers
 
 
 def digests_for(session: Session, subscriber_id: int, limit: int = 20) -> list[DigestRow]:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -22,6 +22,7 @@ from mailer.models import DigestStatus
 log = logging.getLogger(__name__)
 
 BuildMessage = Callable[[ClaimedDigest], EmailMessage]
+Prepare = Callable[[Sequence[ClaimedDigest]], None]
 
 
 def utc_now() -> datetime:
@@ -75,16 +76,21 @@ async def deliver_due(
     stop: asyncio.Event | None = None,
     concurrency: int | None = None,
     rand: Callable[[], float] = random.random,
+    prepare: Prepare | None = None,
 ) -> DeliveryReport:
     """Send every digest due at ``now()``; returns when none is left or ``stop`` is set.
 
     ``build_message`` is called on the event loop (threads cost more than they save under
     the GIL); its message gets the row's Message-ID, so a retry or a resend after a crash
-    reuses it. ``concurrency`` defaults to the transport's. Outcomes are committed in groups
-    by one recorder task, and a send slot is freed only after its outcome is committed.
+    reuses it. ``prepare``, when given, is called with each claimed batch (in the claiming
+    thread) before its messages are built, so the builder can load the batch at once; if it
+    fails, each message is still built on its own. ``concurrency`` defaults to the
+    transport's. Outcomes are committed in groups by one recorder task, and a send slot is
+    freed only after its outcome is committed.
     """
     width = concurrency or int(getattr(transport, "concurrency", 1))
     run = _Run(session_factory, transport, build_message, policy, now, rand, width)
+    run.prepare = prepare
     started = time.perf_counter()
     run.start()
     try:
@@ -120,6 +126,7 @@ class _Run:
         self.outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self.recorder: asyncio.Task[None] | None = None
         self.report = DeliveryReport()
+        self.prepare: Prepare | None = None
 
     def start(self) -> None:
         """Start the task that writes outcomes."""
@@ -156,7 +163,13 @@ class _Run:
     def _claim(self, limit: int) -> Claim:
         moment = self.now()
         with self.sessions() as session:
-            return claim(session, moment, moment + self.policy.lease(), limit)
+            batch = claim(session, moment, moment + self.policy.lease(), limit)
+        if batch.digests and self.prepare is not None:
+            try:
+                self.prepare(batch.digests)
+            except Exception:  # each message is then built (and fails, if it must) on its own
+                log.exception("could not prepare %d claimed digests", len(batch.digests))
+        return batch
 
     def _release(self, rows: list[ClaimedDigest]) -> int:
         with self.sessions() as session:
