@@ -8,12 +8,13 @@ digest is full. The total is a popcount.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Iterator, Sequence, Set
+from itertools import repeat
+from operator import add
 
 from mailer.matching.explain import combine, explain_term
 from mailer.matching.lookup import BatchIndex, Hits
-from mailer.matching.postings import iter_bits
+from mailer.matching.postings import bit_list
 from mailer.matching.profile import TEXT, TITLE, Interest, Profile, Term
 from mailer.matching.scoring import final_score
 from mailer.models import Match, Paper, Span
@@ -40,7 +41,8 @@ class Ranked:
     @property
     def papers(self) -> tuple[Paper, ...]:
         """The listed papers, best first (no explanation needed)."""
-        return tuple(self._index.papers[p] for _, _, p in self.top)
+        papers = self._index.papers
+        return tuple([papers[p] for _, _, p in self.top])
 
     @property
     def matches(self) -> tuple[Match, ...]:
@@ -69,8 +71,8 @@ class PaperIndex(BatchIndex):
         """One interest's matches, best first, as if it were the only one matched (cached)."""
         ranked = self._ranked.get(interest.terms)
         if ranked is None:
-            pop, tie = self._popularity, self._tiebreak
-            ranked = [(final_score(1, r + pop[p]), -tie[p], p) for p, r in hits.scores.items()]
+            pop, negtie = self._popularity, self._negtie
+            ranked = [(final_score(1, r + pop[p]), negtie[p], p) for p, r in hits.scores.items()]
             ranked.sort(reverse=True)
             self._spend(len(ranked))
             self._ranked[interest.terms] = ranked
@@ -85,40 +87,60 @@ class PaperIndex(BatchIndex):
         self, profile: Profile, exclude: Set[int] = frozenset(), limit: int | None = None
     ) -> tuple[int, list[Item]]:
         """The fast path: how many papers match, and the best ``limit`` as (score, -tie, index)."""
-        hits = [self.interest(i) for i in profile.interests]
+        cached = self._interests.get
+        hits = [cached(i.terms) or self.interest(i) for i in profile.interests]
         seen = multi = 0
         for h in hits:
             multi |= seen & h.bits
             seen |= h.bits
         blocked = self._blocked(profile, exclude)
         live = seen & ~blocked
-        total = live.bit_count()
-        top = self._score(hits, multi & live)
-        if limit is not None and len(top) >= limit:
-            return total, top[:limit]
-        skip = multi | blocked
-        lists = [self._single(i, h) for i, h in zip(profile.interests, hits, strict=True) if h.bits]
-        if not lists:
-            return total, top
-        merged = lists[0] if len(lists) == 1 else heapq.merge(*lists, reverse=True)
-        for item in merged:
-            if not skip >> item[2] & 1:
-                top.append(item)
-                if len(top) == limit:
-                    break
-        return total, top
+        multi &= live
+        top = self._score_multi(hits, multi, limit) if multi else []
+        if live != multi and (limit is None or len(top) < limit):
+            need = None if limit is None else limit - len(top)
+            top += self._singles(profile, hits, multi | blocked, need)
+        return live.bit_count(), top
 
-    def _score(self, hits: list[Hits], papers: int) -> list[Item]:
-        """Full scores of papers matching several interests (summed in profile order)."""
-        tables = [h.scores for h in hits if h.bits & papers]
-        pop, tie = self._popularity, self._tiebreak
+    def _score_multi(self, hits: list[Hits], multi: int, limit: int | None) -> list[Item]:
+        """Papers matching several interests, best first: layer by layer (most interests
+        first), stopping once ``limit`` are ranked, since a layer always outranks the next."""
+        used = [h for h in hits if h.bits & multi]
+        pop, negtie = self._popularity, self._negtie
         items: list[Item] = []
-        for p in iter_bits(papers):
-            found = [t[p] for t in tables if p in t]
-            # sum() starts from 0, and 0 + x == x: the same floats as the baseline's 0.0 + x.
-            items.append((final_score(len(found), sum(found) + pop[p]), -tie[p], p))
-        items.sort(reverse=True)
+        for n, layer in _layers([h.bits & multi for h in used], multi):
+            papers = bit_list(layer)
+            zeros = repeat(0.0)
+            # Summed table by table in profile order, as the baseline sums: a missing interest
+            # adds 0.0, which leaves the float unchanged.
+            sums: Iterable[float] = [0.0] * len(papers)
+            for h in used:
+                sums = map(add, sums, map(h.scores.get, papers, zeros))
+            rel = list(map(add, sums, map(pop.__getitem__, papers)))
+            ranked = [(n + r / (1.0 + r), negtie[p], p) for r, p in zip(rel, papers, strict=True)]
+            ranked.sort(reverse=True)
+            items += ranked
+            if limit is not None and len(items) >= limit:
+                return items[:limit]
         return items
+
+    def _singles(
+        self, profile: Profile, hits: list[Hits], skip: int, need: int | None
+    ) -> list[Item]:
+        """The best ``need`` papers matching exactly one interest (``skip``: multi or blocked)."""
+        found: list[Item] = []
+        for interest, h in zip(profile.interests, hits, strict=True):
+            if not h.bits & ~skip:
+                continue
+            ranked = self._single(interest, h)
+            if not h.bits & skip:
+                found += ranked if need is None else ranked[:need]
+            elif need is None:
+                found += [item for item in ranked if not skip >> item[2] & 1]
+            else:
+                found += _first_unskipped(ranked, skip, need)
+        found.sort(reverse=True)
+        return found if need is None else found[:need]
 
     def explain(self, profile: Profile, score: float, p: int) -> Match:
         """The full Match (interests, surface words, spans) for one ranked paper."""
@@ -158,3 +180,43 @@ class PaperIndex(BatchIndex):
         """Stream results for (profile, already-sent ids) pairs, explaining the top ``limit``."""
         for profile, exclude in subscribers:
             yield self.digest(profile, exclude, limit)
+
+
+def _layers(sets: list[int], multi: int) -> Iterator[tuple[int, int]]:
+    """(n, papers in exactly n of ``sets``) for n from the most down to 2, within ``multi``.
+
+    A bit-sliced counter: plane i holds bit i of each paper's count, so a layer is a few ANDs.
+    """
+    if len(sets) == 2:
+        yield 2, multi
+        return
+    planes: list[int] = []
+    for carry in sets:
+        for i, plane in enumerate(planes):
+            planes[i] = plane ^ carry
+            carry &= plane
+            if not carry:
+                break
+        if carry:
+            planes.append(carry)
+    left = multi
+    for n in range(len(sets), 1, -1):
+        layer = left
+        for i, plane in enumerate(planes):
+            layer &= plane if n >> i & 1 else ~plane
+        if layer:
+            yield n, layer
+            left &= ~layer
+            if not left:
+                return
+
+
+def _first_unskipped(ranked: list[Item], skip: int, need: int) -> list[Item]:
+    """The first ``need`` items whose paper is not in ``skip``."""
+    found: list[Item] = []
+    for item in ranked:
+        if not skip >> item[2] & 1:
+            found.append(item)
+            if len(found) == need:
+                break
+    return found

@@ -56,6 +56,7 @@ class BatchIndex:
         self._tiebreak = [0] * self.size
         for rank, p in enumerate(order):
             self._tiebreak[p] = rank
+        self._negtie = [-rank for rank in self._tiebreak]
         self._by_id = {p.id: i for i, p in enumerate(self.papers) if p.id is not None}
         self._names: dict[str, int] = {}
         self._categories: dict[str, int] = {}

@@ -13,6 +13,17 @@ def iter_bits(bits: int) -> Iterator[int]:
         bits ^= low
 
 
+def bit_list(bits: int) -> list[int]:
+    """Indices of the set bits, lowest first, as a list (quicker than a generator)."""
+    found: list[int] = []
+    add = found.append
+    while bits:
+        low = bits & -bits
+        add(low.bit_length() - 1)
+        bits ^= low
+    return found
+
+
 class Postings:
     """Per-field positions of each stem: stem -> {paper index: [token positions]}."""
 
