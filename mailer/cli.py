@@ -228,7 +228,7 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
     output.say(f"demo running: open http://{bind_host}:{bind_port}  (Ctrl-C to stop)")
     _run(
         lambda: service.serve(
-            ctx, settings, scheduler=True, web=True, host=bind_host, port=bind_port
+            ctx, settings, scheduler=True, web=True, host=bind_host, port=bind_port, demo=True
         )
     )
 

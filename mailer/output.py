@@ -44,12 +44,17 @@ def emit_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
+def _plain_cell(cell: Any) -> str:
+    """A cell on one line: tabs and line breaks (a multi-line profile) would split the row."""
+    return "" if cell is None else " ".join(str(cell).replace("\t", " ").splitlines())
+
+
 def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A table: boxed on a terminal, tab-separated lines when piped."""
     if not sys.stdout.isatty():
         print("\t".join(headers))
         for row in rows:
-            print("\t".join("" if cell is None else str(cell) for cell in row))
+            print("\t".join(_plain_cell(cell) for cell in row))
         return
     grid = Table(title=title)
     for header in headers:
