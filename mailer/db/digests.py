@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,6 +23,8 @@ from mailer.models import (
     Subscriber,
     SubscriberStatus,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +243,8 @@ def _load_chunk(session: Session, ids: list[int]) -> dict[int, StoredDigest]:
     listed = _listed(session, ids)
     width = len(_HEAD)
     found: dict[int, StoredDigest] = {}
-    for head in heads:
+    for row in heads:
+        head: tuple[Any, ...] = tuple(row)
         digest_id, period, status, message_id, matched, considered, created, sent = head[:width]
         found[int(digest_id)] = StoredDigest(
             id=int(digest_id),
@@ -284,34 +289,53 @@ def _subscriber(
 
 def _listed(session: Session, digest_ids: list[int]) -> dict[int, list[Match]]:
     """Each digest's matches in rank order, the papers loaded once for all of them."""
+    # The JSON columns come back as text and are decoded once per distinct value: a batch
+    # repeats the same interests, terms and spans thousands of times.
     links = session.execute(
         select(
             DigestPaperRow.digest_id,
             DigestPaperRow.paper_id,
             DigestPaperRow.score,
-            DigestPaperRow.interests,
-            DigestPaperRow.terms,
-            DigestPaperRow.spans,
+            cast(DigestPaperRow.interests, Text),
+            cast(DigestPaperRow.terms, Text),
+            cast(DigestPaperRow.spans, Text),
         )
         .where(DigestPaperRow.digest_id.in_(digest_ids))
         .order_by(DigestPaperRow.digest_id, DigestPaperRow.rank)
     ).all()
     papers = _papers(session, {link.paper_id for link in links})
+    words, spans_of = _Decoded(_words), _Decoded(_spans)
     matches: dict[int, list[Match]] = {}
     for digest_id, paper_id, score, interests, terms, spans in links:
         paper = papers.get(paper_id)
         if paper is None:  # the inner join of old: a listed paper that is gone is left out
             continue
         matches.setdefault(digest_id, []).append(
-            Match(
-                paper=paper,
-                score=score,
-                interests=tuple(interests),
-                terms=tuple(terms),
-                spans=tuple(Span(str(f), int(s), int(e)) for f, s, e in spans),
-            )
+            Match(paper, score, words(interests), words(terms), spans_of(spans))
         )
     return matches
+
+
+class _Decoded(Generic[T]):
+    """A JSON text column's values decoded once per distinct text."""
+
+    def __init__(self, convert: Callable[[Any], T]) -> None:
+        self.convert = convert
+        self.seen: dict[str | None, T] = {}
+
+    def __call__(self, text: str | None) -> T:
+        found = self.seen.get(text)
+        if found is None:
+            found = self.seen[text] = self.convert(json.loads(text) if text else [])
+        return found
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    return tuple(str(word) for word in value)
+
+
+def _spans(value: Any) -> tuple[Span, ...]:
+    return tuple(Span(str(f), int(s), int(e)) for f, s, e in value)
 
 
 def _papers(session: Session, paper_ids: set[int]) -> dict[int, Paper]:
