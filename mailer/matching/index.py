@@ -9,8 +9,6 @@ digest is full. The total is a popcount.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence, Set
-from itertools import repeat
-from operator import add
 
 from mailer.matching.explain import combine, explain_term
 from mailer.matching.lookup import BatchIndex, Hits
@@ -53,87 +51,130 @@ class Ranked:
         return self._matches
 
 
+class _Slot:
+    """A cached interest or term found by object identity: its hits and its own ranking."""
+
+    __slots__ = ("hits", "key", "ranked")
+
+    def __init__(self, key: object, hits: Hits) -> None:
+        self.key = key  # held so its id() is not reused while the slot lives
+        self.hits = hits
+        self.ranked: list[Item] | None = None
+
+
 class PaperIndex(BatchIndex):
     """A batch of papers, tokenised once, matched against any number of profiles."""
 
     def __init__(self, papers: Sequence[Paper]) -> None:
         super().__init__(papers)
-        self._ranked: dict[tuple[Term, ...], list[Item]] = {}
+        self._ranked: dict[object, list[Item]] = {}
         self._explained: dict[tuple[Term, int], tuple[str | None, tuple[Span, ...]]] = {}
+        # Compiled profiles share interned interests and terms (Profile.from_json), so most
+        # look-ups hit by identity here and skip hashing nested tuples.
+        self._slots: dict[int, _Slot] = {}
 
     def clear_caches(self) -> None:
         """Forget every cached lookup, ranking and explanation."""
         super().clear_caches()
         self._ranked.clear()
         self._explained.clear()
+        self._slots.clear()
 
-    def _single(self, interest: Interest, hits: Hits) -> list[Item]:
+    def _interest_slots(self, interests: Iterable[Interest]) -> list[_Slot]:
+        """Each interest's slot, by identity first, else evaluated (or found by value)."""
+        slots = self._slots
+        found: list[_Slot] = []
+        for interest in interests:
+            terms = interest.terms
+            slot = slots.get(id(terms))
+            if slot is None or slot.key is not terms:
+                slot = _Slot(terms, self.interest(interest))
+                self._spend(0)
+                slots[id(terms)] = slot
+            found.append(slot)
+        return found
+
+    def _term_bits(self, term: Term) -> int:
+        """One term's bitset, by identity first."""
+        slot = self._slots.get(id(term))
+        if slot is None or slot.key is not term:
+            slot = _Slot(term, self.term(term))
+            self._spend(0)
+            self._slots[id(term)] = slot
+        return slot.hits.bits
+
+    def _single(self, slot: _Slot) -> list[Item]:
         """One interest's matches, best first, as if it were the only one matched (cached)."""
-        ranked = self._ranked.get(interest.terms)
+        ranked = slot.ranked
+        if ranked is None:
+            ranked = slot.ranked = self._ranked.get(slot.key)
         if ranked is None:
             pop, negtie = self._popularity, self._negtie
-            ranked = [(final_score(1, r + pop[p]), negtie[p], p) for p, r in hits.scores.items()]
+            items = slot.hits.scores.items()
+            ranked = [(final_score(1, r + pop[p]), negtie[p], p) for p, r in items]
             ranked.sort(reverse=True)
             self._spend(len(ranked))
-            self._ranked[interest.terms] = ranked
+            self._ranked[slot.key] = slot.ranked = ranked
         return ranked
 
     def _blocked(self, profile: Profile, exclude: Set[int]) -> int:
         """Papers removed by the profile's exclusions or already sent."""
-        blocked = self.exclusion_bits(profile)
+        blocked = 0
+        for term in profile.exclusions:
+            blocked |= self._term_bits(term)
         return blocked | self.id_bits(exclude) if exclude else blocked
 
     def scored(
         self, profile: Profile, exclude: Set[int] = frozenset(), limit: int | None = None
     ) -> tuple[int, list[Item]]:
         """The fast path: how many papers match, and the best ``limit`` as (score, -tie, index)."""
-        cached = self._interests.get
-        hits = [cached(i.terms) or self.interest(i) for i in profile.interests]
+        slots = self._interest_slots(profile.interests)
         seen = multi = 0
-        for h in hits:
-            multi |= seen & h.bits
-            seen |= h.bits
+        for slot in slots:
+            bits = slot.hits.bits
+            multi |= seen & bits
+            seen |= bits
         blocked = self._blocked(profile, exclude)
         live = seen & ~blocked
         multi &= live
-        top = self._score_multi(hits, multi, limit) if multi else []
+        top = self._score_multi([s.hits for s in slots], multi, limit) if multi else []
         if live != multi and (limit is None or len(top) < limit):
             need = None if limit is None else limit - len(top)
-            top += self._singles(profile, hits, multi | blocked, need)
+            top += self._singles(slots, multi | blocked, need)
         return live.bit_count(), top
 
     def _score_multi(self, hits: list[Hits], multi: int, limit: int | None) -> list[Item]:
         """Papers matching several interests, best first: layer by layer (most interests
         first), stopping once ``limit`` are ranked, since a layer always outranks the next."""
         used = [h for h in hits if h.bits & multi]
+        gets = [h.scores.get for h in used]
         pop, negtie = self._popularity, self._negtie
         items: list[Item] = []
         for n, layer in _layers([h.bits & multi for h in used], multi):
-            papers = bit_list(layer)
-            zeros = repeat(0.0)
-            # Summed table by table in profile order, as the baseline sums: a missing interest
-            # adds 0.0, which leaves the float unchanged.
-            sums: Iterable[float] = [0.0] * len(papers)
-            for h in used:
-                sums = map(add, sums, map(h.scores.get, papers, zeros))
-            rel = list(map(add, sums, map(pop.__getitem__, papers)))
-            ranked = [(n + r / (1.0 + r), negtie[p], p) for r, p in zip(rel, papers, strict=True)]
+            ranked = []
+            for p in bit_list(layer):
+                # Summed in profile order from 0.0, as the baseline sums: a missing interest
+                # adds 0.0, which leaves the float unchanged.
+                r = 0.0
+                for get in gets:
+                    r += get(p, 0.0)
+                r += pop[p]
+                ranked.append((n + r / (1.0 + r), negtie[p], p))
             ranked.sort(reverse=True)
             items += ranked
             if limit is not None and len(items) >= limit:
                 return items[:limit]
         return items
 
-    def _singles(
-        self, profile: Profile, hits: list[Hits], skip: int, need: int | None
-    ) -> list[Item]:
+    def _singles(self, slots: list[_Slot], skip: int, need: int | None) -> list[Item]:
         """The best ``need`` papers matching exactly one interest (``skip``: multi or blocked)."""
         found: list[Item] = []
-        for interest, h in zip(profile.interests, hits, strict=True):
-            if not h.bits & ~skip:
+        for slot in slots:
+            bits = slot.hits.bits
+            if not bits & ~skip:
                 continue
-            ranked = self._single(interest, h)
-            if not h.bits & skip:
+            ranked = self._single(slot)
+            if not bits & skip:
                 found += ranked if need is None else ranked[:need]
             elif need is None:
                 found += [item for item in ranked if not skip >> item[2] & 1]
@@ -212,11 +253,11 @@ def _layers(sets: list[int], multi: int) -> Iterator[tuple[int, int]]:
 
 
 def _first_unskipped(ranked: list[Item], skip: int, need: int) -> list[Item]:
-    """The first ``need`` items whose paper is not in ``skip``."""
+    """The first ``need`` items whose paper is not in ``skip`` (filtered a slice at a time)."""
     found: list[Item] = []
-    for item in ranked:
-        if not skip >> item[2] & 1:
-            found.append(item)
-            if len(found) == need:
-                break
-    return found
+    start, step = 0, need + 8
+    while len(found) < need and start < len(ranked):
+        found += [item for item in ranked[start : start + step] if not skip >> item[2] & 1]
+        start += step
+        step *= 2
+    return found[:need]
