@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import mailbox
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -255,6 +255,43 @@ def test_a_message_that_cannot_be_built_fails_alone(
     row = outbox(session_factory)[emails[1]]
     assert row.status == "failed" and row.note == "build_error"
     assert "papers" in (row.last_reply or "")
+
+
+def test_prepare_sees_each_claimed_batch_before_its_messages_are_built(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 12)
+    prepared: list[list[str]] = []
+    built_before_prepared: list[str] = []
+
+    def prepare(batch: Sequence[ClaimedDigest]) -> None:
+        prepared.append([digest.email for digest in batch])
+
+    def build(digest: ClaimedDigest) -> EmailMessage:
+        if not any(digest.email in batch for batch in prepared):
+            built_before_prepared.append(digest.email)
+        return build_message(digest)
+
+    report = deliver(
+        session_factory, transport_for(smtp), Clock(), build=build, batch_size=5, prepare=prepare
+    )
+    assert report.sent == 12
+    assert [len(batch) for batch in prepared] == [5, 5, 2]
+    assert sorted(email for batch in prepared for email in batch) == emails
+    assert built_before_prepared == []
+
+
+def test_a_failing_prepare_still_sends_every_digest(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 6)
+
+    def prepare(batch: Sequence[ClaimedDigest]) -> None:
+        raise RuntimeError("database went away while loading the batch")
+
+    report = deliver(session_factory, transport_for(smtp), Clock(), prepare=prepare)
+    assert report.sent == 6
+    assert sorted(r for m in smtp.messages for r in m.rcpt_tos) == emails
 
 
 def test_digests_of_subscribers_no_longer_active_are_skipped(
