@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from mailer.errors import ProfileError
 from mailer.matching import PaperIndex, Profile, parse_profile
 from mailer.matching.baseline import NaiveMatcher
+from mailer.matching.index import _layers
+from mailer.matching.postings import bit_list
 from mailer.models import Paper
 
 WORDS = [
@@ -72,7 +74,8 @@ negative = st.one_of(
 )
 interest = st.tuples(st.lists(positive, min_size=1, max_size=3), st.lists(negative, max_size=1))
 profiles = st.one_of(
-    st.lists(interest, min_size=1, max_size=4).map(
+    # Up to 7 interests: layer counting (papers matching n of them) needs n >= 6 to be tested.
+    st.lists(interest, min_size=1, max_size=7).map(
         lambda items: ", ".join(" ".join(pos + neg) for pos, neg in items)
     ),
     st.lists(negative, max_size=2).map(lambda neg: ", ".join(["*", *neg])),
@@ -124,3 +127,13 @@ def test_parser_never_crashes(profile_text: str) -> None:
         assert exc.position is None or 0 <= exc.position <= len(profile_text)
     else:
         assert profile.interests
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 2**12 - 1), min_size=2, max_size=12))
+def test_layers_count_papers_exactly(sets: list[int]) -> None:
+    """Each paper in two or more sets lands in exactly one layer, the one of its count."""
+    counts = [sum(s >> p & 1 for s in sets) for p in range(12)]
+    multi = sum(1 << p for p, n in enumerate(counts) if n >= 2)
+    found = {p: n for n, layer in _layers(sets, multi) for p in bit_list(layer)}
+    assert found == {p: n for p, n in enumerate(counts) if n >= 2}

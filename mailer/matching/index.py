@@ -241,7 +241,8 @@ def _layers(sets: list[int], multi: int) -> Iterator[tuple[int, int]]:
         if carry:
             planes.append(carry)
     left = multi
-    for n in range(len(sets), 1, -1):
+    # No paper's count needs more bits than there are planes.
+    for n in range(min(len(sets), (1 << len(planes)) - 1), 1, -1):
         layer = left
         for i, plane in enumerate(planes):
             layer &= plane if n >> i & 1 else ~plane
