@@ -234,9 +234,24 @@ def run_main(mode: str, url: str, count: int, port: int) -> None:
     started: list[tuple[float, float]] = []
     sent = asyncio.run(raw() if mode == "raw" else full())
     wall, cpu = (now - then for now, then in zip(_clock(), started[0], strict=True))
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = _peak_rss_kib()
     line = {"mode": mode, "n": count, "sent": sent, "seconds": wall, "cpu": cpu, "rss": peak_kib}
     print(json.dumps(line))
+
+
+def _peak_rss_kib() -> int:
+    """This process's own peak RSS.
+
+    Not ``getrusage``: on Linux its ru_maxrss survives exec, so a child of the bench would
+    report the bench's own peak (it just seeded N digests) rather than its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _clock() -> tuple[float, float]:
