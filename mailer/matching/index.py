@@ -46,20 +46,20 @@ class Ranked:
     def matches(self) -> tuple[Match, ...]:
         """The listed papers as explained Matches, best first."""
         if self._matches is None:
-            explain = self._index.explain
-            self._matches = tuple(explain(self._profile, s, p) for s, _, p in self.top)
+            self._matches = self._index.explain_all(self._profile, self.top)
         return self._matches
 
 
 class _Slot:
     """A cached interest or term found by object identity: its hits and its own ranking."""
 
-    __slots__ = ("hits", "key", "ranked")
+    __slots__ = ("explained", "hits", "key", "ranked")
 
     def __init__(self, key: object, hits: Hits) -> None:
         self.key = key  # held so its id() is not reused while the slot lives
         self.hits = hits
         self.ranked: list[Item] | None = None
+        self.explained: dict[int, tuple[tuple[str, ...], tuple[Span, ...]]] = {}
 
 
 class PaperIndex(BatchIndex):
@@ -185,9 +185,34 @@ class PaperIndex(BatchIndex):
 
     def explain(self, profile: Profile, score: float, p: int) -> Match:
         """The full Match (interests, surface words, spans) for one ranked paper."""
-        interests = [i for i in profile.interests if self.interest(i).bits >> p & 1]
-        words, spans = combine([self._explain_term(t, p) for i in interests for t in i.terms])
-        return Match(self.papers[p], score, tuple(i.text for i in interests), words, spans)
+        return self.explain_all(profile, [(score, 0, p)])[0]
+
+    def explain_all(self, profile: Profile, top: Iterable[Item]) -> tuple[Match, ...]:
+        """Explained Matches for ranked items; a paper matched by one interest alone (most
+        listed papers) reuses that interest's explanation, cached on its slot."""
+        slots = self._interest_slots(profile.interests)
+        pairs = list(zip(profile.interests, slots, strict=True))
+        papers = self.papers
+        found: list[Match] = []
+        for score, _, p in top:
+            matched = [(i, s) for i, s in pairs if s.hits.bits >> p & 1]
+            if len(matched) == 1:
+                interest, slot = matched[0]
+                why = slot.explained.get(p)
+                if why is None:
+                    why = slot.explained[p] = self._explain_interests([interest], p)
+                    self._spend(1)
+            else:
+                why = self._explain_interests([i for i, _ in matched], p)
+            texts = tuple(i.text for i, _ in matched)
+            found.append(Match(papers[p], score, texts, why[0], why[1]))
+        return tuple(found)
+
+    def _explain_interests(
+        self, interests: list[Interest], p: int
+    ) -> tuple[tuple[str, ...], tuple[Span, ...]]:
+        """Surface words and merged spans of the given interests in one paper."""
+        return combine([self._explain_term(t, p) for i in interests for t in i.terms])
 
     def _explain_term(self, term: Term, p: int) -> tuple[str | None, tuple[Span, ...]]:
         """One term's surface word and spans in one paper (cached across subscribers)."""
