@@ -60,12 +60,22 @@ def final_score(matched_interests: int, relevance: float) -> float:
 
 def merge_spans(spans: Iterable[Span]) -> tuple[Span, ...]:
     """Sort spans and merge overlapping or touching ones within a field."""
+    spans = list(spans)
+    if len(spans) < 2:  # the common case: one word, once
+        return tuple(spans)
     merged: list[Span] = []
-    order = {"title": 0, "abstract": 1}
-    for span in sorted(spans, key=lambda s: (order.get(s.field, 2), s.start, s.end)):
+    for span in sorted(spans, key=_span_order):
         last = merged[-1] if merged else None
         if last is not None and last.field == span.field and span.start <= last.end:
             merged[-1] = Span(last.field, last.start, max(last.end, span.end))
         else:
             merged.append(span)
     return tuple(merged)
+
+
+_FIELD_ORDER = {"title": 0, "abstract": 1}
+
+
+def _span_order(span: Span) -> tuple[int, int, int]:
+    """Title spans first, then by position."""
+    return _FIELD_ORDER.get(span.field, 2), span.start, span.end
