@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mailer.errors import InputError, ProfileError
@@ -116,6 +118,23 @@ def test_json_round_trip() -> None:
     assert Profile.from_json(profile.to_json()) == profile
 
 
+def test_json_rejects_an_older_version() -> None:
+    """A well-formed version-1 compiled profile is refused, so the planner re-parses the text."""
+    interest = {"text": "robots", "terms": [["text", "any", ["robot"]]]}
+    old = json.dumps({"v": 1, "interests": [interest], "exclusions": []})
+    with pytest.raises(ProfileError, match="version 1"):
+        Profile.from_json(old)
+
+
+def test_json_shares_decoded_interests() -> None:
+    """Loading the same compiled interest twice gives the same objects (cheap cache hits)."""
+    stored = parse_profile("diffusion policy, robots, -survey").to_json()
+    first, second = Profile.from_json(stored), Profile.from_json(stored)
+    assert first == second
+    assert all(a is b for a, b in zip(first.interests, second.interests, strict=True))
+    assert first.exclusions[0] is second.exclusions[0]
+
+
 @pytest.mark.parametrize(
     "stored",
     [
@@ -124,6 +143,12 @@ def test_json_round_trip() -> None:
         '{"v": 2, "interests": [], "exclusions": []}',
         '{"v": 1, "interests": [], "exclusions": []}',
         '{"v":1,"interests":[{"text":"x","terms":[["bogus","any",["x"]]]}],"exclusions":[]}',
+        '{"v":2,"i":[["x","bogus any x"]],"x":[]}',
+        '{"v":2,"i":[["x","text any"]],"x":[]}',
+        '{"v":2,"i":[["x",["text","any","x"]]],"x":[]}',
+        '{"v":2,"i":[["x"]],"x":[]}',
+        '{"v":2,"i":[["x","text any x"]],"x":[5]}',
+        '{"v":2,"i":"x","x":[]}',
     ],
 )
 def test_json_rejects_garbage(stored: str) -> None:
