@@ -221,9 +221,9 @@ class PaperIndex(BatchIndex):
         if found is None:
             title = abstract = None
             if term.kind == TEXT:
-                title = self._title.positions.get(term.values[0], {}).get(p, [])
+                title = self._title.positions.get(term.values[0], {}).get(p, ())
                 if term.field != TITLE:
-                    abstract = self._abstract.positions.get(term.values[0], {}).get(p, [])
+                    abstract = self._abstract.positions.get(term.values[0], {}).get(p, ())
             found = explain_term(self.papers[p], self.docs[p], term, title, abstract)
             self._spend(len(found[1]))
             self._explained[key] = found

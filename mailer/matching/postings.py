@@ -25,16 +25,23 @@ def bit_list(bits: int) -> list[int]:
 
 
 class Postings:
-    """Per-field positions of each stem: stem -> {paper index: [token positions]}."""
+    """Per-field positions of each stem: stem -> {paper index: (token positions)}."""
 
     def __init__(self, fields: Sequence[tuple[str, ...]]) -> None:
-        self.positions: dict[str, dict[int, list[int]]] = {}
-        self.bits: dict[str, int] = {}
+        building: dict[str, dict[int, list[int]]] = {}
         for p, stems in enumerate(fields):
             for i, stem in enumerate(stems):
-                self.positions.setdefault(stem, {}).setdefault(p, []).append(i)
-        for stem, per_paper in self.positions.items():
-            self.bits[stem] = sum(1 << p for p in per_paper)
+                building.setdefault(stem, {}).setdefault(p, []).append(i)
+        # Tuples of ints, unlike lists, drop out of the garbage collector's view: a batch holds
+        # ~100k of them, and every full collection would walk them all (a large share of
+        # explanation time).
+        self.positions: dict[str, dict[int, tuple[int, ...]]] = {
+            stem: {p: tuple(found) for p, found in per_paper.items()}
+            for stem, per_paper in building.items()
+        }
+        self.bits: dict[str, int] = {
+            stem: sum(1 << p for p in per_paper) for stem, per_paper in self.positions.items()
+        }
 
     def counts(self, stems: tuple[str, ...]) -> dict[int, int]:
         """How often the phrase ``stems`` occurs in each paper that has it."""
