@@ -6,15 +6,44 @@ import re
 import secrets
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address, AddressHeader, BaseHeader, UnstructuredHeader
+from email.headerregistry import (
+    Address,
+    AddressHeader,
+    BaseHeader,
+    HeaderRegistry,
+    UnstructuredHeader,
+)
 from email.message import EmailMessage
+from functools import lru_cache
 from typing import Any
 
 from mailer.errors import ConfigError, InvalidEmail
 from mailer.models import Links
 from mailer.rendering import RenderedEmail
 
-SMTP_POLICY = policy.default.clone(linesep="\r\n")
+
+class _CachedHeaderRegistry(HeaderRegistry):
+    """A header registry that builds each header class once.
+
+    The stdlib's registry creates a new class on every header set (about 37 per digest),
+    one of the largest costs of building a message; the classes it makes never change.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes[key] = super().__getitem__(name)
+        return found
+
+
+MESSAGE_POLICY = policy.default.clone(header_factory=_CachedHeaderRegistry())
+"""policy.default with cached header classes: byte-for-byte the same output, built faster."""
+SMTP_POLICY = MESSAGE_POLICY.clone(linesep="\r\n")
 """The policy for bytes on the wire (and for DKIM, which signs those exact bytes)."""
 
 DKIM_HEADERS = (
@@ -36,10 +65,14 @@ _LIST_LABEL = re.compile(r"[^a-z0-9-]+")
 _UNSAFE_IN_ANGLES = re.compile(r"[\s<>,]")
 
 
+@lru_cache(maxsize=4096)
 def parse_address(value: str, *, what: str = "address") -> Address:
-    """Parse exactly one valid address with the email package, else raise InvalidEmail."""
+    """Parse exactly one valid address with the email package, else raise InvalidEmail.
+
+    Cached: the From and Reply-To addresses are the same on every message.
+    """
     try:
-        header: Any = policy.default.header_factory("To", value)
+        header: Any = MESSAGE_POLICY.header_factory("To", value)
     except (ValueError, IndexError) as exc:
         raise InvalidEmail(f"invalid {what} {value!r}: {exc}") from None
     addresses = header.addresses if isinstance(header, AddressHeader) else ()
@@ -120,7 +153,7 @@ def build_message(
         raise ValueError("build_message needs a timezone-aware datetime for Date")
     if not _MSGID.match(message_id):
         raise ValueError(f"malformed Message-ID {message_id!r}; use make_message_id()")
-    msg = EmailMessage(policy=policy.default)
+    msg = EmailMessage(policy=MESSAGE_POLICY)
     msg["From"] = parse_address(sender, what="From address")
     msg["To"] = parse_address(recipient, what="recipient address")
     if reply_to:
