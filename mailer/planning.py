@@ -245,7 +245,8 @@ class DigestPlanner:
         sent: frozenset[int],
     ) -> PlannedDigest:
         paper_ids, index = self._index(session, window)
-        total, matches = 0, ()  # type: tuple[int, tuple[Match, ...]]
+        total = 0
+        matches: tuple[Match, ...] = ()
         if paper_ids:  # rank everything, explain only what is listed
             ranked = index.digest(profile, exclude=sent, limit=self._options.max_papers)
             total, matches = ranked.total, ranked.matches
