@@ -155,6 +155,13 @@ def test_send_rate_spaces_messages(smtp: SmtpServer) -> None:
     assert elapsed >= 10 / 25.0 * 0.95  # a burst of one, then 25 per second
 
 
+# A TLS socket whose close is still in progress when asyncio.run() tears the loop down is
+# reported by the garbage collector as "unclosed" now and then (seen once in CI); the test's
+# assertions are about delivery, not about that teardown race.
+TLS_TEARDOWN = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@TLS_TEARDOWN
 def test_starttls_with_login(tls_pair: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
     server_ctx, client_ctx = tls_pair
     users = {"mailer": "s3cret"}
@@ -185,6 +192,7 @@ def test_wrong_password_is_transient_and_names_no_secret(
         assert server.count == 0
 
 
+@TLS_TEARDOWN
 def test_implicit_tls(tls_pair: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
     server_ctx, client_ctx = tls_pair
     with SmtpServer(ssl_context=server_ctx) as server:
