@@ -27,3 +27,24 @@ def test_downgrade_to_base_and_upgrade_again(engine: Engine, db_url: str) -> Non
     assert {"subscriber", "paper", "digest", "digest_paper", "source_state"} <= set(
         inspect(engine).get_table_names()
     )
+
+
+def test_ids_are_never_reused_after_an_erasure(db_url: str) -> None:
+    """Old emails' links carry subscriber and digest ids: a new row must never inherit one."""
+    from datetime import UTC, datetime
+
+    from mailer.db.session import make_engine, make_session_factory
+    from mailer.subscriptions import Defaults, SubscriberInput, add, remove
+
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    first = add(sessions, SubscriberInput("a@example.org", "x"), confirmed=True,
+                defaults=Defaults(), now=now)  # fmt: skip
+    second = add(sessions, SubscriberInput("b@example.org", "x"), confirmed=True,
+                 defaults=Defaults(), now=now)  # fmt: skip
+    remove(sessions, second.id, now)
+    third = add(sessions, SubscriberInput("c@example.org", "x"), confirmed=True,
+                defaults=Defaults(), now=now)  # fmt: skip
+    assert third.id not in (first.id, second.id)
+    engine.dispose()

@@ -65,6 +65,9 @@ class SubscriberRow(Base):
     """A person who signed up (or was added by the operator)."""
 
     __tablename__ = "subscriber"
+    # Ids are never reused (AUTOINCREMENT on SQLite): links in old emails carry the id and
+    # must not reach whoever is added after the person they were sent to was erased.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -165,6 +168,7 @@ class DigestRow(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "period"),
         Index("ix_digest_claim", "status", "next_attempt_at"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -100,6 +100,7 @@ def upgrade() -> None:
         sa.Column("last_bounce_reply", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscriber")),
         sa.UniqueConstraint("email", name=op.f("uq_subscriber_email")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("subscriber", schema=None) as batch_op:
         batch_op.create_index(
@@ -144,6 +145,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_digest")),
         sa.UniqueConstraint("subscriber_id", "period", name=op.f("uq_digest_subscriber_id")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("digest", schema=None) as batch_op:
         batch_op.create_index("ix_digest_claim", ["status", "next_attempt_at"], unique=False)
