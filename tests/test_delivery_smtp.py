@@ -233,3 +233,13 @@ def test_maildir_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> Non
 
     with pytest.raises(ConfigError, match="outbox Maildir"):
         asyncio.run(go())
+
+
+def test_a_message_the_client_cannot_encode_is_not_a_bounce() -> None:
+    from mailer.delivery.refusal import Refusal, classify
+    from mailer.delivery.smtp import _translate
+    from mailer.errors import PermanentDeliveryError
+
+    error = _translate(ValueError("non-ASCII address without SMTPUTF8"))
+    assert isinstance(error, PermanentDeliveryError)
+    assert classify(error) is Refusal.OTHER  # the digest fails; the subscriber is not bounced

@@ -196,7 +196,9 @@ def _translate(exc: Exception) -> DeliveryError:
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return SmtpPermanentError(f"553 5.6.7 {exc.message}", 553, Stage.DATA)
     if isinstance(exc, ValueError):
-        return SmtpPermanentError(f"invalid address: {exc}", None, Stage.RCPT)
+        # Raised before anything reached the server (a message or address the client could
+        # not encode): our fault, so the digest fails without counting a bounce against them.
+        return SmtpPermanentError(f"could not send this message: {exc}", None, Stage.MAIL)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         # A reply to some other command (RSET, EHLO after a reset): not about this recipient.
         return SmtpTransientError(f"{exc.code} {exc.message}", exc.code)
