@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as email_policy
@@ -22,7 +22,14 @@ from mailer.db import papers as paper_repo
 from mailer.db.digests import StoredDigest
 from mailer.db.fetches import FetchRecord
 from mailer.db.session import SessionFactory
-from mailer.delivery import ClaimedDigest, DeliveryReport, RetryPolicy, Transport, deliver_due
+from mailer.delivery import (
+    ClaimedDigest,
+    DeliveryReport,
+    RetryPolicy,
+    Transport,
+    deliver_due,
+    utc_now,
+)
 from mailer.errors import ConfigError, NotFound, SourceError
 from mailer.message import build_message, make_message_id, sign_message
 from mailer.models import Digest, Links
@@ -36,11 +43,6 @@ from mailer.tokens import Purpose, Tokens
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The real clock: an aware UTC datetime."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
