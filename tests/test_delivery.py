@@ -358,28 +358,6 @@ def test_stop_finishes_in_flight_and_releases_the_rest(
     assert all(row.attempts == 0 for row in rows.values() if row.status == "pending")
 
 
-def test_rows_whose_lease_is_running_out_are_handed_back_unsent(
-    session_factory: SessionFactory, smtp: SmtpServer
-) -> None:
-    seed(session_factory, 10)
-    clock = Clock()
-    built: list[int] = []
-
-    def slow_build(digest: ClaimedDigest) -> EmailMessage:
-        built.append(digest.digest_id)
-        clock.advance(seconds=100)  # each send takes 100 s of a 300 s lease
-        return build_message(digest)
-
-    report = deliver(
-        session_factory, transport_for(smtp, 1), clock, build=slow_build, batch_size=10
-    )
-    # No send starts after 80 % of a batch's lease: the rest are released and re-claimed
-    # under a fresh lease, so no other worker could have taken them meanwhile.
-    assert report.sent == smtp.count == 10
-    assert report.released > 0
-    assert len(built) == len(set(built)) == 10
-
-
 def test_a_dropped_connection_is_retried_over_a_new_connection(
     session_factory: SessionFactory, smtp: SmtpServer
 ) -> None:

@@ -127,7 +127,6 @@ class _Run:
         self.recorder: asyncio.Task[None] | None = None
         self.report = DeliveryReport()
         self.prepare: Prepare | None = None
-        self.lease_deadline = datetime.max.replace(tzinfo=UTC)
 
     def start(self) -> None:
         """Start the task that writes outcomes."""
@@ -146,13 +145,6 @@ class _Run:
                 if stop.is_set():
                     self.slots.release()
                     return
-                if self.now() >= self.lease_deadline:
-                    # A slow server or a low send rate: hand the rest back before our lease
-                    # lapses and another worker may reclaim (and also send) them.
-                    self.slots.release()
-                    rows, self.undispatched = self.undispatched, []
-                    self.report.released += await asyncio.to_thread(self._release, rows)
-                    break
                 task = asyncio.create_task(self._one(self.undispatched.pop(0)))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
@@ -172,8 +164,6 @@ class _Run:
         moment = self.now()
         with self.sessions() as session:
             batch = claim(session, moment, moment + self.policy.lease(), limit)
-        # Start no send in the last fifth of the lease (see ``loop``).
-        self.lease_deadline = moment + self.policy.lease() * 0.8
         if batch.digests and self.prepare is not None:
             try:
                 self.prepare(batch.digests)
