@@ -124,6 +124,10 @@ class SmtpTransport:
                 pass
             finally:
                 pooled.client.close()
+        # close() only schedules the socket's teardown: give the loop a turn to finish it, so a
+        # loop that ends right after us (asyncio.run) does not leave half-closed sockets behind.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
 
     async def send(self, message: EmailMessage, recipient: str) -> str | None:
         """Send to one recipient; returns the server's reply to DATA."""
