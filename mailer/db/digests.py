@@ -364,3 +364,10 @@ def count_by_status(session: Session) -> dict[str, int]:
     """How many outbox rows are in each status."""
     rows = session.execute(select(DigestRow.status, func.count()).group_by(DigestRow.status)).all()
     return {str(status): int(count) for status, count in rows}
+
+
+def last_sent_at(session: Session) -> datetime | None:
+    """When any digest was last accepted by the mail server (for /healthz)."""
+    return session.scalar(
+        select(func.max(DigestRow.sent_at)).where(DigestRow.status == DigestStatus.SENT.value)
+    )

@@ -13,9 +13,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
-from mailer.db.tables import DigestRow
-from mailer.models import DigestStatus
 from mailer.pipeline import Context
 from mailer.signup import TransportFactory
 from mailer.web import signup_routes, subscriber_routes
@@ -117,14 +116,7 @@ def _health(ctx: Context) -> dict[str, Any]:
                 }
                 for state in fetch_repo.last_fetches(session)
             }
-            last_sent = (
-                session.query(DigestRow.sent_at)
-                .filter(DigestRow.status == DigestStatus.SENT.value)
-                .order_by(DigestRow.sent_at.desc())
-                .limit(1)
-                .scalar()
-            )
-            report["last_send"] = _iso(last_sent)
+            report["last_send"] = _iso(digest_repo.last_sent_at(session))
     except Exception as exc:
         report["status"] = "error"
         report["database"] = f"error: {type(exc).__name__}"
