@@ -3,10 +3,10 @@
 A local aiosmtpd sink that only counts runs in its own process. For each N, in fresh
 subprocesses (so peak RSS is that run's alone):
 
-  (a) raw:  pre-built digest emails (real renderer, 25 papers each; 500 distinct ones sent
-            in turn) blasted through SmtpTransport over the same number of reused
-            connections (MAILER_SMTP_CONCURRENCY), min(N, 10k) sends: the rate does not
-            depend on N;
+  (a) raw:  pre-built digest emails, already serialised to bytes (real renderer, 25 papers
+            each; 500 distinct ones sent in turn) blasted through SmtpTransport over the same
+            number of reused connections (MAILER_SMTP_CONCURRENCY), min(N, 10k) sends: the
+            rate does not depend on N;
   (b) full: pipeline.send_queued over N due outbox rows: claim, batch load, render, build,
             send, record.
 
@@ -352,7 +352,7 @@ def report(rows: list[dict[str, Any]], *, quick: bool) -> None:
         "concurrency": CONCURRENCY,
         "papers_per_digest": PAPERS_PER_DIGEST,
         "database": "sqlite",
-        "raw": "pre-built EmailMessage objects (500 distinct, in turn) through SmtpTransport.send",
+        "raw": "pre-built, serialised messages (500 distinct, in turn) via SmtpTransport.send",
         "full": "pipeline.send_queued: claim, batch load, render, build, send, record",
         "sink": "aiosmtpd in its own process; handle_DATA only counts",
         "python": platform.python_version(),

@@ -27,11 +27,18 @@ from mailer.delivery import (
     DeliveryReport,
     RetryPolicy,
     Transport,
+    WireMessage,
     deliver_due,
     utc_now,
 )
 from mailer.errors import ConfigError, NotFound, SourceError
-from mailer.message import build_message, make_message_id, sign_message
+from mailer.message import (
+    build_message,
+    make_message_id,
+    message_bytes,
+    parse_address,
+    sign_message,
+)
 from mailer.models import Digest, Links
 from mailer.planning import CatchUp, DigestPlanner, PlanOptions, PlanReport
 from mailer.rendering import RenderedEmail, Renderer
@@ -66,6 +73,11 @@ class Context:
         """The List-Id header value, at the From domain."""
         domain = parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
         return f"Paper digest <digest.{domain}>"
+
+    @property
+    def envelope_sender(self) -> str:
+        """The bare From address, used as the SMTP envelope sender (MAIL FROM)."""
+        return parse_address(self.sender, what="From address").addr_spec
 
     def sign(self, message: EmailMessage) -> EmailMessage:
         """The message with a DKIM-Signature when DKIM is configured (else unchanged)."""
@@ -331,14 +343,33 @@ def date_label(period: str) -> str:
     return f"{day:%a} {day.day} {day:%b %Y}"
 
 
-def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> EmailMessage:
+def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> WireMessage:
     """The email for a claimed outbox row, rendered from what the row lists."""
-    return message_for(ctx, render_stored(ctx, claimed.digest_id))
+    return wire_message(ctx, render_stored(ctx, claimed.digest_id))
 
 
 def message_for(ctx: Context, result: RenderedDigest) -> EmailMessage:
     """The signed (when DKIM is configured) email of a rendered digest."""
-    message = build_message(
+    return ctx.sign(_unsigned_message(ctx, result))
+
+
+def wire_message(ctx: Context, result: RenderedDigest) -> WireMessage:
+    """The email of a rendered digest serialised for SMTP, DKIM-signed when configured."""
+    message = _unsigned_message(ctx, result)
+    if ctx.dkim is None:
+        data = message_bytes(message)
+    else:
+        data = sign_message(
+            message,
+            selector=ctx.dkim.selector,
+            domain=ctx.dkim.domain,
+            private_key=ctx.dkim.private_key,
+        )
+    return WireMessage(data, ctx.envelope_sender)
+
+
+def _unsigned_message(ctx: Context, result: RenderedDigest) -> EmailMessage:
+    return build_message(
         result.rendered,
         sender=ctx.sender,
         recipient=result.digest.subscriber.email,
@@ -348,7 +379,6 @@ def message_for(ctx: Context, result: RenderedDigest) -> EmailMessage:
         when=ctx.clock(),
         reply_to=ctx.reply_to,
     )
-    return ctx.sign(message)
 
 
 class DigestMessages:
@@ -369,12 +399,12 @@ class DigestMessages:
             loaded = digest_repo.load_digests(session, [c.digest_id for c in claimed])
         self._loaded.update(loaded)
 
-    def __call__(self, claimed: ClaimedDigest) -> EmailMessage:
+    def __call__(self, claimed: ClaimedDigest) -> WireMessage:
         """The email for one claimed row (each prepared row is used once, then dropped)."""
         stored = self._loaded.pop(claimed.digest_id, None)
         if stored is None:
             return build_digest_message(self.ctx, claimed)
-        return message_for(self.ctx, render_digest(self.ctx, stored))
+        return wire_message(self.ctx, render_digest(self.ctx, stored))
 
 
 async def send_queued(

@@ -6,13 +6,14 @@ from mailer.delivery.policy import RetryPolicy
 from mailer.delivery.refusal import Refusal, SmtpPermanentError, SmtpTransientError, Stage
 from mailer.delivery.shutdown import stop_on_signals
 from mailer.delivery.smtp import SmtpConfig, SmtpTransport
-from mailer.delivery.transport import MaildirTransport, Transport
+from mailer.delivery.transport import MaildirTransport, Outgoing, Transport, WireMessage
 from mailer.delivery.worker import DeliveryReport, deliver_due, stamp_message_id, utc_now
 
 __all__ = [
     "ClaimedDigest",
     "DeliveryReport",
     "MaildirTransport",
+    "Outgoing",
     "Refusal",
     "RetryPolicy",
     "SmtpConfig",
@@ -21,6 +22,7 @@ __all__ = [
     "SmtpTransport",
     "Stage",
     "Transport",
+    "WireMessage",
     "deliver_due",
     "stamp_message_id",
     "stop_on_signals",

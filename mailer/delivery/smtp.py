@@ -8,7 +8,6 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from types import TracebackType
 from typing import Literal, Self
 
@@ -17,6 +16,7 @@ import aiosmtplib
 from mailer.config import Settings
 from mailer.delivery.ratelimit import TokenBucket
 from mailer.delivery.refusal import SmtpPermanentError, SmtpTransientError, Stage
+from mailer.delivery.transport import Outgoing, WireMessage
 from mailer.errors import DeliveryError
 
 log = logging.getLogger(__name__)
@@ -129,14 +129,14 @@ class SmtpTransport:
         await asyncio.sleep(0)
         await asyncio.sleep(0)
 
-    async def send(self, message: EmailMessage, recipient: str) -> str | None:
+    async def send(self, message: Outgoing, recipient: str) -> str | None:
         """Send to one recipient; returns the server's reply to DATA."""
         if self._bucket is not None:
             await self._bucket.acquire()
         async with self._slots:
             pooled = await self._checkout()
             try:
-                errors, reply = await pooled.client.send_message(message, recipients=[recipient])
+                errors, reply = await _send(pooled.client, message, recipient)
             except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
                 self._checkin(pooled)
                 raise _translate(exc) from exc
@@ -179,6 +179,20 @@ class SmtpTransport:
             self._idle.append(pooled)
         else:
             pooled.client.close()
+
+
+async def _send(
+    client: aiosmtplib.SMTP, message: Outgoing, recipient: str
+) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+    if not isinstance(message, WireMessage):
+        return await client.send_message(message, recipients=[recipient])
+    # As send_message does for a message object: SMTPUTF8 only for a non-ASCII address.
+    options = [] if (message.sender + recipient).isascii() else ["SMTPUTF8"]
+    if options and not client.supports_extension("smtputf8"):
+        await client.ehlo()  # capabilities are known only after EHLO
+    if options and not client.supports_extension("smtputf8"):
+        raise aiosmtplib.SMTPNotSupported("the server does not accept non-ASCII addresses")
+    return await client.sendmail(message.sender, [recipient], message.data, mail_options=options)
 
 
 def _reply_error(stage: Stage, code: int, text: str) -> DeliveryError:

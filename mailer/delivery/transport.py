@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import threading
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -13,6 +14,22 @@ from typing import Protocol, Self, runtime_checkable
 
 from mailer.delivery.refusal import SmtpTransientError
 from mailer.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class WireMessage:
+    """A message already serialised for SMTP (CRLF line endings) and its envelope sender.
+
+    Serialising once, where the message is built, spares the transport a second pass through
+    the email package; DKIM-signed bytes go out exactly as they were signed.
+    """
+
+    data: bytes
+    sender: str
+
+
+Outgoing = EmailMessage | WireMessage
+"""What a transport sends: a message object, or one already serialised."""
 
 
 @runtime_checkable
@@ -32,7 +49,7 @@ class Transport(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def send(self, message: EmailMessage, recipient: str) -> str | None:
+    async def send(self, message: Outgoing, recipient: str) -> str | None:
         """Deliver ``message`` to ``recipient``."""
         ...
 
@@ -73,10 +90,14 @@ class MaildirTransport:
         with self._lock:
             return str(self._open().add(data))
 
-    async def send(self, message: EmailMessage, recipient: str) -> str | None:
+    async def send(self, message: Outgoing, recipient: str) -> str | None:
         """Write the message into ``new/`` with a ``Delivered-To`` header naming the recipient."""
         # Serialise instead of adding the header to ``message``: the caller's object stays intact.
-        data = f"Delivered-To: {recipient}\n".encode() + message.as_bytes(policy=default_policy)
+        if isinstance(message, WireMessage):
+            body = message.data.replace(b"\r\n", b"\n")  # files in a Maildir end lines in LF
+        else:
+            body = message.as_bytes(policy=default_policy)
+        data = f"Delivered-To: {recipient}\n".encode() + body
         try:
             key = await asyncio.to_thread(self._add, data)
         except OSError as exc:

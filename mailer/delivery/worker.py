@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -15,13 +16,13 @@ from mailer.db.session import SessionFactory
 from mailer.delivery.outbox import Claim, ClaimedDigest, Outcome, claim, record, release
 from mailer.delivery.policy import RetryPolicy
 from mailer.delivery.refusal import Refusal, Stage, classify, stage_of
-from mailer.delivery.transport import Transport
+from mailer.delivery.transport import Outgoing, Transport, WireMessage
 from mailer.errors import PermanentDeliveryError, TransientDeliveryError
 from mailer.models import DigestStatus
 
 log = logging.getLogger(__name__)
 
-BuildMessage = Callable[[ClaimedDigest], EmailMessage]
+BuildMessage = Callable[[ClaimedDigest], Outgoing | Awaitable[Outgoing]]
 Prepare = Callable[[Sequence[ClaimedDigest]], None]
 
 
@@ -224,8 +225,7 @@ class _Run:
 
     async def _attempt(self, digest: ClaimedDigest) -> Outcome:
         try:
-            message = self.build_message(digest)
-            stamp_message_id(message, digest.message_id)
+            message = await self._build(digest)
         except Exception as exc:  # one unrenderable digest must not stop the rest
             log.exception("could not build digest %s for %s", digest.digest_id, digest.email)
             reason = f"could not build the message: {type(exc).__name__}: {exc}"
@@ -241,6 +241,16 @@ class _Run:
             return self._transient(digest, TransientDeliveryError(f"{type(exc).__name__}: {exc}"))
         log.debug("sent digest %s to %s", digest.digest_id, digest.email)
         return Outcome(digest, DigestStatus.SENT, code=250, reply=reply)
+
+    async def _build(self, digest: ClaimedDigest) -> Outgoing:
+        built = self.build_message(digest)
+        message = await built if inspect.isawaitable(built) else built
+        if isinstance(message, WireMessage):
+            if digest.message_id and digest.message_id.encode() not in message.data:
+                raise ValueError(f"built without the row's Message-ID {digest.message_id}")
+        else:
+            stamp_message_id(message, digest.message_id)
+        return message
 
     def _transient(self, digest: ClaimedDigest, exc: TransientDeliveryError) -> Outcome:
         code = exc.code
