@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from functools import lru_cache
@@ -40,6 +41,13 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(30.0, gt=0, description="Seconds before an SMTP command times out.")
     smtp_concurrency: int = Field(4, ge=1, le=64, description="Parallel SMTP connections.")
     send_rate: float = Field(0.0, ge=0, description="Max messages per second; 0 = unlimited.")
+    render_processes: int = Field(
+        default_factory=lambda: min(4, max(0, (os.cpu_count() or 1) - 1)),
+        ge=0,
+        le=32,
+        description="Processes that render digests beside the sender when a run has at least"
+        " 50 to send; 0 renders in the sending process. Default: CPU cores - 1 (at most 4).",
+    )
     outbox_dir: Path = Field(
         Path("outbox"), description="Maildir that receives mail when no SMTP host is set."
     )

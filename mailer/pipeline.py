@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
 from email import message_from_bytes
@@ -41,6 +42,7 @@ from mailer.message import (
 )
 from mailer.models import Digest, Links
 from mailer.planning import CatchUp, DigestPlanner, PlanOptions, PlanReport
+from mailer.render_pool import Rendered, RenderPool
 from mailer.rendering import RenderedEmail, Renderer
 from mailer.sources import FetchResult, Source, Validators, expected_announcement, make_source
 from mailer.sources.http import HttpPolicy, user_agent_for
@@ -67,6 +69,7 @@ class Context:
     unsubscribe_mailto: str | None = None
     reply_to: str | None = None
     dkim: DkimKey | None = None
+    settings: Settings | None = None  # lets the sender start render processes like itself
 
     @property
     def list_id(self) -> str:
@@ -145,6 +148,7 @@ def make_context(
         unsubscribe_mailto=settings.unsubscribe_mailto,
         reply_to=settings.reply_to,
         dkim=dkim_from_settings(settings),
+        settings=settings,
     )
 
 
@@ -399,7 +403,7 @@ class DigestMessages:
             loaded = digest_repo.load_digests(session, [c.digest_id for c in claimed])
         self._loaded.update(loaded)
 
-    def __call__(self, claimed: ClaimedDigest) -> WireMessage:
+    def __call__(self, claimed: ClaimedDigest) -> WireMessage | Awaitable[WireMessage]:
         """The email for one claimed row (each prepared row is used once, then dropped)."""
         stored = self._loaded.pop(claimed.digest_id, None)
         if stored is None:
@@ -407,17 +411,104 @@ class DigestMessages:
         return wire_message(self.ctx, render_digest(self.ctx, stored))
 
 
+class PooledDigestMessages(DigestMessages):
+    """``DigestMessages`` that hands large claimed batches to render processes.
+
+    A claimed batch of at least ``min_batch`` rows is split into chunks, each rendered by a
+    child while earlier messages are being sent; smaller batches (and any row the pool could
+    not render because it broke) are rendered here.
+    """
+
+    CHUNK = 20  # small: the first messages of a batch are ready soon after it is claimed
+
+    def __init__(self, ctx: Context, pool: RenderPool, min_batch: int = 50) -> None:
+        super().__init__(ctx)
+        self.pool = pool
+        self.min_batch = min_batch
+        self._pending: dict[int, Future[dict[int, Rendered]]] = {}
+
+    def prepare(self, claimed: Sequence[ClaimedDigest]) -> None:
+        """Send the batch to the render processes (small batches load here)."""
+        if len(claimed) < self.min_batch:
+            super().prepare(claimed)
+            return
+        start = 0
+        for size in _chunk_sizes(len(claimed), self.CHUNK):
+            chunk = [c.digest_id for c in claimed[start : start + size]]
+            try:
+                future = self.pool.submit(chunk)
+            except Exception:  # a broken pool: render the rest of the batch here
+                log.exception("render processes unavailable; rendering in this process")
+                super().prepare(claimed[start:])
+                return
+            self._pending.update(dict.fromkeys(chunk, future))
+            start += size
+
+    def __call__(self, claimed: ClaimedDigest) -> WireMessage | Awaitable[WireMessage]:
+        """The email for one row: from its render process when it was sent to one."""
+        future = self._pending.pop(claimed.digest_id, None)
+        if future is None:
+            return super().__call__(claimed)
+        return self._collect(claimed, future)
+
+    async def _collect(
+        self, claimed: ClaimedDigest, future: Future[dict[int, Rendered]]
+    ) -> WireMessage:
+        try:
+            found = (await asyncio.wrap_future(future)).get(claimed.digest_id)
+        except (Exception, asyncio.CancelledError) as exc:
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
+                raise  # this send was cancelled, not the chunk
+            # A child died, or the pool was shut down under us: render it here instead.
+            log.warning("render process failed on digest %s (%r)", claimed.digest_id, exc)
+            return build_digest_message(self.ctx, claimed)
+        if found is None:
+            raise NotFound(f"no digest {claimed.digest_id}")
+        if found.data is None:
+            raise RuntimeError(found.error or "rendering failed")  # as if it had failed here
+        return WireMessage(found.data, found.sender)
+
+
+def _chunk_sizes(total: int, largest: int) -> Iterator[int]:
+    """Small chunks first, so the first messages of a batch are ready at once: 5, 10, 20, ..."""
+    size, done = 5, 0
+    while done < total:
+        yield min(size, total - done)
+        done += size
+        size = min(size * 2, largest)
+
+
+def digest_messages(ctx: Context) -> DigestMessages:
+    """The message builder for a sending run: pooled when settings ask for render processes.
+
+    A context with an injected clock (tests) renders here, so the Date header follows it.
+    """
+    settings = ctx.settings
+    if settings is None or settings.render_processes == 0 or ctx.clock is not utc_now:
+        return DigestMessages(ctx)
+    return PooledDigestMessages(ctx, RenderPool(settings, settings.render_processes))
+
+
 async def send_queued(
-    ctx: Context, transport: Transport, policy: RetryPolicy, stop: asyncio.Event | None = None
+    ctx: Context,
+    transport: Transport,
+    policy: RetryPolicy,
+    stop: asyncio.Event | None = None,
+    messages: DigestMessages | None = None,
 ) -> DeliveryReport:
-    """Send every outbox row that is due now."""
-    messages = DigestMessages(ctx)
-    return await deliver_due(
-        ctx.session_factory,
-        transport,
-        messages,
-        policy,
-        now=ctx.clock,
-        stop=stop,
-        prepare=messages.prepare,
-    )
+    """Send every outbox row that is due now (``messages``: how to build them)."""
+    messages = messages or digest_messages(ctx)
+    try:
+        return await deliver_due(
+            ctx.session_factory,
+            transport,
+            messages,
+            policy,
+            now=ctx.clock,
+            stop=stop,
+            prepare=messages.prepare,
+        )
+    finally:
+        if isinstance(messages, PooledDigestMessages):
+            await asyncio.to_thread(messages.pool.shutdown)

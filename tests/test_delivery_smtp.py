@@ -243,3 +243,37 @@ def test_a_message_the_client_cannot_encode_is_not_a_bounce() -> None:
     error = _translate(ValueError("non-ASCII address without SMTPUTF8"))
     assert isinstance(error, PermanentDeliveryError)
     assert classify(error) is Refusal.OTHER  # the digest fails; the subscriber is not bounced
+
+
+def test_wire_message_goes_out_byte_for_byte_with_its_envelope_sender(smtp: SmtpServer) -> None:
+    from mailer.delivery import WireMessage
+    from mailer.message import message_bytes
+
+    data = message_bytes(message(3))
+    wire = WireMessage(data, "bounces@example.org")
+    transport = SmtpTransport(config(smtp))
+
+    async def go() -> str | None:
+        async with transport:
+            return await transport.send(wire, "reader3@example.net")
+
+    assert run(go) is not None
+    (received,) = smtp.messages
+    assert received.mail_from == "bounces@example.org"
+    assert received.rcpt_tos == ("reader3@example.net",)
+    assert received.raw.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n")
+
+
+def test_wire_message_to_a_non_ascii_address_goes_out_with_smtputf8(smtp: SmtpServer) -> None:
+    from mailer.delivery import WireMessage
+    from mailer.message import message_bytes
+
+    wire = WireMessage(message_bytes(message(4)), "digest@example.org")
+    transport = SmtpTransport(config(smtp))
+
+    async def go() -> str | None:
+        async with transport:
+            return await transport.send(wire, "jörg@example.net")
+
+    assert run(go) is not None  # aiosmtpd offers SMTPUTF8; without it MAIL would be refused
+    assert [m.rcpt_tos for m in smtp.messages] == [("jörg@example.net",)]

@@ -18,6 +18,7 @@ import pytest
 
 from mailer.errors import ConfigError, InvalidEmail
 from mailer.message import (
+    SMTP_POLICY,
     build_message,
     list_id_for,
     make_message_id,
@@ -269,3 +270,62 @@ def test_html_travels_as_7bit_unless_a_line_is_too_long(renderer: Renderer) -> N
     part = msg.get_body(("html",))
     assert part is not None and part["Content-Transfer-Encoding"] == "quoted-printable"
     assert max(len(line) for line in message_bytes(msg).split(b"\r\n")) <= 998
+
+
+AWKWARD_BODY = (
+    "J\u00f6rg\u2019s paper = 2 \u00d7 faster  \n"  # non-ASCII, '=' and trailing spaces
+    "From the abstract: a line that mbox readers would mangle\n"
+    ".a line starting with a dot\n" + "long " * 300 + "\n\ttabbed\n"
+)
+
+
+@pytest.mark.parametrize("subtype", ["plain", "html"])
+def test_parts_round_trip_whatever_the_body(renderer: Renderer, subtype: str) -> None:
+    rendered = RenderedEmail("Subject", AWKWARD_BODY, AWKWARD_BODY, "")
+    msg = build_message(
+        rendered,
+        sender=SENDER,
+        recipient="alice@example.com",
+        message_id=make_message_id(SENDER),
+        links=None,
+        list_id=list_id_for(SENDER),
+        when=WHEN,
+    )
+    raw = message_bytes(msg)
+    assert raw == msg.as_bytes(
+        policy=SMTP_POLICY
+    )  # the fast generator writes what the stock one does
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    body = parse(raw).get_body((subtype,))
+    assert body is not None
+    assert body["Content-Transfer-Encoding"] == "quoted-printable"
+    assert body.get_content().replace("\r\n", "\n") == AWKWARD_BODY
+
+
+def test_a_body_holding_the_boundary_gets_another(renderer: Renderer) -> None:
+    from mailer import message as message_module
+
+    html = f"<p>{message_module._BOUNDARY}</p>\n"
+    rendered = RenderedEmail("Subject", html, "text\n", "")
+    msg = build_message(
+        rendered,
+        sender=SENDER,
+        recipient="alice@example.com",
+        message_id=make_message_id(SENDER),
+        links=None,
+        list_id=list_id_for(SENDER),
+        when=WHEN,
+    )
+    assert msg.get_boundary() != message_module._BOUNDARY
+    back = parse(message_bytes(msg))
+    html_part, text_part = back.get_body(("html",)), back.get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    assert html_part.get_content().replace("\r\n", "\n") == html
+    assert text_part.get_content().replace("\r\n", "\n") == "text\n"
+
+
+def test_carriage_returns_in_a_body_take_the_stock_path(renderer: Renderer) -> None:
+    msg = EmailMessage(policy=policy.default)
+    msg["Subject"] = "cr"
+    msg.set_content("one\r\ntwo\rthree\n", cte="7bit")
+    assert message_bytes(msg) == msg.as_bytes(policy=SMTP_POLICY)

@@ -1,0 +1,100 @@
+"""Worker processes that render claimed digests into wire bytes while the sender sends.
+
+Rendering and serialising a digest costs about as much CPU as sending it, and the GIL keeps
+one process on one core: with a pool, the sending process claims, sends and records while
+other processes load, render, build, sign and serialise. A child gets the settings, opens its
+own database connection and answers a chunk of outbox ids with their bytes.
+
+This module sits below ``pipeline``; the child imports ``pipeline`` when it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mailer.config import Settings
+
+if TYPE_CHECKING:
+    from mailer.pipeline import Context
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One digest's outcome in a child: its wire bytes and envelope sender, or why it failed."""
+
+    data: bytes | None
+    sender: str
+    error: str | None = None
+
+
+_context: Context | None = None  # the child's own pipeline context
+
+
+def _start_child(settings: Settings) -> None:
+    global _context
+    from mailer.db.session import make_engine, make_session_factory
+    from mailer.pipeline import make_context
+
+    logging.basicConfig(level=logging.WARNING)
+    _context = make_context(settings, make_session_factory(make_engine(settings.database_url)))
+
+
+def render_chunk(digest_ids: Sequence[int]) -> dict[int, Rendered]:
+    """In a child: load, render and serialise these outbox rows (the ones that exist)."""
+    from mailer.db import digests as digest_repo
+    from mailer.pipeline import render_digest, wire_message
+
+    ctx = _context
+    if ctx is None:
+        raise RuntimeError("render_chunk runs in a RenderPool process")
+    with ctx.session_factory() as session:
+        loaded = digest_repo.load_digests(session, digest_ids)
+    out: dict[int, Rendered] = {}
+    for digest_id, stored in loaded.items():
+        try:
+            wire = wire_message(ctx, render_digest(ctx, stored))
+        except Exception as exc:  # one unrenderable digest must not take the chunk down
+            log.exception("could not build digest %s", digest_id)
+            out[digest_id] = Rendered(None, "", f"{type(exc).__name__}: {exc}")
+        else:
+            out[digest_id] = Rendered(wire.data, wire.sender)
+    return out
+
+
+class RenderPool:
+    """``processes`` spawned children rendering chunks of outbox ids; started on first use."""
+
+    def __init__(self, settings: Settings, processes: int) -> None:
+        # The children must sign links with the key this process uses, even a generated one.
+        self._settings = settings.model_copy(update={"secret_key": settings.effective_secret_key()})
+        self.processes = processes
+        self.submitted = 0  # outbox ids handed to the children so far
+        self._executor: ProcessPoolExecutor | None = None
+
+    def submit(self, digest_ids: Sequence[int]) -> Future[dict[int, Rendered]]:
+        """Render these rows in a child; the future holds the rows it found."""
+        if self._executor is None:
+            # spawn, not fork: the parent has an event loop, threads and open connections.
+            self._executor = ProcessPoolExecutor(
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_child,
+                initargs=(self._settings,),
+            )
+            log.info("started %d render processes", self.processes)
+        future = self._executor.submit(render_chunk, list(digest_ids))
+        self.submitted += len(digest_ids)
+        return future
+
+    def shutdown(self) -> None:
+        """Stop the children (waiting for the chunk each is on); a later submit restarts them."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,151 @@
+"""Render processes: large claimed batches are rendered in children, with the same emails."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+from typing import Any
+
+from sqlalchemy import update
+
+from mailer.config import Settings
+from mailer.db.session import SessionFactory
+from mailer.db.tables import DigestRow
+from mailer.delivery import RetryPolicy, SmtpConfig, SmtpTransport
+from mailer.pipeline import (
+    Context,
+    DigestMessages,
+    PooledDigestMessages,
+    digest_messages,
+    make_context,
+    render_stored,
+    send_queued,
+    wire_message,
+)
+from mailer.render_pool import Rendered, RenderPool
+from mailer.tokens import Purpose
+from tests.helpers.smtp_server import SmtpServer
+from tests.test_delivery_batch import _seed
+
+SECRET = "render-pool-test-secret-0123456789abcdef"
+
+
+def _settings(db_url: str, processes: int = 1) -> Settings:
+    return Settings(
+        database_url=db_url,
+        secret_key=SECRET,
+        render_processes=processes,
+        MAILER_FROM="Paper Digest <digest@example.org>",
+    )
+
+
+def _due_now(sessions: SessionFactory) -> None:
+    """The seeded rows are due at a fixed instant; the real clock must find them due."""
+    with sessions.begin() as session:
+        session.execute(
+            update(DigestRow).values(next_attempt_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+
+
+def _send(ctx: Context, server: SmtpServer, messages: DigestMessages) -> int:
+    config = SmtpConfig(server.host, server.port, security="none", concurrency=4, timeout=10)
+
+    async def go() -> int:
+        async with SmtpTransport(config) as transport:
+            report = await send_queued(ctx, transport, RetryPolicy(), messages=messages)
+        return report.sent
+
+    return asyncio.run(go())
+
+
+_LINK = re.compile(r"/(unsubscribe|preferences|digest)/([A-Za-z0-9_.-]+)")
+
+
+def _comparable(ctx: Context, message: EmailMessage) -> dict[str, Any]:
+    """Headers and decoded parts, minus what differs between two renderings.
+
+    The Date, the MIME boundary and the time inside link tokens differ; each token must
+    still read back as the same subscriber or digest under this process's key.
+    """
+
+    def link(match: re.Match[str]) -> str:
+        purpose = Purpose(match.group(1))
+        return f"/{purpose.value}/<{ctx.tokens.read(purpose, match.group(2))}>"
+
+    headers = [(k, _LINK.sub(link, str(v))) for k, v in message.items()]
+    headers = [(k, v) for k, v in headers if k not in ("Date", "Content-Type")]
+    parts = [(p.get_content_type(), _LINK.sub(link, p.get_content())) for p in message.iter_parts()]
+    return {"headers": headers, "parts": parts}
+
+
+def test_a_large_batch_is_rendered_by_a_child_into_the_same_emails(
+    db_url: str, session_factory: SessionFactory
+) -> None:
+    ids = _seed(session_factory, 60)
+    _due_now(session_factory)
+    ctx = make_context(_settings(db_url), session_factory)
+    messages = digest_messages(ctx)
+    assert isinstance(messages, PooledDigestMessages)
+    with SmtpServer() as server:
+        assert _send(ctx, server, messages) == 60
+        received = {r.message_id: r for r in server.messages}
+    assert messages.pool.submitted == 60  # every row went through a render process
+    assert len(received) == 60  # each digest exactly once
+    for digest_id in (ids[0], ids[37]):
+        here = wire_message(ctx, render_stored(ctx, digest_id))
+        from_here = message_from_bytes(here.data, policy=default)
+        assert isinstance(from_here, EmailMessage)
+        from_child = received[str(from_here["Message-ID"])].message
+        assert _comparable(ctx, from_child) == _comparable(ctx, from_here)
+
+
+def test_small_batches_render_in_the_sending_process(
+    db_url: str, session_factory: SessionFactory
+) -> None:
+    _seed(session_factory, 10)
+    _due_now(session_factory)
+    ctx = make_context(_settings(db_url), session_factory)
+    messages = digest_messages(ctx)
+    assert isinstance(messages, PooledDigestMessages)
+    with SmtpServer() as server:
+        assert _send(ctx, server, messages) == 10
+    assert messages.pool.submitted == 0  # starting a process would cost more than it saves
+
+
+def test_an_injected_clock_or_zero_processes_render_here(
+    db_url: str, session_factory: SessionFactory
+) -> None:
+    fixed = make_context(_settings(db_url), session_factory, clock=lambda: datetime.now(UTC))
+    assert not isinstance(digest_messages(fixed), PooledDigestMessages)
+    none = make_context(_settings(db_url, processes=0), session_factory)
+    assert not isinstance(digest_messages(none), PooledDigestMessages)
+
+
+class _DyingPool(RenderPool):
+    """Kills its render process right after taking the first chunk."""
+
+    def submit(self, digest_ids: Any) -> Future[dict[int, Rendered]]:
+        future = super().submit(digest_ids)
+        executor: Any = self._executor
+        for process in list(executor._processes.values()):
+            process.kill()
+        return future
+
+
+def test_a_render_process_that_dies_costs_no_digest(
+    db_url: str, session_factory: SessionFactory
+) -> None:
+    _seed(session_factory, 60)
+    _due_now(session_factory)
+    settings = _settings(db_url)
+    ctx = make_context(settings, session_factory)
+    messages = PooledDigestMessages(ctx, _DyingPool(settings, 1))
+    with SmtpServer() as server:
+        assert _send(ctx, server, messages) == 60
+        ids = [r.message_id for r in server.messages]
+    assert len(ids) == len(set(ids)) == 60  # all rendered here instead, each sent once
