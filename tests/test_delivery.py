@@ -7,7 +7,7 @@ import mailbox
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -385,4 +385,103 @@ def test_maildir_transport_delivers_readable_mail(
     box = mailbox.Maildir(box_path, create=False)
     delivered = sorted(str(message["Delivered-To"]) for message in box)
     assert delivered == emails
+    assert {row.status for row in outbox(session_factory).values()} == {"sent"}
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they are stored in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _lease_of(sessions: SessionFactory, digest_id: int) -> tuple[str, int, datetime | None]:
+    with sessions() as session:
+        row = session.get(DigestRow, digest_id)
+        assert row is not None
+        return row.status, row.attempts, row.lease_until
+
+
+def test_a_batch_slower_than_its_lease_renews_it_and_sends_each_row_once(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    seed(session_factory, 12)
+    clock = Clock()
+    leases_at_send: list[bool] = []
+
+    def slow_build(digest: ClaimedDigest) -> EmailMessage:
+        clock.advance(seconds=60)  # each message takes a minute: 12 of them outlast the lease
+        status, _, lease_until = _lease_of(session_factory, digest.digest_id)
+        assert lease_until is not None and status == "sending"
+        leases_at_send.append(_aware(lease_until) > clock.at)
+        return build_message(digest)
+
+    policy = RetryPolicy(lease_seconds=300)
+    report = deliver(session_factory, transport_for(smtp, 1), clock, policy, build=slow_build)
+
+    assert report.sent == smtp.count == 12
+    assert leases_at_send == [True] * 12  # no row was ever sent on a lapsed lease
+    assert {row.status for row in outbox(session_factory).values()} == {"sent"}
+
+
+def test_a_row_taken_over_by_another_worker_is_not_sent_again(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    emails = seed(session_factory, 6)
+    clock = Clock()
+    built: list[int] = []
+
+    def build(digest: ClaimedDigest) -> EmailMessage:
+        built.append(digest.digest_id)
+        clock.advance(seconds=100)
+        if len(built) == 2:
+            # Meanwhile another worker reclaims the last row (as if our lease had lapsed).
+            with session_factory.begin() as session:
+                session.execute(
+                    update(DigestRow)
+                    .where(DigestRow.id == max(ids))
+                    .values(
+                        attempts=DigestRow.attempts + 1, lease_until=clock.at + timedelta(hours=1)
+                    )
+                )
+        return build_message(digest)
+
+    with session_factory() as session:
+        ids = list(session.scalars(select(DigestRow.id)))
+    report = deliver(
+        session_factory, transport_for(smtp, 1), clock, RetryPolicy(lease_seconds=300), build=build
+    )
+
+    assert max(ids) not in built  # dropped at the renewal, never built nor sent
+    assert report.sent == smtp.count == 5
+    assert report.lost_lease == 1
+    taken = outbox(session_factory)[emails[-1]]
+    assert taken.status == "sending" and taken.attempts == 2  # still the other worker's
+
+
+def test_a_batch_whose_lease_cannot_be_renewed_hands_back_the_rest(
+    session_factory: SessionFactory, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mailer.delivery.worker as worker
+
+    def database_gone(*args: Any) -> set[int]:  # fault injection: the renewal UPDATE fails
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(worker, "renew", database_gone)
+    seed(session_factory, 10)
+    clock = Clock()
+    leases_at_send: list[bool] = []
+
+    def build(digest: ClaimedDigest) -> EmailMessage:
+        clock.advance(seconds=60)
+        _, _, lease_until = _lease_of(session_factory, digest.digest_id)
+        leases_at_send.append(lease_until is not None and _aware(lease_until) > clock.at)
+        return build_message(digest)
+
+    report = deliver(
+        session_factory, transport_for(smtp, 1), clock, RetryPolicy(lease_seconds=300), build=build
+    )
+    # Sends stop once under a quarter of the lease is left; the rest go back to the queue
+    # and are claimed again under a fresh lease.
+    assert report.released > 0
+    assert leases_at_send == [True] * 10
+    assert report.sent == smtp.count == 10
     assert {row.status for row in outbox(session_factory).values()} == {"sent"}

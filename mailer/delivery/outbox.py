@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from mailer.db.tables import DigestRow, SubscriberRow
@@ -278,6 +287,32 @@ _BOUNCEABLE = [
     SubscriberStatus.PAUSED.value,
     SubscriberStatus.PENDING.value,
 ]
+
+
+def renew(session: Session, digests: Sequence[ClaimedDigest], lease_until: datetime) -> set[int]:
+    """Extend the lease on rows still held by this attempt; returns the ids that were.
+
+    A row another worker has taken over (its lease lapsed and it was claimed again, so its
+    attempt count moved on) or that is no longer ``sending`` is not touched: it is not ours.
+    """
+    if not digests:
+        return set()
+    held = [(d.digest_id, d.attempts) for d in digests]
+    renewed: set[int] = set()
+    with session.begin():
+        for start in range(0, len(held), 500):
+            stmt = (
+                update(DigestRow)
+                .where(
+                    tuple_(DigestRow.id, DigestRow.attempts).in_(held[start : start + 500]),
+                    DigestRow.status == DigestStatus.SENDING.value,
+                )
+                .values(lease_until=lease_until)
+                .returning(DigestRow.id)
+                .execution_options(synchronize_session=False)
+            )
+            renewed.update(session.scalars(stmt))
+    return renewed
 
 
 def release(session: Session, digests: Sequence[ClaimedDigest]) -> int:

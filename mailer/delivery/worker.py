@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 from mailer.db.session import SessionFactory
-from mailer.delivery.outbox import Claim, ClaimedDigest, Outcome, claim, record, release
+from mailer.delivery.outbox import (
+    Claim,
+    ClaimedDigest,
+    Outcome,
+    claim,
+    record,
+    release,
+    renew,
+)
 from mailer.delivery.policy import RetryPolicy
 from mailer.delivery.refusal import Refusal, Stage, classify, stage_of
 from mailer.delivery.transport import Outgoing, Transport, WireMessage
@@ -128,43 +136,122 @@ class _Run:
         self.recorder: asyncio.Task[None] | None = None
         self.report = DeliveryReport()
         self.prepare: Prepare | None = None
+        # Claimed rows whose outcome is not written yet, and when the earliest lease ends.
+        self.held: dict[int, ClaimedDigest] = {}
+        self.lease_until: datetime | None = None
+        self.renewing = asyncio.Lock()
+        self.renewer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start the task that writes outcomes."""
+        """Start the tasks that write outcomes and keep leases fresh."""
         self.recorder = asyncio.create_task(self._record_loop())
+        self.renewer = asyncio.create_task(self._renew_loop())
 
     async def loop(self, batch_size: int, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            batch = await asyncio.to_thread(self._claim, batch_size)
+            moment = self.now()
+            lease_until = moment + self.policy.lease()
+            batch = await asyncio.to_thread(self._claim, moment, lease_until, batch_size)
             self.report.claimed += len(batch.digests)
             self.report.skipped += batch.skipped
             if not batch.digests and not batch.skipped:
                 return
+            self.held.update((d.digest_id, d) for d in batch.digests)
+            if self.lease_until is None or len(self.held) == len(batch.digests):
+                self.lease_until = lease_until
             self.undispatched = list(batch.digests)
-            while self.undispatched:
-                await self.slots.acquire()
-                if stop.is_set():
-                    self.slots.release()
-                    return
-                task = asyncio.create_task(self._one(self.undispatched.pop(0)))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+            if not await self._dispatch(stop):
+                return
+
+    async def _dispatch(self, stop: asyncio.Event) -> bool:
+        """Start a send for each row of the batch; False when asked to stop."""
+        while self.undispatched:
+            await self.slots.acquire()
+            if stop.is_set():
+                self.slots.release()
+                return False
+            await self._keep_leases()
+            if self._lease_too_short():  # renewal failed: hand the rest back unsent
+                self.slots.release()
+                await self._release_undispatched()
+                return True
+            task = asyncio.create_task(self._one(self.undispatched.pop(0)))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return True
 
     async def finish(self) -> None:
         """Hand back rows never started, then wait for the sends in flight."""
-        if self.undispatched:
-            rows, self.undispatched = self.undispatched, []
-            self.report.released += await asyncio.to_thread(self._release, rows)
+        await self._release_undispatched()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.renewer is not None:
+            self.renewer.cancel()
+            await asyncio.gather(self.renewer, return_exceptions=True)
         if self.recorder is not None:
             self.outcomes.put_nowait(None)
             await self.recorder
 
-    def _claim(self, limit: int) -> Claim:
-        moment = self.now()
+    async def _release_undispatched(self) -> None:
+        if not self.undispatched:
+            return
+        rows, self.undispatched = self.undispatched, []
+        for row in rows:
+            self.held.pop(row.digest_id, None)
+        try:
+            self.report.released += await asyncio.to_thread(self._release, rows)
+        except Exception:  # they stay leased; their lease runs out and anyone may take them
+            log.exception("could not release %d unsent digests", len(rows))
+
+    # --- leases ------------------------------------------------------------------------------
+    # A claimed batch is sent a few rows at a time: on a slow server or under MAILER_SEND_RATE
+    # its last rows could wait longer than the lease, and another worker would take (and send)
+    # them too. So once half a lease has passed, every held row's lease is extended, and a row
+    # another worker has taken meanwhile is dropped instead of sent.
+
+    def _renew_due(self) -> bool:
+        half = self.policy.lease() / 2
+        return self.lease_until is not None and self.now() >= self.lease_until - half
+
+    def _lease_too_short(self) -> bool:
+        quarter = self.policy.lease() / 4
+        return self.lease_until is not None and self.now() >= self.lease_until - quarter
+
+    async def _keep_leases(self) -> None:
+        if not self._renew_due():
+            return
+        async with self.renewing:
+            if not self._renew_due():
+                return  # renewed while we waited for the lock
+            rows = list(self.held.values())
+            until = self.now() + self.policy.lease()
+            try:
+                kept = await asyncio.to_thread(self._renew, rows, until)
+            except Exception:  # leases run on; _lease_too_short stops new sends in time
+                log.exception("could not renew the lease on %d digests", len(rows))
+                return
+            self.lease_until = until
+            lost = {row.digest_id for row in rows} - kept
+            if lost:
+                log.warning("%d claimed digests were taken over by another worker", len(lost))
+                before = len(self.undispatched)
+                self.undispatched = [d for d in self.undispatched if d.digest_id not in lost]
+                self.report.lost_lease += before - len(self.undispatched)
+
+    async def _renew_loop(self) -> None:
+        """Renew leases while every send slot is busy (the dispatch loop renews too)."""
+        pause = min(30.0, self.policy.lease_seconds / 4)
+        while True:
+            await asyncio.sleep(pause)
+            await self._keep_leases()
+
+    def _renew(self, rows: list[ClaimedDigest], until: datetime) -> set[int]:
         with self.sessions() as session:
-            batch = claim(session, moment, moment + self.policy.lease(), limit)
+            return renew(session, rows, until)
+
+    def _claim(self, moment: datetime, lease_until: datetime, limit: int) -> Claim:
+        with self.sessions() as session:
+            batch = claim(session, moment, lease_until, limit)
         if batch.digests and self.prepare is not None:
             try:
                 self.prepare(batch.digests)
@@ -215,7 +302,8 @@ class _Run:
             self.report.errors.append(f"recording {len(batch)} outcomes: {exc}")
             written = []
         finally:
-            for _ in batch:
+            for outcome in batch:
+                self.held.pop(outcome.digest.digest_id, None)
                 self.slots.release()
         for outcome, ok in zip(batch, written, strict=False):
             if ok:
