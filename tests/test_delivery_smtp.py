@@ -277,3 +277,35 @@ def test_wire_message_to_a_non_ascii_address_goes_out_with_smtputf8(smtp: SmtpSe
 
     assert run(go) is not None  # aiosmtpd offers SMTPUTF8; without it MAIL would be refused
     assert [m.rcpt_tos for m in smtp.messages] == [("jörg@example.net",)]
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply", "error", "code"),
+    [
+        ("mail", "451 4.3.0 try later", TransientDeliveryError, 451),
+        ("rcpt", "550 5.1.1 no such user", PermanentDeliveryError, 550),
+        ("data", "452 4.3.1 mailbox full", TransientDeliveryError, 452),
+    ],
+)
+def test_wire_message_refusals_keep_their_stage_and_code_and_the_connection(
+    smtp: SmtpServer, stage: str, reply: str, error: type[Exception], code: int
+) -> None:
+    from mailer.delivery import WireMessage
+    from mailer.message import message_bytes
+
+    smtp.fail(stage, reply, times=1)  # type: ignore[arg-type]
+    transport = SmtpTransport(config(smtp, concurrency=1))
+    first = WireMessage(message_bytes(message(5)), "digest@example.org")
+    second = WireMessage(message_bytes(message(6)), "digest@example.org")
+
+    async def go() -> str | None:
+        async with transport:
+            with pytest.raises(error) as caught:
+                await transport.send(first, "reader5@example.net")
+            assert getattr(caught.value, "code", None) == code
+            assert getattr(caught.value, "stage", None) is Stage(stage)
+            return await transport.send(second, "reader6@example.net")  # same connection
+
+    assert run(go) is not None
+    assert [m.rcpt_tos for m in smtp.messages] == [("reader6@example.net",)]
+    assert transport.connects == 1

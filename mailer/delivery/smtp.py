@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -186,13 +187,36 @@ async def _send(
 ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
     if not isinstance(message, WireMessage):
         return await client.send_message(message, recipients=[recipient])
-    # As send_message does for a message object: SMTPUTF8 only for a non-ASCII address.
-    options = [] if (message.sender + recipient).isascii() else ["SMTPUTF8"]
-    if options and not client.supports_extension("smtputf8"):
-        await client.ehlo()  # capabilities are known only after EHLO
-    if options and not client.supports_extension("smtputf8"):
-        raise aiosmtplib.SMTPNotSupported("the server does not accept non-ASCII addresses")
-    return await client.sendmail(message.sender, [recipient], message.data, mail_options=options)
+    return {}, await _send_wire(client, message, recipient)
+
+
+async def _send_wire(client: aiosmtplib.SMTP, message: WireMessage, recipient: str) -> str:
+    """MAIL, RCPT, DATA for bytes already in wire form; the reply to DATA.
+
+    What ``sendmail`` does for one recipient, minus its extra pass over the whole message
+    to measure it for SIZE: these bytes already have CRLF line endings.
+    """
+    if client.is_ehlo_or_helo_needed:  # capabilities (SIZE, SMTPUTF8) come with EHLO
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()  # a server without ESMTP: no extensions at all
+    options: list[str] = []
+    encoding = "ascii"
+    if not (message.sender + recipient).isascii():
+        if not client.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported("the server does not accept non-ASCII addresses")
+        options, encoding = ["SMTPUTF8"], "utf-8"
+    if client.supports_extension("size"):
+        options.insert(0, f"SIZE={len(message.data)}")
+    try:
+        await client.mail(message.sender, options=options, encoding=encoding)
+        await client.rcpt(recipient, encoding=encoding)
+        return (await client.data(message.data)).message
+    except aiosmtplib.SMTPResponseException:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.rset()  # leave the connection ready for the next message
+        raise
 
 
 def _reply_error(stage: Stage, code: int, text: str) -> DeliveryError:
@@ -207,6 +231,8 @@ def _translate(exc: Exception) -> DeliveryError:
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         first = exc.recipients[0]
         return _reply_error(Stage.RCPT, first.code, first.message)
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
+        return _reply_error(Stage.RCPT, exc.code, exc.message)
     if isinstance(exc, aiosmtplib.SMTPSenderRefused):
         return _reply_error(Stage.MAIL, exc.code, exc.message)
     if isinstance(exc, aiosmtplib.SMTPDataError):

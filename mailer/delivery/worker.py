@@ -141,6 +141,9 @@ class _Run:
         self.lease_until: datetime | None = None
         self.renewing = asyncio.Lock()
         self.renewer: asyncio.Task[None] | None = None
+        self.next_claim: asyncio.Task[Claim] | None = None
+        self.next_lease: datetime | None = None
+        self.handed_back = False
 
     def start(self) -> None:
         """Start the tasks that write outcomes and keep leases fresh."""
@@ -149,23 +152,48 @@ class _Run:
 
     async def loop(self, batch_size: int, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            moment = self.now()
-            lease_until = moment + self.policy.lease()
-            batch = await asyncio.to_thread(self._claim, moment, lease_until, batch_size)
-            self.report.claimed += len(batch.digests)
-            self.report.skipped += batch.skipped
-            if not batch.digests and not batch.skipped:
+            if self.next_claim is None:
+                self._claim_next(batch_size)
+            assert self.next_claim is not None
+            batch, self.next_claim = await self.next_claim, None
+            if not self._take(batch):
+                if self.handed_back:  # that claim ran before rows were handed back: look again
+                    self.handed_back = False
+                    continue
                 return
-            self.held.update((d.digest_id, d) for d in batch.digests)
-            if self.lease_until is None or len(self.held) == len(batch.digests):
-                self.lease_until = lease_until
-            self.undispatched = list(batch.digests)
-            if not await self._dispatch(stop):
+            if not await self._dispatch(stop, batch_size):
                 return
 
-    async def _dispatch(self, stop: asyncio.Event) -> bool:
-        """Start a send for each row of the batch; False when asked to stop."""
+    def _claim_next(self, batch_size: int) -> None:
+        """Claim the next batch in the background (its messages are prepared meanwhile)."""
+        moment = self.now()
+        lease_until = moment + self.policy.lease()
+        self.next_claim = asyncio.create_task(
+            asyncio.to_thread(self._claim, moment, lease_until, batch_size)
+        )
+        self.next_lease = lease_until
+
+    def _take(self, batch: Claim) -> bool:
+        """Hold a claimed batch's rows; False when there was nothing left to claim."""
+        self.report.claimed += len(batch.digests)
+        self.report.skipped += batch.skipped
+        if not batch.digests and not batch.skipped:
+            return False
+        if not self.held:
+            self.lease_until = self.next_lease
+        self.held.update((d.digest_id, d) for d in batch.digests)
+        self.undispatched.extend(batch.digests)
+        return True
+
+    async def _dispatch(self, stop: asyncio.Event, batch_size: int) -> bool:
+        """Start a send for each row of the batch; False when asked to stop.
+
+        Once half the batch is under way the next one is claimed, so that its messages are
+        being prepared (by render processes, when there are some) before they are needed.
+        """
         while self.undispatched:
+            if self.next_claim is None and len(self.undispatched) <= batch_size // 2:
+                self._claim_next(batch_size)
             await self.slots.acquire()
             if stop.is_set():
                 self.slots.release()
@@ -174,6 +202,7 @@ class _Run:
             if self._lease_too_short():  # renewal failed: hand the rest back unsent
                 self.slots.release()
                 await self._release_undispatched()
+                self.handed_back = True
                 return True
             task = asyncio.create_task(self._one(self.undispatched.pop(0)))
             self.tasks.add(task)
@@ -182,6 +211,14 @@ class _Run:
 
     async def finish(self) -> None:
         """Hand back rows never started, then wait for the sends in flight."""
+        if self.next_claim is not None:  # a batch claimed ahead and never started
+            try:
+                early = await self.next_claim
+            except Exception:
+                log.exception("claiming the next batch failed")
+            else:
+                self._take(early)
+            self.next_claim = None
         await self._release_undispatched()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
