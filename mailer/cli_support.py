@@ -23,20 +23,10 @@ EXIT_FAILED, EXIT_INPUT, EXIT_CONFIG = 1, 2, 3
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def secrets_of(settings: Settings) -> list[str | None]:
-    """Every configured value that must never appear in a log line."""
-    return [
-        settings.smtp_password,
-        settings.secret_key,
-        settings.dkim_private_key,
-        logs.url_password(settings.database_url),
-    ]
-
-
 def setup_logging(settings: Settings) -> None:
     """Install the structured log handler the settings ask for; ConfigError for a bad level."""
     try:
-        logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
+        logs.configure(settings.log_level, settings.log_format, logs.secrets_of(settings))
     except ValueError:
         raise ConfigError(
             f"MAILER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {settings.log_level!r}"

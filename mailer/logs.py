@@ -12,6 +12,8 @@ from types import FrameType
 from typing import IO, Any, Literal
 from urllib.parse import urlsplit
 
+from mailer.config import Settings
+
 LogFormat = Literal["text", "json"]
 MASK = "***"
 NOISY = ("alembic", "apscheduler", "httpx", "aiosmtplib", "uvicorn.access")
@@ -90,6 +92,16 @@ def url_password(url: str) -> str | None:
         return urlsplit(url).password
     except ValueError:
         return None
+
+
+def secrets_of(settings: Settings) -> list[str | None]:
+    """Every configured value that must never appear in a log line."""
+    return [
+        settings.smtp_password,
+        settings.secret_key,
+        settings.dkim_private_key,
+        url_password(settings.database_url),
+    ]
 
 
 def configure(

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mailer import logs
 from mailer.config import Settings
 
 if TYPE_CHECKING:
@@ -42,7 +44,9 @@ def _start_child(settings: Settings) -> None:
     from mailer.db.session import make_engine, make_session_factory
     from mailer.pipeline import make_context
 
-    logging.basicConfig(level=logging.WARNING)
+    # Ctrl-C reaches the whole process group: the parent decides when children stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.configure(settings.log_level, settings.log_format, logs.secrets_of(settings))
     _context = make_context(settings, make_session_factory(make_engine(settings.database_url)))
 
 
