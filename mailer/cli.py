@@ -176,7 +176,7 @@ def run(
     ctx = _context(settings, migrate=True)
     _announce_transport(settings)
     if once:
-        report = _run(lambda: service.run_cycle(ctx, settings))
+        report = _run(lambda: service.run_cycle(ctx, settings, graceful=True))
         output.cycle_summary(report)
         return
     _run(
@@ -285,7 +285,7 @@ def send(
 ) -> None:
     """Send the digests that are due."""
     from mailer import pipeline, service
-    from mailer.delivery import RetryPolicy, transport_from_settings
+    from mailer.delivery import RetryPolicy, stop_on_signals, transport_from_settings
 
     settings = _settings()
     ctx = _context(settings)
@@ -299,10 +299,12 @@ def send(
     _announce_transport(settings)
 
     async def go() -> Any:
-        async with transport_from_settings(settings) as transport:
-            return await service.send_now(
-                ctx, transport, RetryPolicy.from_settings(settings), force=now
-            )
+        # SIGTERM / Ctrl-C: finish the messages in flight, hand the rest back, exit 0.
+        with stop_on_signals(asyncio.Event()) as stop:
+            async with transport_from_settings(settings) as transport:
+                return await service.send_now(
+                    ctx, transport, RetryPolicy.from_settings(settings), force=now, stop=stop
+                )
 
     planned, delivered = _run(go)
     log.info(

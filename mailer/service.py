@@ -77,13 +77,21 @@ async def send_now(
     return planned, delivered
 
 
-async def run_cycle(ctx: Context, settings: Settings, *, force: bool = False) -> CycleReport:
-    """Fetch every source, plan what is due, send it: ``mailer run --once``."""
+async def run_cycle(
+    ctx: Context, settings: Settings, *, force: bool = False, graceful: bool = False
+) -> CycleReport:
+    """Fetch every source, plan what is due, send it: ``mailer run --once``.
+
+    ``graceful``: SIGTERM and SIGINT stop the sending (messages in flight finish, the rest
+    are handed back) instead of killing the process.
+    """
     report = CycleReport(fetched=await fetch_now(ctx, settings))
-    async with transport_from_settings(settings) as transport:
-        report.planned, report.delivered = await send_now(
-            ctx, transport, RetryPolicy.from_settings(settings), force=force
-        )
+    stop = asyncio.Event()
+    with stop_on_signals(stop) if graceful else contextlib.nullcontext(stop):
+        async with transport_from_settings(settings) as transport:
+            report.planned, report.delivered = await send_now(
+                ctx, transport, RetryPolicy.from_settings(settings), force=force, stop=stop
+            )
     return report
 
 

@@ -123,3 +123,45 @@ def test_two_workers_on_one_database_send_each_digest_exactly_once(
     assert sum(sent) == COUNT
     assert all(n > 0 for n in sent), f"one worker did everything: {sent}"
     assert statuses(session_factory) == {"sent": COUNT}
+
+
+def test_mailer_send_stops_gracefully_on_sigterm_with_render_processes(
+    db_url: str, session_factory: SessionFactory, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    from sqlalchemy import update
+
+    from tests.test_delivery_batch import _seed
+
+    _seed(session_factory, COUNT)
+    with session_factory.begin() as session:  # seeded for a fixed instant: make them due now
+        session.execute(update(DigestRow).values(next_attempt_at=NOW))
+    env = {
+        **os.environ,
+        "MAILER_DATABASE_URL": db_url,
+        "MAILER_SMTP_HOST": smtp.host,
+        "MAILER_SMTP_PORT": str(smtp.port),
+        "MAILER_SMTP_SECURITY": "none",
+        "MAILER_SECRET_KEY": "sigterm-test-secret-key-0123456789abcdef",
+        "MAILER_FROM": "Paper Digest <digest@example.org>",
+        "MAILER_RENDER_PROCESSES": "1",
+        "MAILER_SOURCES": "file:/nonexistent",
+    }
+    command = [sys.executable, "-m", "mailer", "send"]
+    sender = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for_count(smtp, sender, COUNT // 5)
+    sender.send_signal(signal.SIGTERM)
+    _, err = sender.communicate(timeout=30)
+    assert sender.returncode == 0, err
+    assert "SIGTERM received" in err and "Traceback" not in err
+    assert "started 1 render processes" in err  # the run did use a render process
+    state = statuses(session_factory)
+    assert "sending" not in state
+    assert state.get("sent", 0) == smtp.count < COUNT
+
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert statuses(session_factory) == {"sent": COUNT}
+    received = Counter(r for m in smtp.messages for r in m.rcpt_tos)
+    assert len(received) == COUNT and set(received.values()) == {1}  # no duplicate at all
