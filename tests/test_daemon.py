@@ -75,6 +75,11 @@ def test_signup_confirm_digest_and_sigterm(
         # The welcome mail arrives; the first digest starts at confirmation, so papers the
         # daemon fetched before it are not resent as "new".
         _wait_for(lambda: len(smtp.messages) >= 2)
+        welcome = smtp.messages[1].message
+        assert welcome["Subject"] == "You are subscribed to the paper digest"
+        assert welcome["To"] == "dora@example.org"
+        assert "every day at 00:00 (UTC)" in welcome.get_body(("plain",)).get_content()
+        assert len(smtp.messages) == 2  # and no digest of papers fetched before confirming
         daemon.send_signal(signal.SIGTERM)
         output, _ = daemon.communicate(timeout=30)
         assert daemon.returncode == 0, output
