@@ -6,7 +6,8 @@ import pytest
 
 from mailer.matching import PaperIndex, parse_profile
 from mailer.matching.baseline import NaiveMatcher
-from mailer.models import Paper
+from mailer.matching.reasons import new_match, new_span
+from mailer.models import Match, Paper, Span
 
 CORPUS = (
     Paper(
@@ -231,3 +232,50 @@ def test_match_many_counts_and_truncates() -> None:
     assert [r.total for r in results] == [6, 1]
     assert [m.paper.key for m in results[0].matches] == ["p1", "p6"]
     assert results[1].matches[0].interests == ("diffusion",)
+
+
+EDGE = (
+    Paper(
+        key="e1",
+        id=101,
+        title="Robot robot robot: a robot learning survey",
+        abstract="Learning robot robot skills. Robot learning, then more robot learning.",
+        upvotes=3,
+    ),
+    Paper(
+        key="e2",
+        id=102,
+        title=r"Bounds for $a b c$ and $x$-$y$ models",
+        abstract=r"The $a b$ model learns $b c$ policies; a b c again.",
+    ),
+)
+EDGE_PROFILES = [
+    '"robot robot"',  # a phrase overlapping its own next occurrence: counted twice, merged
+    '"robot robot", "robot learning"',  # two interests' spans overlap and touch
+    'robot, "robot robot", learning',
+    '"a b", "b c", a',  # tokens of one math fragment share its offsets
+    "a c, x y, model",
+    '"x y", title:models',
+]
+
+
+@pytest.mark.parametrize("profile", EDGE_PROFILES)
+def test_engine_explains_edge_cases_like_the_baseline(profile: str) -> None:
+    """Self-overlapping phrases and tokens sharing offsets: same scores, words and spans."""
+    parsed = parse_profile(profile)
+    index = PaperIndex(EDGE)
+    expected = NaiveMatcher(EDGE).match(parsed)[1]
+    assert expected
+    assert index.match(parsed) == expected
+    assert index.match(parsed) == expected  # again, from the cached reasons
+
+
+def test_quick_constructors_make_equal_objects() -> None:
+    """The explainer's Match and Span makers build what the dataclass constructors build."""
+    span = new_span("title", 1, 5)
+    assert span == Span("title", 1, 5)
+    assert hash(span) == hash(Span("title", 1, 5))
+    paper = CORPUS[0]
+    match = new_match(paper, 1.5, ("a",), ("b",), (span,))
+    assert match == Match(paper, 1.5, ("a",), ("b",), (Span("title", 1, 5),))
+    assert repr(match) == repr(Match(paper, 1.5, ("a",), ("b",), (span,)))

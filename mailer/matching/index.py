@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence, Set
 
-from mailer.matching.explain import combine, explain_term
 from mailer.matching.lookup import BatchIndex, Hits
 from mailer.matching.postings import bit_list
-from mailer.matching.profile import TEXT, TITLE, Interest, Profile, Term
-from mailer.matching.scoring import final_score
-from mailer.models import Match, Paper, Span
+from mailer.matching.profile import Interest, Profile, Term
+from mailer.matching.reasons import Explainer, Reasons, new_match, union
+from mailer.models import Match, Paper
 
 Item = tuple[float, int, int]  # (score, -tiebreak, paper index): sorts best-last
 
@@ -51,15 +50,16 @@ class Ranked:
 
 
 class _Slot:
-    """A cached interest or term found by object identity: its hits and its own ranking."""
+    """A cached interest or term found by object identity: its hits, its own ranking and its
+    reasons per paper (shared with every equal interest or term)."""
 
-    __slots__ = ("explained", "hits", "key", "ranked")
+    __slots__ = ("hits", "key", "ranked", "reasons")
 
     def __init__(self, key: object, hits: Hits) -> None:
         self.key = key  # held so its id() is not reused while the slot lives
         self.hits = hits
         self.ranked: list[Item] | None = None
-        self.explained: dict[int, tuple[tuple[str, ...], tuple[Span, ...]]] = {}
+        self.reasons: Reasons | None = None  # an interest's, once one of its papers is listed
 
 
 class PaperIndex(BatchIndex):
@@ -68,7 +68,9 @@ class PaperIndex(BatchIndex):
     def __init__(self, papers: Sequence[Paper]) -> None:
         super().__init__(papers)
         self._ranked: dict[object, list[Item]] = {}
-        self._explained: dict[tuple[Term, int], tuple[str | None, tuple[Span, ...]]] = {}
+        self._explainer = Explainer(
+            self.papers, self.docs, self._title, self._abstract, self._spend
+        )
         # Compiled profiles share interned interests and terms (Profile.from_json), so most
         # look-ups hit by identity here and skip hashing nested tuples.
         self._slots: dict[int, _Slot] = {}
@@ -77,7 +79,7 @@ class PaperIndex(BatchIndex):
         """Forget every cached lookup, ranking and explanation."""
         super().clear_caches()
         self._ranked.clear()
-        self._explained.clear()
+        self._explainer.clear()
         self._slots.clear()
 
     def _interest_slots(self, interests: Iterable[Interest]) -> list[_Slot]:
@@ -111,7 +113,8 @@ class PaperIndex(BatchIndex):
         if ranked is None:
             pop, negtie = self._popularity, self._negtie
             items = slot.hits.scores.items()
-            ranked = [(final_score(1, r + pop[p]), negtie[p], p) for p, r in items]
+            # final_score(1, relevance), inlined: one call per paper is a large share here.
+            ranked = [(1 + (x := r + pop[p]) / (1.0 + x), negtie[p], p) for p, r in items]
             ranked.sort(reverse=True)
             self._spend(len(ranked))
             self._ranked[slot.key] = slot.ranked = ranked
@@ -151,15 +154,22 @@ class PaperIndex(BatchIndex):
         pop, negtie = self._popularity, self._negtie
         items: list[Item] = []
         for n, layer in _layers([h.bits & multi for h in used], multi):
-            ranked = []
-            for p in bit_list(layer):
-                # Summed in profile order from 0.0, as the baseline sums: a missing interest
-                # adds 0.0, which leaves the float unchanged.
-                r = 0.0
-                for get in gets:
-                    r += get(p, 0.0)
-                r += pop[p]
-                ranked.append((n + r / (1.0 + r), negtie[p], p))
+            # Summed in profile order from 0.0, as the baseline sums: a missing interest adds
+            # 0.0, which leaves the float unchanged. Two interests (the common case) inline.
+            if len(gets) == 2:
+                a, b = gets
+                ranked = [
+                    (n + (r := 0.0 + a(p, 0.0) + b(p, 0.0) + pop[p]) / (1.0 + r), negtie[p], p)
+                    for p in bit_list(layer)
+                ]
+            else:
+                ranked = []
+                for p in bit_list(layer):
+                    r = 0.0
+                    for get in gets:
+                        r += get(p, 0.0)
+                    r += pop[p]
+                    ranked.append((n + r / (1.0 + r), negtie[p], p))
             ranked.sort(reverse=True)
             items += ranked
             if limit is not None and len(items) >= limit:
@@ -188,46 +198,29 @@ class PaperIndex(BatchIndex):
         return self.explain_all(profile, [(score, 0, p)])[0]
 
     def explain_all(self, profile: Profile, top: Iterable[Item]) -> tuple[Match, ...]:
-        """Explained Matches for ranked items; a paper matched by one interest alone (most
-        listed papers) reuses that interest's explanation, cached on its slot."""
-        slots = self._interest_slots(profile.interests)
-        pairs = list(zip(profile.interests, slots, strict=True))
-        papers = self.papers
+        """Explained Matches for ranked items, from each interest's reasons per paper (cached
+        across subscribers: most listed papers match one interest, shared by many)."""
+        explainer, papers = self._explainer, self.papers
+        spans_of = explainer.spans
+        interests: list[tuple[dict[int, float], tuple[str, ...], Reasons]] = []
+        for interest, slot in zip(
+            profile.interests, self._interest_slots(profile.interests), strict=True
+        ):
+            if slot.reasons is None:
+                slot.reasons = explainer.of_interest(interest.terms)
+            interests.append((slot.hits.scores, (interest.text,), slot.reasons))
         found: list[Match] = []
         for score, _, p in top:
-            matched = [(i, s) for i, s in pairs if s.hits.bits >> p & 1]
+            matched = [i for i in interests if p in i[0]] if len(interests) > 1 else interests
             if len(matched) == 1:
-                interest, slot = matched[0]
-                why = slot.explained.get(p)
-                if why is None:
-                    why = slot.explained[p] = self._explain_interests([interest], p)
-                    self._spend(1)
+                _, texts, reasons = matched[0]
+                spans = reasons.spans.get(p) or spans_of(reasons, p)
+                found.append(new_match(papers[p], score, texts, reasons.words[p], spans))
             else:
-                why = self._explain_interests([i for i, _ in matched], p)
-            texts = tuple(i.text for i, _ in matched)
-            found.append(Match(papers[p], score, texts, why[0], why[1]))
+                texts = tuple([t[0] for _, t, _ in matched])
+                words, spans = union([(spans_of(r, p), r.words[p]) for _, _, r in matched])
+                found.append(new_match(papers[p], score, texts, words, spans))
         return tuple(found)
-
-    def _explain_interests(
-        self, interests: list[Interest], p: int
-    ) -> tuple[tuple[str, ...], tuple[Span, ...]]:
-        """Surface words and merged spans of the given interests in one paper."""
-        return combine([self._explain_term(t, p) for i in interests for t in i.terms])
-
-    def _explain_term(self, term: Term, p: int) -> tuple[str | None, tuple[Span, ...]]:
-        """One term's surface word and spans in one paper (cached across subscribers)."""
-        key = (term, p)
-        found = self._explained.get(key)
-        if found is None:
-            title = abstract = None
-            if term.kind == TEXT:
-                title = self._title.positions.get(term.values[0], {}).get(p, ())
-                if term.field != TITLE:
-                    abstract = self._abstract.positions.get(term.values[0], {}).get(p, ())
-            found = explain_term(self.papers[p], self.docs[p], term, title, abstract)
-            self._spend(len(found[1]))
-            self._explained[key] = found
-        return found
 
     def match(self, profile: Profile, exclude: Set[int] = frozenset()) -> list[Match]:
         """Every matching paper, best first, each with why it matched."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from mailer.matching.explain import Doc, analyze_paper, author_matches
-from mailer.matching.postings import Postings, iter_bits
+from mailer.matching.postings import Postings, bit_list, iter_bits
 from mailer.matching.profile import ALL, AUTHOR, CATEGORY, TITLE, Interest, Profile, Term
 from mailer.matching.scoring import (
     idf,
@@ -148,11 +148,16 @@ class BatchIndex:
             bits &= hits.bits
         if not bits:
             return EMPTY
+        # Summed from 0.0 in term order, as the baseline sums.
+        found = [h.scores for h in all_hits]
+        if len(found) == 2:
+            a, b = found
+            return Hits(bits, {p: 0.0 + a[p] + b[p] for p in a.keys() & b.keys()})
         scores: dict[int, float] = {}
-        for p in iter_bits(bits):
+        for p in bit_list(bits):
             total = 0.0
-            for hits in all_hits:
-                total += hits.scores[p]
+            for each in found:
+                total += each[p]
             scores[p] = total
         return Hits(bits, scores)
 

@@ -28,6 +28,9 @@ class Postings:
     """Per-field positions of each stem: stem -> {paper index: (token positions)}."""
 
     def __init__(self, fields: Sequence[tuple[str, ...]]) -> None:
+        self.fields = fields  # each paper's stems, in order
+        # The same as text, stems between single spaces: a phrase is counted with str.count.
+        self.texts = [f" {' '.join(stems)} " for stems in fields]
         building: dict[str, dict[int, list[int]]] = {}
         for p, stems in enumerate(fields):
             for i, stem in enumerate(stems):
@@ -52,12 +55,21 @@ class Postings:
             return {}
         first = self.positions[stems[0]]
         if len(stems) == 1:
-            return {p: len(first[p]) for p in iter_bits(candidates)}
-        later = [self.positions[s] for s in stems[1:]]
-        found: dict[int, int] = {}
-        for p in iter_bits(candidates):
-            sets = [set(positions[p]) for positions in later]
-            n = sum(all(i + k + 1 in s for k, s in enumerate(sets)) for i in first[p])
-            if n:
-                found[p] = n
-        return found
+            return {p: len(at) for p, at in first.items()}
+        if _overlaps_itself(stems):  # "a a" occurs twice in "a a a": str.count finds one
+            size, fields = len(stems), self.fields
+            found: dict[int, int] = {}
+            for p in bit_list(candidates):
+                tokens = fields[p]
+                n = sum([tokens[i : i + size] == stems for i in first[p]])
+                if n:
+                    found[p] = n
+            return found
+        needle, texts = f" {' '.join(stems)} ", self.texts
+        counted = {p: texts[p].count(needle) for p in bit_list(candidates)}
+        return {p: n for p, n in counted.items() if n}
+
+
+def _overlaps_itself(stems: tuple[str, ...]) -> bool:
+    """True when a phrase can overlap its next occurrence (a proper prefix is a suffix)."""
+    return any(stems[:k] == stems[-k:] for k in range(1, len(stems)))
