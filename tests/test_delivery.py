@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -485,3 +486,102 @@ def test_a_batch_whose_lease_cannot_be_renewed_hands_back_the_rest(
     assert leases_at_send == [True] * 10
     assert report.sent == smtp.count == 10
     assert {row.status for row in outbox(session_factory).values()} == {"sent"}
+
+
+def test_batches_claimed_ahead_are_renewed_too_and_never_sent_on_a_lapsed_lease(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    seed(session_factory, 40)
+    clock = Clock()
+    taken: set[int] = set()
+    sent_after_takeover: list[int] = []
+
+    def slow_build(digest: ClaimedDigest) -> EmailMessage:
+        clock.advance(seconds=50)
+        # A second worker takes any row whose lease has lapsed, as its claim would.
+        with session_factory.begin() as session:
+            lapsed = session.scalars(
+                update(DigestRow)
+                .where(DigestRow.status == "sending", DigestRow.lease_until < clock.at)
+                .values(attempts=DigestRow.attempts + 1, lease_until=clock.at + timedelta(hours=1))
+                .returning(DigestRow.id)
+            )
+            taken.update(lapsed)
+        if digest.digest_id in taken:
+            sent_after_takeover.append(digest.digest_id)
+        return build_message(digest)
+
+    report = deliver(
+        session_factory,
+        transport_for(smtp, 1),
+        clock,
+        RetryPolicy(lease_seconds=300),
+        build=slow_build,
+        batch_size=10,  # four batches, each claimed while the one before is half sent
+    )
+    assert taken == set() and sent_after_takeover == []  # no lease ever lapsed
+    assert report.sent == smtp.count == 40
+
+
+def test_a_renewal_that_finds_every_remaining_row_taken_over_ends_the_batch(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    seed(session_factory, 6)
+    clock = Clock()
+    built: list[int] = []
+    with session_factory() as session:
+        ids = sorted(session.scalars(select(DigestRow.id)))
+
+    def build(digest: ClaimedDigest) -> EmailMessage:
+        built.append(digest.digest_id)
+        clock.advance(seconds=100)
+        if len(built) == 2:  # another worker takes every row not started yet
+            with session_factory.begin() as session:
+                session.execute(
+                    update(DigestRow)
+                    .where(DigestRow.id.in_(ids[2:]))
+                    .values(
+                        attempts=DigestRow.attempts + 1, lease_until=clock.at + timedelta(hours=1)
+                    )
+                )
+        return build_message(digest)
+
+    report = deliver(
+        session_factory, transport_for(smtp, 1), clock, RetryPolicy(lease_seconds=300), build=build
+    )
+    assert report.sent == smtp.count == 2
+    assert report.lost_lease == 4
+    assert built == ids[:2]
+
+
+def test_a_cancelled_run_hands_back_what_it_claimed(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    seed(session_factory, 10)
+    claimed = asyncio.Event()
+
+    def prepare(batch: Sequence[ClaimedDigest]) -> None:
+        time.sleep(0.3)  # the claim is committed; cancel the run while it is being prepared
+
+    async def go() -> set[str]:
+        async with transport_for(smtp, 2) as transport:
+            run = asyncio.create_task(
+                deliver_due(
+                    session_factory, transport, build_message, RetryPolicy(), now=Clock(),
+                    prepare=prepare,
+                )
+            )  # fmt: skip
+            await asyncio.sleep(0.1)
+            claimed.set()
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
+            others = {t.get_coro().__qualname__ for t in asyncio.all_tasks()}  # type: ignore[union-attr]
+            return others - {asyncio.current_task().get_coro().__qualname__}  # type: ignore[union-attr]
+
+    leftover_tasks = asyncio.run(go())
+    assert claimed.is_set()
+    assert not any("_Run" in name for name in leftover_tasks)  # recorder and renewer stopped
+    rows = outbox(session_factory)
+    assert {row.status for row in rows.values()} == {"pending"}
+    assert all(row.attempts == 0 for row in rows.values())

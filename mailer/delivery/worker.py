@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 from mailer.db.session import SessionFactory
+from mailer.delivery.leases import HeldRows
 from mailer.delivery.outbox import (
     Claim,
     ClaimedDigest,
@@ -136,13 +137,10 @@ class _Run:
         self.recorder: asyncio.Task[None] | None = None
         self.report = DeliveryReport()
         self.prepare: Prepare | None = None
-        # Claimed rows whose outcome is not written yet, and when the earliest lease ends.
-        self.held: dict[int, ClaimedDigest] = {}
-        self.lease_until: datetime | None = None
+        self.leases = HeldRows(policy.lease())
         self.renewing = asyncio.Lock()
         self.renewer: asyncio.Task[None] | None = None
         self.next_claim: asyncio.Task[Claim] | None = None
-        self.next_lease: datetime | None = None
         self.handed_back = False
 
     def start(self) -> None:
@@ -155,7 +153,9 @@ class _Run:
             if self.next_claim is None:
                 self._claim_next(batch_size)
             assert self.next_claim is not None
-            batch, self.next_claim = await self.next_claim, None
+            # Shielded: if this run is cancelled, finish() still gets the claimed rows back.
+            batch = await asyncio.shield(self.next_claim)
+            self.next_claim = None
             if not self._take(batch):
                 if self.handed_back:  # that claim ran before rows were handed back: look again
                     self.handed_back = False
@@ -168,22 +168,21 @@ class _Run:
         """Claim the next batch in the background (its messages are prepared meanwhile)."""
         moment = self.now()
         lease_until = moment + self.policy.lease()
-        self.next_claim = asyncio.create_task(
-            asyncio.to_thread(self._claim, moment, lease_until, batch_size)
-        )
-        self.next_lease = lease_until
+        task = asyncio.create_task(asyncio.to_thread(self._claim, moment, lease_until, batch_size))
+        # Held (and so renewed) from the moment the claim commits, not when it is first used.
+        task.add_done_callback(lambda done: self._hold(done, lease_until))
+        self.next_claim = task
+
+    def _hold(self, claimed: asyncio.Task[Claim], lease_until: datetime) -> None:
+        if not claimed.cancelled() and claimed.exception() is None:
+            self.leases.hold(claimed.result().digests, lease_until)
 
     def _take(self, batch: Claim) -> bool:
-        """Hold a claimed batch's rows; False when there was nothing left to claim."""
+        """Queue a claimed batch's rows for sending; False when there was nothing to claim."""
         self.report.claimed += len(batch.digests)
         self.report.skipped += batch.skipped
-        if not batch.digests and not batch.skipped:
-            return False
-        if not self.held:
-            self.lease_until = self.next_lease
-        self.held.update((d.digest_id, d) for d in batch.digests)
         self.undispatched.extend(batch.digests)
-        return True
+        return bool(batch.digests or batch.skipped)
 
     async def _dispatch(self, stop: asyncio.Event, batch_size: int) -> bool:
         """Start a send for each row of the batch; False when asked to stop.
@@ -192,6 +191,8 @@ class _Run:
         being prepared (by render processes, when there are some) before they are needed.
         """
         while self.undispatched:
+            if stop.is_set():
+                return False
             if self.next_claim is None and len(self.undispatched) <= batch_size // 2:
                 self._claim_next(batch_size)
             await self.slots.acquire()
@@ -199,7 +200,12 @@ class _Run:
                 self.slots.release()
                 return False
             await self._keep_leases()
-            if self._lease_too_short():  # renewal failed: hand the rest back unsent
+            if not self.undispatched:  # the renewal found the rest taken over
+                self.slots.release()
+                break
+            if self.leases.too_short(self.undispatched[0].digest_id, self.now()):
+                # The lease could not be renewed: hand the rest back rather than risk a
+                # second worker sending them too.
                 self.slots.release()
                 await self._release_undispatched()
                 self.handed_back = True
@@ -211,17 +217,27 @@ class _Run:
 
     async def finish(self) -> None:
         """Hand back rows never started, then wait for the sends in flight."""
-        if self.next_claim is not None:  # a batch claimed ahead and never started
+        try:
+            await self._take_claimed_ahead()
+        finally:
             try:
-                early = await self.next_claim
-            except Exception:
-                log.exception("claiming the next batch failed")
-            else:
-                self._take(early)
-            self.next_claim = None
-        await self._release_undispatched()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+                await self._release_undispatched()
+                if self.tasks:
+                    await asyncio.gather(*self.tasks, return_exceptions=True)
+            finally:
+                await self._stop_background()
+
+    async def _take_claimed_ahead(self) -> None:
+        """A batch claimed ahead and never started joins the rows to hand back."""
+        claimed, self.next_claim = self.next_claim, None
+        if claimed is None:
+            return
+        try:
+            self._take(await claimed)
+        except Exception:
+            log.exception("claiming the next batch failed")
+
+    async def _stop_background(self) -> None:
         if self.renewer is not None:
             self.renewer.cancel()
             await asyncio.gather(self.renewer, return_exceptions=True)
@@ -234,46 +250,33 @@ class _Run:
             return
         rows, self.undispatched = self.undispatched, []
         for row in rows:
-            self.held.pop(row.digest_id, None)
+            self.leases.drop(row.digest_id)
         try:
             self.report.released += await asyncio.to_thread(self._release, rows)
         except Exception:  # they stay leased; their lease runs out and anyone may take them
             log.exception("could not release %d unsent digests", len(rows))
 
-    # --- leases ------------------------------------------------------------------------------
-    # A claimed batch is sent a few rows at a time: on a slow server or under MAILER_SEND_RATE
-    # its last rows could wait longer than the lease, and another worker would take (and send)
-    # them too. So once half a lease has passed, every held row's lease is extended, and a row
-    # another worker has taken meanwhile is dropped instead of sent.
-
-    def _renew_due(self) -> bool:
-        half = self.policy.lease() / 2
-        return self.lease_until is not None and self.now() >= self.lease_until - half
-
-    def _lease_too_short(self) -> bool:
-        quarter = self.policy.lease() / 4
-        return self.lease_until is not None and self.now() >= self.lease_until - quarter
-
     async def _keep_leases(self) -> None:
-        if not self._renew_due():
+        """Extend the leases of held rows once half the earliest has passed (see leases.py)."""
+        if not self.leases.renew_due(self.now()):
             return
         async with self.renewing:
-            if not self._renew_due():
+            if not self.leases.renew_due(self.now()):
                 return  # renewed while we waited for the lock
-            rows = list(self.held.values())
+            rows = self.leases.snapshot()
             until = self.now() + self.policy.lease()
             try:
                 kept = await asyncio.to_thread(self._renew, rows, until)
-            except Exception:  # leases run on; _lease_too_short stops new sends in time
+            except Exception:  # leases run on; too_short() stops new sends in time
                 log.exception("could not renew the lease on %d digests", len(rows))
                 return
-            self.lease_until = until
-            lost = {row.digest_id for row in rows} - kept
-            if lost:
-                log.warning("%d claimed digests were taken over by another worker", len(lost))
-                before = len(self.undispatched)
-                self.undispatched = [d for d in self.undispatched if d.digest_id not in lost]
-                self.report.lost_lease += before - len(self.undispatched)
+            lost = self.leases.renewed(rows, kept, until)
+            before = len(self.undispatched)
+            self.undispatched = [d for d in self.undispatched if d.digest_id not in lost]
+            if len(self.undispatched) < before:
+                dropped = before - len(self.undispatched)
+                log.warning("%d claimed digests were taken over by another worker", dropped)
+                self.report.lost_lease += dropped
 
     async def _renew_loop(self) -> None:
         """Renew leases while every send slot is busy (the dispatch loop renews too)."""
@@ -340,7 +343,7 @@ class _Run:
             written = []
         finally:
             for outcome in batch:
-                self.held.pop(outcome.digest.digest_id, None)
+                self.leases.drop(outcome.digest.digest_id)
                 self.slots.release()
         for outcome, ok in zip(batch, written, strict=False):
             if ok:
