@@ -18,6 +18,14 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "placeholder", "dev"}
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (a container's cpuset, not the whole host)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     """All configuration, read from ``MAILER_*`` environment variables and ``.env``."""
 
@@ -42,7 +50,7 @@ class Settings(BaseSettings):
     smtp_concurrency: int = Field(4, ge=1, le=64, description="Parallel SMTP connections.")
     send_rate: float = Field(0.0, ge=0, description="Max messages per second; 0 = unlimited.")
     render_processes: int = Field(
-        default_factory=lambda: min(4, max(0, (os.cpu_count() or 1) - 1)),
+        default_factory=lambda: min(4, max(0, _usable_cpus() - 1)),
         ge=0,
         le=32,
         description="Processes that render digests beside the sender when a run has at least"

@@ -9,10 +9,11 @@ import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import FrameType
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from mailer.config import Settings
+if TYPE_CHECKING:
+    from mailer.config import Settings
 
 LogFormat = Literal["text", "json"]
 MASK = "***"

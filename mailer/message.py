@@ -49,6 +49,8 @@ MESSAGE_POLICY = policy.default.clone(header_factory=_CachedHeaderRegistry())
 """policy.default with cached header classes: byte-for-byte the same output, built faster."""
 SMTP_POLICY = MESSAGE_POLICY.clone(linesep="\r\n")
 """The policy for bytes on the wire (and for DKIM, which signs those exact bytes)."""
+SMTPUTF8_POLICY = SMTP_POLICY.clone(utf8=True)
+"""The same for a message to or from a non-ASCII address: UTF-8 headers (RFC 6532)."""
 
 DKIM_HEADERS = (
     b"from",
@@ -208,8 +210,9 @@ def _fixed_header(name: str, value: str) -> Any:
 def text_part(body: str, subtype: str, cte: str) -> EmailMessage:
     """A UTF-8 ``text/<subtype>`` part, encoded as ``cte`` (``7bit`` or ``quoted-printable``).
 
-    What ``set_content`` produces, byte for byte, minus its per-message header parsing and
-    its pure-Python quoted-printable encoder (``binascii.b2a_qp`` gives the same output).
+    The part ``set_content`` makes, without its per-message header parsing and with the C
+    quoted-printable encoder: ``binascii.b2a_qp`` wraps at 76 characters as RFC 2045 asks
+    (the email package's encoder at 78) and also encodes a line that is a lone ``.``.
     """
     data = b"\n".join(body.encode("utf-8").splitlines()) + b"\n"
     if cte == _QP:
@@ -225,7 +228,8 @@ def text_part(body: str, subtype: str, cte: str) -> EmailMessage:
 
 def _transfer_encoding(body: str) -> str:
     """7bit when the body allows it (no growth: Gmail clips at 102 KB), else quoted-printable."""
-    lines = body.splitlines() or [""]
+    # Split as text_part does (bytes: only CR and LF end a line), not as str.splitlines.
+    lines = body.encode("utf-8").splitlines() or [b""]
     fits = max(len(line) for line in lines) <= MAX_7BIT_LINE
     return "7bit" if body.isascii() and fits else _QP
 
@@ -255,14 +259,17 @@ class _WireGenerator(BytesGenerator):
             self.write(lines.replace("\n", self._NL))  # type: ignore[attr-defined]
 
 
-def message_bytes(msg: EmailMessage) -> bytes:
-    """The message as sent over SMTP (CRLF line endings)."""
+def message_bytes(msg: EmailMessage, *, utf8: bool = False) -> bytes:
+    """The message as sent over SMTP (CRLF line endings); ``utf8`` for SMTPUTF8 headers."""
     out = BytesIO()
-    _WireGenerator(out, mangle_from_=False, policy=SMTP_POLICY).flatten(msg)
+    policy = SMTPUTF8_POLICY if utf8 else SMTP_POLICY
+    _WireGenerator(out, mangle_from_=False, policy=policy).flatten(msg)
     return out.getvalue()
 
 
-def sign_message(msg: EmailMessage, *, selector: str, domain: str, private_key: bytes) -> bytes:
+def sign_message(
+    msg: EmailMessage, *, selector: str, domain: str, private_key: bytes, utf8: bool = False
+) -> bytes:
     """The message bytes with a DKIM-Signature (relaxed/relaxed, rsa-sha256) prepended.
 
     Returns bytes rather than a message because re-serialising could refold the signed
@@ -272,7 +279,7 @@ def sign_message(msg: EmailMessage, *, selector: str, domain: str, private_key: 
         import dkim
     except ImportError:
         raise ConfigError("DKIM signing needs the dkimpy package: pip install dkimpy") from None
-    raw = message_bytes(msg)
+    raw = message_bytes(msg, utf8=utf8)
     present = {name.lower().encode() for name in msg}
     headers = [h for h in DKIM_HEADERS if h in present]
     try:

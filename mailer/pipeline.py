@@ -6,11 +6,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from email import message_from_bytes
 from email.message import EmailMessage
-from email.policy import default as email_policy
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -69,7 +67,8 @@ class Context:
     unsubscribe_mailto: str | None = None
     reply_to: str | None = None
     dkim: DkimKey | None = None
-    settings: Settings | None = None  # lets the sender start render processes like itself
+    # Lets the sender start render processes configured like itself (holds secrets: no repr).
+    settings: Settings | None = field(default=None, repr=False)
 
     @property
     def list_id(self) -> str:
@@ -81,19 +80,6 @@ class Context:
     def envelope_sender(self) -> str:
         """The bare From address, used as the SMTP envelope sender (MAIL FROM)."""
         return parse_address(self.sender, what="From address").addr_spec
-
-    def sign(self, message: EmailMessage) -> EmailMessage:
-        """The message with a DKIM-Signature when DKIM is configured (else unchanged)."""
-        if self.dkim is None:
-            return message
-        signed = sign_message(
-            message,
-            selector=self.dkim.selector,
-            domain=self.dkim.domain,
-            private_key=self.dkim.private_key,
-        )
-        # Relaxed canonicalisation keeps the signature valid when the transport re-serialises.
-        return message_from_bytes(signed, policy=email_policy)
 
     def link(self, purpose: Purpose, subject: int) -> str:
         """An absolute URL carrying a token for ``purpose``."""
@@ -352,22 +338,21 @@ def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> WireMessage:
     return wire_message(ctx, render_stored(ctx, claimed.digest_id))
 
 
-def message_for(ctx: Context, result: RenderedDigest) -> EmailMessage:
-    """The signed (when DKIM is configured) email of a rendered digest."""
-    return ctx.sign(_unsigned_message(ctx, result))
-
-
 def wire_message(ctx: Context, result: RenderedDigest) -> WireMessage:
     """The email of a rendered digest serialised for SMTP, DKIM-signed when configured."""
     message = _unsigned_message(ctx, result)
+    # A non-ASCII address (an internationalised domain or mailbox) goes out raw in UTF-8
+    # headers, as SMTPUTF8 expects; encoded words are not allowed inside an address.
+    utf8 = not (ctx.envelope_sender + result.digest.subscriber.email).isascii()
     if ctx.dkim is None:
-        data = message_bytes(message)
+        data = message_bytes(message, utf8=utf8)
     else:
         data = sign_message(
             message,
             selector=ctx.dkim.selector,
             domain=ctx.dkim.domain,
             private_key=ctx.dkim.private_key,
+            utf8=utf8,
         )
     return WireMessage(data, ctx.envelope_sender)
 
@@ -420,6 +405,7 @@ class PooledDigestMessages(DigestMessages):
     """
 
     CHUNK = 20  # small: the first messages of a batch are ready soon after it is claimed
+    TIMEOUT = 60.0  # seconds a send waits for its chunk before rendering the digest itself
 
     def __init__(self, ctx: Context, pool: RenderPool, min_batch: int = 50) -> None:
         super().__init__(ctx)
@@ -455,16 +441,18 @@ class PooledDigestMessages(DigestMessages):
         self, claimed: ClaimedDigest, future: Future[dict[int, Rendered]]
     ) -> WireMessage:
         try:
-            found = (await asyncio.wrap_future(future)).get(claimed.digest_id)
+            # Shielded: cancelling this send must not cancel the chunk other sends wait for.
+            chunk = asyncio.shield(asyncio.wrap_future(future))
+            found = (await asyncio.wait_for(chunk, self.TIMEOUT)).get(claimed.digest_id)
         except (Exception, asyncio.CancelledError) as exc:
             task = asyncio.current_task()
             if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
                 raise  # this send was cancelled, not the chunk
-            # A child died, or the pool was shut down under us: render it here instead.
+            # A child died or hangs, or the pool was shut down under us: render it here.
             log.warning("render process failed on digest %s (%r)", claimed.digest_id, exc)
+            found = None
+        if found is None:  # a child could not load it (e.g. just committed elsewhere): retry here
             return build_digest_message(self.ctx, claimed)
-        if found is None:
-            raise NotFound(f"no digest {claimed.digest_id}")
         if found.data is None:
             raise RuntimeError(found.error or "rendering failed")  # as if it had failed here
         return WireMessage(found.data, found.sender)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -44,10 +47,20 @@ def _start_child(settings: Settings) -> None:
     from mailer.db.session import make_engine, make_session_factory
     from mailer.pipeline import make_context
 
-    # Ctrl-C reaches the whole process group: the parent decides when children stop.
+    # Ctrl-C reaches the whole process group, and systemd signals every process of a unit:
+    # the parent decides when children stop (it finishes their chunks, then shuts them down).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     logs.configure(settings.log_level, settings.log_format, logs.secrets_of(settings))
     _context = make_context(settings, make_session_factory(make_engine(settings.database_url)))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A parent killed hard (SIGKILL, OOM) cannot stop us: notice and go."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def render_chunk(digest_ids: Sequence[int]) -> dict[int, Rendered]:

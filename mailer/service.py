@@ -82,12 +82,12 @@ async def run_cycle(
 ) -> CycleReport:
     """Fetch every source, plan what is due, send it: ``mailer run --once``.
 
-    ``graceful``: SIGTERM and SIGINT stop the sending (messages in flight finish, the rest
-    are handed back) instead of killing the process.
+    ``graceful``: SIGTERM and SIGINT, even during the fetch, stop the sending (messages in
+    flight finish, the rest are handed back) instead of killing the process.
     """
-    report = CycleReport(fetched=await fetch_now(ctx, settings))
     stop = asyncio.Event()
     with stop_on_signals(stop) if graceful else contextlib.nullcontext(stop):
+        report = CycleReport(fetched=await fetch_now(ctx, settings))
         async with transport_from_settings(settings) as transport:
             report.planned, report.delivered = await send_now(
                 ctx, transport, RetryPolicy.from_settings(settings), force=force, stop=stop

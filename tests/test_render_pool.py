@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
+import subprocess
+import sys
+import time
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
+from email import message_from_bytes, message_from_string
 from email.message import EmailMessage
 from email.policy import default
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from mailer.config import Settings
@@ -21,6 +27,7 @@ from mailer.pipeline import (
     Context,
     DigestMessages,
     PooledDigestMessages,
+    RenderedDigest,
     digest_messages,
     make_context,
     render_stored,
@@ -29,6 +36,7 @@ from mailer.pipeline import (
 )
 from mailer.render_pool import Rendered, RenderPool
 from mailer.tokens import Purpose
+from tests.helpers.golden import sample_digest
 from tests.helpers.smtp_server import SmtpServer
 from tests.test_delivery_batch import _seed
 
@@ -138,7 +146,7 @@ class _DyingPool(RenderPool):
 
 
 def test_a_render_process_that_dies_costs_no_digest(
-    db_url: str, session_factory: SessionFactory
+    db_url: str, session_factory: SessionFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     _seed(session_factory, 60)
     _due_now(session_factory)
@@ -149,3 +157,65 @@ def test_a_render_process_that_dies_costs_no_digest(
         assert _send(ctx, server, messages) == 60
         ids = [r.message_id for r in server.messages]
     assert len(ids) == len(set(ids)) == 60  # all rendered here instead, each sent once
+    fallbacks = [r.getMessage() for r in caplog.records if r.name == "mailer.pipeline"]
+    assert any("render process failed" in m or "unavailable" in m for m in fallbacks)
+
+
+def test_a_non_ascii_address_gets_utf8_headers_not_encoded_words(
+    db_url: str, session_factory: SessionFactory
+) -> None:
+    digest, links = sample_digest()
+    subscriber = dataclasses.replace(digest.subscriber, email="jorg@exämple.net")
+    digest = dataclasses.replace(digest, subscriber=subscriber, message_id="<idn@example.org>")
+    ctx = make_context(_settings(db_url), session_factory)
+    rendered = ctx.renderer.digest(digest, links, date_label="Sun 22 Nov 2026")
+    wire = wire_message(ctx, RenderedDigest(digest, links, rendered))
+    head = wire.data.split(b"\r\n\r\n", 1)[0]
+    assert "\r\nTo: jorg@exämple.net\r\n".encode() in head  # RFC 6532, sent with SMTPUTF8
+    assert b"=?utf-8?" not in head.split(b"\r\nTo:", 1)[1].split(b"\r\n", 1)[0]
+    back = message_from_string(wire.data.decode("utf-8"), policy=default)
+    assert back["To"].addresses[0].domain == "exämple.net"
+
+
+def test_render_processes_exit_when_their_parent_is_killed(
+    db_url: str, session_factory: SessionFactory, tmp_path: Path
+) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "from mailer.config import Settings\n"
+        "from mailer.render_pool import RenderPool\n"
+        "if __name__ == '__main__':\n"
+        f"    settings = Settings(database_url={db_url!r}, secret_key={SECRET!r},\n"
+        "                        MAILER_FROM='Digest <d@example.org>')\n"
+        "    RenderPool(settings, 1).submit([1]).result()\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        children = _children_of(parent.pid)
+        assert children, "the pool started no process"
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in children):
+            assert time.monotonic() < deadline, "a render process outlived its parent"
+            time.sleep(0.1)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _children_of(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found

@@ -213,9 +213,12 @@ async def _send_wire(client: aiosmtplib.SMTP, message: WireMessage, recipient: s
         await client.mail(message.sender, options=options, encoding=encoding)
         await client.rcpt(recipient, encoding=encoding)
         return (await client.data(message.data)).message
-    except aiosmtplib.SMTPResponseException:
-        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-            await client.rset()  # leave the connection ready for the next message
+    except Exception:
+        # A refusal, or an address the client would not send after MAIL was accepted: end
+        # the transaction so the pooled connection is ready for the next message.
+        if client.is_connected:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.rset()
         raise
 
 
@@ -240,8 +243,9 @@ def _translate(exc: Exception) -> DeliveryError:
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return SmtpPermanentError(f"553 5.6.7 {exc.message}", 553, Stage.DATA)
     if isinstance(exc, ValueError):
-        # Raised before anything reached the server (a message or address the client could
-        # not encode): our fault, so the digest fails without counting a bounce against them.
+        # The client refused to send it (a message or address it could not encode or found
+        # unsafe; any open transaction was reset): our fault, so the digest fails without
+        # counting a bounce against the subscriber.
         return SmtpPermanentError(f"could not send this message: {exc}", None, Stage.MAIL)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         # A reply to some other command (RSET, EHLO after a reset): not about this recipient.

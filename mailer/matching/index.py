@@ -58,7 +58,7 @@ class _Slot:
     def __init__(self, key: object, hits: Hits) -> None:
         self.key = key  # held so its id() is not reused while the slot lives
         self.hits = hits
-        self.ranked: list[Item] | None = None
+        self.ranked: tuple[Item, ...] | None = None
         self.reasons: Reasons | None = None  # an interest's, once one of its papers is listed
 
 
@@ -67,7 +67,7 @@ class PaperIndex(BatchIndex):
 
     def __init__(self, papers: Sequence[Paper]) -> None:
         super().__init__(papers)
-        self._ranked: dict[object, list[Item]] = {}
+        self._ranked: dict[object, tuple[Item, ...]] = {}
         self._explainer = Explainer(
             self.papers, self.docs, self._title, self._abstract, self._spend
         )
@@ -105,7 +105,7 @@ class PaperIndex(BatchIndex):
             self._slots[id(term)] = slot
         return slot.hits.bits
 
-    def _single(self, slot: _Slot) -> list[Item]:
+    def _single(self, slot: _Slot) -> tuple[Item, ...]:
         """One interest's matches, best first, as if it were the only one matched (cached)."""
         ranked = slot.ranked
         if ranked is None:
@@ -114,8 +114,11 @@ class PaperIndex(BatchIndex):
             pop, negtie = self._popularity, self._negtie
             items = slot.hits.scores.items()
             # final_score(1, relevance), inlined: one call per paper is a large share here.
-            ranked = [(1 + (x := r + pop[p]) / (1.0 + x), negtie[p], p) for p, r in items]
-            ranked.sort(reverse=True)
+            found = [(1 + (x := r + pop[p]) / (1.0 + x), negtie[p], p) for p, r in items]
+            found.sort(reverse=True)
+            # A tuple of tuples of numbers drops out of the garbage collector's view; a list
+            # would be walked, item by item, by every full collection.
+            ranked = tuple(found)
             self._spend(len(ranked))
             self._ranked[slot.key] = slot.ranked = ranked
         return ranked
@@ -211,14 +214,18 @@ class PaperIndex(BatchIndex):
             interests.append((slot.hits.scores, (interest.text,), slot.reasons))
         found: list[Match] = []
         for score, _, p in top:
-            matched = [i for i in interests if p in i[0]] if len(interests) > 1 else interests
+            matched = interests if len(interests) == 1 else [i for i in interests if p in i[0]]
             if len(matched) == 1:
                 _, texts, reasons = matched[0]
-                spans = reasons.spans.get(p) or spans_of(reasons, p)
+                spans = reasons.spans.get(p)
+                if spans is None:
+                    spans = spans_of(reasons, p)
                 found.append(new_match(papers[p], score, texts, reasons.words[p], spans))
             else:
                 texts = tuple([t[0] for _, t, _ in matched])
-                words, spans = union([(spans_of(r, p), r.words[p]) for _, _, r in matched])
+                words, spans = union(
+                    [(r.spans.get(p) or spans_of(r, p), r.words[p]) for _, _, r in matched]
+                )
                 found.append(new_match(papers[p], score, texts, words, spans))
         return tuple(found)
 
@@ -271,7 +278,7 @@ def _layers(sets: list[int], multi: int) -> Iterator[tuple[int, int]]:
                 return
 
 
-def _first_unskipped(ranked: list[Item], skip: int, need: int) -> list[Item]:
+def _first_unskipped(ranked: Sequence[Item], skip: int, need: int) -> list[Item]:
     """The first ``need`` items whose paper is not in ``skip`` (filtered a slice at a time)."""
     found: list[Item] = []
     start, step = 0, need + 8

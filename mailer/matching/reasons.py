@@ -119,7 +119,7 @@ class Explainer:
             return self.of_term(terms[0])
         found = self._interests.get(terms)
         if found is None:
-            found = Reasons(None, [self.of_term(t) for t in terms])
+            found = Reasons(None, tuple([self.of_term(t) for t in terms]))
             self._interests[terms] = found
         return found
 
@@ -145,8 +145,10 @@ class Explainer:
             surface, spans = explain_term(self._papers[p], self._docs[p], reasons.term)
             words, found = ((surface,) if surface else ()), merge_spans(spans)
         else:
-            spans_of = self.spans
-            words, found = union([(spans_of(r, p), r.words[p]) for r in reasons.parts])
+            spans_of = self.spans  # (an empty tuple is cached too: asking again finds it)
+            words, found = union(
+                [(r.spans.get(p) or spans_of(r, p), r.words[p]) for r in reasons.parts]
+            )
         reasons.words[p] = words
         reasons.spans[p] = found
         self._spend(len(found))
@@ -202,31 +204,28 @@ def _occurrences(
 
 def union(parts: Sequence[tuple[Spans, Words]]) -> tuple[Words, Spans]:
     """The reasons of several terms or interests, each given as (spans, words): words
-    deduplicated case-insensitively in order, spans merged."""
+    deduplicated case-insensitively in order, spans merged. (One function, no helpers: it
+    runs for every listed paper that matched several interests.)"""
     words: Words = ()
     spans: Spans = ()
     groups = 0
     for more_spans, more in parts:
         if more:
-            words = _add_words(words, more) if words else more
+            if words:
+                folded = [word.casefold() for word in words]
+                for word in more:  # deduplicated within itself already
+                    if word.casefold() not in folded:
+                        words += (word,)
+            else:
+                words = more
         if more_spans:
             spans = spans + more_spans if groups else more_spans
             groups += 1
     if groups < 2:  # one group's spans are merged already
         return words, spans
-    return words, _merged(sorted(spans, key=_ORDER))
-
-
-def _add_words(words: Words, more: Words) -> Words:
-    """``words`` then those of ``more`` not already there (ignoring case); both deduplicated."""
-    folded = [word.casefold() for word in words]
-    added = tuple([word for word in more if word.casefold() not in folded])
-    return words + added if added else words
-
-
-def _merged(ordered: list[Span]) -> Spans:
-    """Merge spans sorted by field and start; the title's first (the sort put them last)."""
+    # Sorted by field then start, "abstract" first: merge, then put the title's first.
     merged: list[Span] = []
+    ordered = sorted(spans, key=_ORDER)
     low = ordered[0]
     for span in ordered:
         if span.start > low.end or span.field != low.field:
@@ -236,6 +235,6 @@ def _merged(ordered: list[Span]) -> Spans:
             low = new_span(low.field, low.start, span.end)
     merged.append(low)
     if merged[0].field == "title" or merged[-1].field != "title":
-        return tuple(merged)
+        return words, tuple(merged)
     split = next(i for i, span in enumerate(merged) if span.field == "title")
-    return (*merged[split:], *merged[:split])
+    return words, (*merged[split:], *merged[:split])
