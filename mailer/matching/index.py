@@ -158,11 +158,21 @@ class PaperIndex(BatchIndex):
         items: list[Item] = []
         for n, layer in _layers([h.bits & multi for h in used], multi):
             # Summed in profile order from 0.0, as the baseline sums: a missing interest adds
-            # 0.0, which leaves the float unchanged. Two interests (the common case) inline.
+            # 0.0, which leaves the float unchanged. Two or three interests inline.
             if len(gets) == 2:
                 a, b = gets
                 ranked = [
                     (n + (r := 0.0 + a(p, 0.0) + b(p, 0.0) + pop[p]) / (1.0 + r), negtie[p], p)
+                    for p in bit_list(layer)
+                ]
+            elif len(gets) == 3:
+                a, b, c = gets
+                ranked = [
+                    (
+                        n + (r := 0.0 + a(p, 0.0) + b(p, 0.0) + c(p, 0.0) + pop[p]) / (1.0 + r),
+                        negtie[p],
+                        p,
+                    )
                     for p in bit_list(layer)
                 ]
             else:
@@ -214,18 +224,23 @@ class PaperIndex(BatchIndex):
             interests.append((slot.hits.scores, (interest.text,), slot.reasons))
         found: list[Match] = []
         for score, _, p in top:
-            matched = interests if len(interests) == 1 else [i for i in interests if p in i[0]]
-            if len(matched) == 1:
-                _, texts, reasons = matched[0]
+            single = None  # the one interest matched, when only one is (most listed papers)
+            for entry in interests:
+                if p in entry[0]:
+                    if single is not None:
+                        single = None
+                        break
+                    single = entry
+            if single is not None:
+                _, texts, reasons = single
                 spans = reasons.spans.get(p)
                 if spans is None:
                     spans = spans_of(reasons, p)
                 found.append(new_match(papers[p], score, texts, reasons.words[p], spans))
             else:
-                texts = tuple([t[0] for _, t, _ in matched])
-                words, spans = union(
-                    [(r.spans.get(p) or spans_of(r, p), r.words[p]) for _, _, r in matched]
-                )
+                matched = [r for scores, _, r in interests if p in scores]
+                texts = tuple([t[0] for scores, t, _ in interests if p in scores])
+                words, spans = union(explainer.parts(matched, p))
                 found.append(new_match(papers[p], score, texts, words, spans))
         return tuple(found)
 

@@ -154,6 +154,21 @@ class Explainer:
         self._spend(len(found))
         return found
 
+    def parts(self, interests: Sequence[Reasons], p: int) -> list[tuple[Spans, Words]]:
+        """The (spans, words) of several interests in paper ``p``, to unite: an interest of
+        several terms not yet explained there gives its terms' (a paper listed for matching
+        several interests rarely needs that interest's own reasons again)."""
+        found: list[tuple[Spans, Words]] = []
+        for reasons in interests:
+            spans = reasons.spans.get(p)
+            if spans is not None:
+                found.append((spans, reasons.words[p]))
+            elif reasons.parts:
+                found += [(self.spans(r, p), r.words[p]) for r in reasons.parts]
+            else:
+                found.append((self.spans(reasons, p), reasons.words[p]))
+        return found
+
     def _text(self, reasons: Reasons, p: int) -> tuple[Words, Spans]:
         """A word or phrase in one paper: the surface form of its first occurrence (title
         before abstract) and the merged spans of all, as ``explain_term`` finds them."""
