@@ -7,6 +7,7 @@ import pytest
 from mailer.matching import PaperIndex, parse_profile
 from mailer.matching.baseline import NaiveMatcher
 from mailer.matching.reasons import new_match, new_span
+from mailer.matching.scoring import text_score, text_scores
 from mailer.models import Match, Paper, Span
 
 CORPUS = (
@@ -279,3 +280,14 @@ def test_quick_constructors_make_equal_objects() -> None:
     match = new_match(paper, 1.5, ("a",), ("b",), (span,))
     assert match == Match(paper, 1.5, ("a",), ("b",), (Span("title", 1, 5),))
     assert repr(match) == repr(Match(paper, 1.5, ("a",), ("b",), (span,)))
+
+
+def test_text_scores_is_text_score_for_each_paper() -> None:
+    """The engine's batched BM25F gives bit-identical floats to the per-paper formula."""
+    norms_title, norms_abs = [0.7, 1.0, 1.3, 2.9], [1.1, 0.4, 1.0, 0.9]
+    in_title, in_abstract = {0: 2, 2: 1}, {0: 1, 1: 5, 3: 7}
+    found = text_scores(1.7, [0, 1, 2, 3], in_title, norms_title, in_abstract, norms_abs)
+    assert found == {
+        p: text_score(1.7, in_title.get(p, 0), norms_title[p], in_abstract.get(p, 0), norms_abs[p])
+        for p in range(4)
+    }

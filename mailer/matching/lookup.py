@@ -18,7 +18,7 @@ from mailer.matching.scoring import (
     length_norms,
     name_score,
     popularity,
-    text_score,
+    text_scores,
 )
 from mailer.models import Paper
 
@@ -102,21 +102,25 @@ class BatchIndex:
             bits = self._name_bits(term)
             score = name_score(idf(self.size, bits.bit_count()))
             return Hits(bits, dict.fromkeys(iter_bits(bits), score))
-        in_title = self._title.counts(term.values)
-        in_abstract = {} if term.field == TITLE else self._abstract.counts(term.values)
-        papers = sorted(in_title.keys() | in_abstract.keys())
-        term_idf = idf(self.size, len(papers))
-        scores = {
-            p: text_score(
-                term_idf,
-                in_title.get(p, 0),
-                self._title_norm[p],
-                in_abstract.get(p, 0),
-                self._abstract_norm[p],
-            )
-            for p in papers
-        }
-        return Hits(sum(1 << p for p in papers), scores)
+        stems = term.values
+        in_title = self._title.counts(stems)
+        in_abstract = {} if term.field == TITLE else self._abstract.counts(stems)
+        papers = in_title.keys() | in_abstract.keys()
+        scores = text_scores(
+            idf(self.size, len(papers)),
+            papers,
+            in_title,
+            self._title_norm,
+            in_abstract,
+            self._abstract_norm,
+        )
+        if len(stems) == 1:  # the word's papers, as the postings know them
+            bits = self._title.bits.get(stems[0], 0)
+            if term.field != TITLE:
+                bits |= self._abstract.bits.get(stems[0], 0)
+        else:
+            bits = sum(1 << p for p in papers)
+        return Hits(bits, scores)
 
     def _name_bits(self, term: Term) -> int:
         """Papers with an author holding every name token, or in the category."""
