@@ -291,3 +291,15 @@ def test_text_scores_is_text_score_for_each_paper() -> None:
         p: text_score(1.7, in_title.get(p, 0), norms_title[p], in_abstract.get(p, 0), norms_abs[p])
         for p in range(4)
     }
+
+
+def test_explanations_survive_cache_clears(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny cache budget clears every cache many times mid-stream, even mid-digest: the
+    digests stay exactly the baseline's."""
+    monkeypatch.setattr("mailer.matching.lookup.CACHE_ENTRIES", 30)
+    index = PaperIndex(CORPUS + EDGE)
+    naive = NaiveMatcher(CORPUS + EDGE)
+    profiles = [parse_profile(p) for p, _ in TABLE] + [parse_profile(p) for p in EDGE_PROFILES]
+    for profile in profiles * 2:
+        assert list(index.digest(profile, limit=4).matches) == naive.match(profile, limit=4)[1]
+    assert index.cache_clears > 10
