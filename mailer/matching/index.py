@@ -3,7 +3,8 @@
 Per subscriber: look up each interest (cached per batch), then set algebra. Papers matching two
 or more interests always outrank papers matching one (the score's integer part), so only those
 few are scored here; the rest come pre-sorted per interest and are merged lazily until the
-digest is full. The total is a popcount.
+digest is full. The total is a popcount. Listed papers are explained from reasons cached per
+term or interest and paper (reasons.py), shared by every subscriber who lists that paper.
 """
 
 from __future__ import annotations

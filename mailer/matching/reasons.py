@@ -157,16 +157,22 @@ class Explainer:
     def parts(self, interests: Sequence[Reasons], p: int) -> list[tuple[Spans, Words]]:
         """The (spans, words) of several interests in paper ``p``, to unite: an interest of
         several terms not yet explained there gives its terms' (a paper listed for matching
-        several interests rarely needs that interest's own reasons again)."""
+        several interests rarely needs that interest's own reasons again), each term once."""
         found: list[tuple[Spans, Words]] = []
+        seen: set[int] = set()  # terms already given (interests often share one)
         for reasons in interests:
             spans = reasons.spans.get(p)
             if spans is not None:
                 found.append((spans, reasons.words[p]))
-            elif reasons.parts:
-                found += [(self.spans(r, p), r.words[p]) for r in reasons.parts]
-            else:
-                found.append((self.spans(reasons, p), reasons.words[p]))
+                continue
+            for term in reasons.parts or (reasons,):
+                if id(term) in seen:
+                    continue
+                seen.add(id(term))
+                spans = term.spans.get(p)
+                if spans is None:
+                    spans = self.spans(term, p)
+                found.append((spans, term.words[p]))
         return found
 
     def _text(self, reasons: Reasons, p: int) -> tuple[Words, Spans]:
