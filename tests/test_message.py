@@ -279,11 +279,10 @@ AWKWARD_BODY = (
 )
 
 
-@pytest.mark.parametrize("subtype", ["plain", "html"])
-def test_parts_round_trip_whatever_the_body(renderer: Renderer, subtype: str) -> None:
-    rendered = RenderedEmail("Subject", AWKWARD_BODY, AWKWARD_BODY, "")
-    msg = build_message(
-        rendered,
+def plain_message(html: str, text: str) -> EmailMessage:
+    """A transactional message (no list headers) around the given bodies."""
+    return build_message(
+        RenderedEmail("Subject", html, text, ""),
         sender=SENDER,
         recipient="alice@example.com",
         message_id=make_message_id(SENDER),
@@ -291,10 +290,14 @@ def test_parts_round_trip_whatever_the_body(renderer: Renderer, subtype: str) ->
         list_id=list_id_for(SENDER),
         when=WHEN,
     )
+
+
+@pytest.mark.parametrize("subtype", ["plain", "html"])
+def test_parts_round_trip_whatever_the_body(renderer: Renderer, subtype: str) -> None:
+    msg = plain_message(AWKWARD_BODY, AWKWARD_BODY)
     raw = message_bytes(msg)
-    assert raw == msg.as_bytes(
-        policy=SMTP_POLICY
-    )  # the fast generator writes what the stock one does
+    # The fast generator writes what the stock one does.
+    assert raw == msg.as_bytes(policy=SMTP_POLICY)
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     body = parse(raw).get_body((subtype,))
     assert body is not None
@@ -306,16 +309,7 @@ def test_a_body_holding_the_boundary_gets_another(renderer: Renderer) -> None:
     from mailer import message as message_module
 
     html = f"<p>{message_module._BOUNDARY}</p>\n"
-    rendered = RenderedEmail("Subject", html, "text\n", "")
-    msg = build_message(
-        rendered,
-        sender=SENDER,
-        recipient="alice@example.com",
-        message_id=make_message_id(SENDER),
-        links=None,
-        list_id=list_id_for(SENDER),
-        when=WHEN,
-    )
+    msg = plain_message(html, "text\n")
     assert msg.get_boundary() != message_module._BOUNDARY
     back = parse(message_bytes(msg))
     html_part, text_part = back.get_body(("html",)), back.get_body(("plain",))

@@ -91,14 +91,22 @@ def _comparable(ctx: Context, message: EmailMessage) -> dict[str, Any]:
     return {"headers": headers, "parts": parts}
 
 
+def _pooled(
+    db_url: str, sessions: SessionFactory, count: int
+) -> tuple[list[int], Context, PooledDigestMessages]:
+    """``count`` due digests and a pooled message builder, as a sending run makes it."""
+    ids = _seed(sessions, count)
+    _due_now(sessions)
+    ctx = make_context(_settings(db_url), sessions)
+    messages = digest_messages(ctx)
+    assert isinstance(messages, PooledDigestMessages)
+    return ids, ctx, messages
+
+
 def test_a_large_batch_is_rendered_by_a_child_into_the_same_emails(
     db_url: str, session_factory: SessionFactory
 ) -> None:
-    ids = _seed(session_factory, 60)
-    _due_now(session_factory)
-    ctx = make_context(_settings(db_url), session_factory)
-    messages = digest_messages(ctx)
-    assert isinstance(messages, PooledDigestMessages)
+    ids, ctx, messages = _pooled(db_url, session_factory, 60)
     with SmtpServer() as server:
         assert _send(ctx, server, messages) == 60
         received = {r.message_id: r for r in server.messages}
@@ -115,11 +123,7 @@ def test_a_large_batch_is_rendered_by_a_child_into_the_same_emails(
 def test_small_batches_render_in_the_sending_process(
     db_url: str, session_factory: SessionFactory
 ) -> None:
-    _seed(session_factory, 10)
-    _due_now(session_factory)
-    ctx = make_context(_settings(db_url), session_factory)
-    messages = digest_messages(ctx)
-    assert isinstance(messages, PooledDigestMessages)
+    _, ctx, messages = _pooled(db_url, session_factory, 10)
     with SmtpServer() as server:
         assert _send(ctx, server, messages) == 10
     assert messages.pool.submitted == 0  # starting a process would cost more than it saves
