@@ -125,6 +125,18 @@ def _run(coro_factory: Callable[[], Any]) -> Any:
     return asyncio.run(coro_factory())
 
 
+def _run_stoppable(coro_factory: Callable[[asyncio.Event], Any]) -> Any:
+    """Run a sending command whose stop event SIGTERM and Ctrl-C set: messages in flight
+    finish, the rest go back to the queue, and the command exits 0."""
+    from mailer.delivery import stop_on_signals
+
+    async def go() -> Any:
+        with stop_on_signals(asyncio.Event()) as stop:
+            return await coro_factory(stop)
+
+    return asyncio.run(go())
+
+
 # --- database -----------------------------------------------------------------------------
 
 
@@ -176,7 +188,7 @@ def run(
     ctx = _context(settings, migrate=True)
     _announce_transport(settings)
     if once:
-        report = _run(lambda: service.run_cycle(ctx, settings, graceful=True))
+        report = _run_stoppable(lambda stop: service.run_cycle(ctx, settings, stop=stop))
         output.cycle_summary(report)
         return
     _run(
@@ -285,7 +297,7 @@ def send(
 ) -> None:
     """Send the digests that are due."""
     from mailer import pipeline, service
-    from mailer.delivery import RetryPolicy, stop_on_signals, transport_from_settings
+    from mailer.delivery import RetryPolicy, transport_from_settings
 
     settings = _settings()
     ctx = _context(settings)
@@ -298,15 +310,13 @@ def send(
         raise InputError("--at only works with --dry-run (sending happens now)")
     _announce_transport(settings)
 
-    async def go() -> Any:
-        # SIGTERM / Ctrl-C: finish the messages in flight, hand the rest back, exit 0.
-        with stop_on_signals(asyncio.Event()) as stop:
-            async with transport_from_settings(settings) as transport:
-                return await service.send_now(
-                    ctx, transport, RetryPolicy.from_settings(settings), force=now, stop=stop
-                )
+    async def go(stop: asyncio.Event) -> Any:
+        async with transport_from_settings(settings) as transport:
+            return await service.send_now(
+                ctx, transport, RetryPolicy.from_settings(settings), force=now, stop=stop
+            )
 
-    planned, delivered = _run(go)
+    planned, delivered = _run_stoppable(go)
     log.info(
         "due digests planned=%d sent=%d retried=%d failed=%d bounced=%d",
         planned.queued, delivered.sent, delivered.retried, delivered.failed, delivered.bounced,

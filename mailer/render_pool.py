@@ -32,10 +32,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """One digest's outcome in a child: its wire bytes and envelope sender, or why it failed."""
+    """One digest's outcome in a child: its wire bytes, or why it failed."""
 
     data: bytes | None
-    sender: str
     error: str | None = None
 
 
@@ -76,12 +75,12 @@ def render_chunk(digest_ids: Sequence[int]) -> dict[int, Rendered]:
     out: dict[int, Rendered] = {}
     for digest_id, stored in loaded.items():
         try:
-            wire = wire_message(ctx, render_digest(ctx, stored))
+            data = wire_message(ctx, render_digest(ctx, stored)).data
         except Exception as exc:  # one unrenderable digest must not take the chunk down
             log.exception("could not build digest %s", digest_id)
-            out[digest_id] = Rendered(None, "", f"{type(exc).__name__}: {exc}")
+            out[digest_id] = Rendered(None, f"{type(exc).__name__}: {exc}")
         else:
-            out[digest_id] = Rendered(wire.data, wire.sender)
+            out[digest_id] = Rendered(data)
     return out
 
 

@@ -78,20 +78,22 @@ async def send_now(
 
 
 async def run_cycle(
-    ctx: Context, settings: Settings, *, force: bool = False, graceful: bool = False
+    ctx: Context,
+    settings: Settings,
+    *,
+    force: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> CycleReport:
     """Fetch every source, plan what is due, send it: ``mailer run --once``.
 
-    ``graceful``: SIGTERM and SIGINT, even during the fetch, stop the sending (messages in
-    flight finish, the rest are handed back) instead of killing the process.
+    ``stop`` set (by a signal, say) ends the sending: messages in flight finish, the rest
+    are handed back.
     """
-    stop = asyncio.Event()
-    with stop_on_signals(stop) if graceful else contextlib.nullcontext(stop):
-        report = CycleReport(fetched=await fetch_now(ctx, settings))
-        async with transport_from_settings(settings) as transport:
-            report.planned, report.delivered = await send_now(
-                ctx, transport, RetryPolicy.from_settings(settings), force=force, stop=stop
-            )
+    report = CycleReport(fetched=await fetch_now(ctx, settings))
+    async with transport_from_settings(settings) as transport:
+        report.planned, report.delivered = await send_now(
+            ctx, transport, RetryPolicy.from_settings(settings), force=force, stop=stop
+        )
     return report
 
 

@@ -99,8 +99,7 @@ async def deliver_due(
     freed only after its outcome is committed.
     """
     width = concurrency or int(getattr(transport, "concurrency", 1))
-    run = _Run(session_factory, transport, build_message, policy, now, rand, width)
-    run.prepare = prepare
+    run = _Run(session_factory, transport, build_message, policy, now, rand, width, prepare)
     started = time.perf_counter()
     run.start()
     try:
@@ -123,6 +122,7 @@ class _Run:
         now: Callable[[], datetime],
         rand: Callable[[], float],
         width: int,
+        prepare: Prepare | None,
     ) -> None:
         self.sessions = session_factory
         self.transport = transport
@@ -136,7 +136,7 @@ class _Run:
         self.outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self.recorder: asyncio.Task[None] | None = None
         self.report = DeliveryReport()
-        self.prepare: Prepare | None = None
+        self.prepare = prepare
         self.leases = HeldRows(policy.lease())
         self.renewing = asyncio.Lock()
         self.renewer: asyncio.Task[None] | None = None
