@@ -381,11 +381,12 @@ class DigestMessages:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._loaded: dict[int, StoredDigest] = {}
+        self._papers = digest_repo.PaperCache()
 
     def prepare(self, claimed: Sequence[ClaimedDigest]) -> None:
         """Load the digests of a claimed batch."""
         with self.ctx.session_factory() as session:
-            loaded = digest_repo.load_digests(session, [c.digest_id for c in claimed])
+            loaded = digest_repo.load_digests(session, [c.digest_id for c in claimed], self._papers)
         self._loaded.update(loaded)
 
     def __call__(self, claimed: ClaimedDigest) -> WireMessage | Awaitable[WireMessage]:

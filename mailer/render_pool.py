@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from mailer import logs
 from mailer.config import Settings
+from mailer.db import digests as digest_repo
 
 if TYPE_CHECKING:
     from mailer.pipeline import Context
@@ -39,10 +40,11 @@ class Rendered:
 
 
 _context: Context | None = None  # the child's own pipeline context
+_papers: digest_repo.PaperCache | None = None  # papers read by earlier chunks of this run
 
 
 def _start_child(settings: Settings) -> None:
-    global _context
+    global _context, _papers
     from mailer.db.session import make_engine, make_session_factory
     from mailer.pipeline import make_context
 
@@ -53,6 +55,7 @@ def _start_child(settings: Settings) -> None:
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     logs.configure(settings.log_level, settings.log_format, logs.secrets_of(settings))
     _context = make_context(settings, make_session_factory(make_engine(settings.database_url)))
+    _papers = digest_repo.PaperCache()
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -64,14 +67,13 @@ def _exit_with_parent(parent: int) -> None:
 
 def render_chunk(digest_ids: Sequence[int]) -> dict[int, Rendered]:
     """In a child: load, render and serialise these outbox rows (the ones that exist)."""
-    from mailer.db import digests as digest_repo
     from mailer.pipeline import render_digest, wire_message
 
     ctx = _context
     if ctx is None:
         raise RuntimeError("render_chunk runs in a RenderPool process")
     with ctx.session_factory() as session:
-        loaded = digest_repo.load_digests(session, digest_ids)
+        loaded = digest_repo.load_digests(session, digest_ids, _papers)
     out: dict[int, Rendered] = {}
     for digest_id, stored in loaded.items():
         try:

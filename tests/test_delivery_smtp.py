@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 try:  # tests/ may or may not be a package; the helpers import either way
     from helpers.smtp_server import DROP, SmtpServer, self_signed_context
@@ -309,3 +311,83 @@ def test_wire_message_refusals_keep_their_stage_and_code_and_the_connection(
     assert run(go) is not None
     assert [m.rcpt_tos for m in smtp.messages] == [("reader6@example.net",)]
     assert transport.connects == 1
+
+
+def _aiosmtplib_payload(data: bytes) -> bytes:
+    """What aiosmtplib's own ``data()`` sends after DATA: the reference for ``data_payload``."""
+    from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+
+    return PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b".",
+        b"a\r\n",
+        b"a",
+        b".leading\r\n..two\r\n.\r\nend\r\n",
+        b"bare\nlf\n.dot\n",
+        b"bare\rcr\r.dot",
+        b"mixed\r\n\n\r\r\n.\r",
+        b"\r\n.\r\n",
+    ],
+)
+def test_data_payload_is_what_aiosmtplib_would_send(data: bytes) -> None:
+    from mailer.delivery.smtp import data_payload
+
+    assert data_payload(data) == _aiosmtplib_payload(data)
+
+
+@given(st.lists(st.sampled_from([b".", b"a", b"\r", b"\n", b"\r\n", b" ", b".."]), max_size=30))
+def test_data_payload_matches_aiosmtplib_on_any_mix_of_dots_and_line_ends(
+    pieces: list[bytes],
+) -> None:
+    from mailer.delivery.smtp import data_payload
+
+    data = b"".join(pieces)
+    assert data_payload(data) == _aiosmtplib_payload(data)
+
+
+def test_wire_message_with_dot_lines_and_bare_line_ends_arrives_intact(smtp: SmtpServer) -> None:
+    from mailer.delivery import WireMessage
+
+    body = b".starts with a dot\r\n..two dots\r\n.\r\nbare LF\nlast line, no line end"
+    data = b"From: digest@example.org\r\nTo: reader7@example.net\r\nSubject: dots\r\n\r\n" + body
+    transport = SmtpTransport(config(smtp, concurrency=1))
+
+    async def go() -> str | None:
+        async with transport:
+            first = await transport.send(WireMessage(data, "digest@example.org"), "r@example.net")
+            second = await transport.send(
+                WireMessage(b"Subject: x\r\n\r\nok", "d@example.org"), "r@example.net"
+            )
+            assert first is not None and second is not None
+            return second
+
+    run(go)
+    first, second = smtp.messages
+    # The server undoes the dot-stuffing: the text is what we sent, lines ending in CRLF.
+    sent = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b"\r\n"
+    assert first.raw.replace(b"\r\n", b"\n") == sent.replace(b"\r\n", b"\n")
+    assert second.raw.replace(b"\r\n", b"\n").endswith(b"\n\nok\n")
+    assert transport.connects == 1  # the connection stayed in step for the next message
+
+
+def test_a_timeout_waiting_for_the_reply_to_data_closes_the_connection(smtp: SmtpServer) -> None:
+    from mailer.delivery import WireMessage
+
+    smtp.delay("data", 2.0)
+    transport = SmtpTransport(config(smtp, concurrency=1, timeout=0.5))
+    wire = WireMessage(b"Subject: slow\r\n\r\nbody\r\n", "digest@example.org")
+
+    async def go() -> None:
+        async with transport:
+            with pytest.raises(TransientDeliveryError, match="timed out"):
+                await transport.send(wire, "reader8@example.net")
+            smtp.delay("data", 0.0)
+            assert await transport.send(wire, "reader9@example.net") is not None
+
+    run(go)
+    assert transport.connects == 2  # the timed-out connection was not reused

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from types import TracebackType
 from typing import Literal, Self
 
 import aiosmtplib
+from aiosmtplib import SMTPStatus
 
 from mailer.config import Settings
 from mailer.delivery.ratelimit import TokenBucket
@@ -212,7 +214,7 @@ async def _send_wire(client: aiosmtplib.SMTP, message: WireMessage, recipient: s
     try:
         await client.mail(message.sender, options=options, encoding=encoding)
         await client.rcpt(recipient, encoding=encoding)
-        return (await client.data(message.data)).message
+        return await _data(client, data_payload(message.data))
     except Exception:
         # A refusal, or an address the client would not send after MAIL was accepted: end
         # the transaction so the pooled connection is ready for the next message.
@@ -220,6 +222,51 @@ async def _send_wire(client: aiosmtplib.SMTP, message: WireMessage, recipient: s
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await client.rset()
         raise
+
+
+_BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def data_payload(data: bytes) -> bytes:
+    """What follows DATA for these message bytes: CRLF lines, dot-stuffed, ending ``.<CRLF>``.
+
+    The same bytes aiosmtplib's ``data()`` would send (RFC 5321 §4.5.2), found with C-speed
+    scans instead of two regular-expression passes over the whole message: a digest is
+    already CRLF-only and rarely has a line that starts with a period, and those passes were
+    about a third of the sending process's CPU.
+    """
+    crlf = data.count(b"\r\n")
+    if data.count(b"\r") != crlf or data.count(b"\n") != crlf:  # a bare CR or LF somewhere
+        data = _BARE_LINE_END.sub(b"\r\n", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    if data.startswith(b"."):
+        data = b"." + data
+    return data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+
+
+async def _data(client: aiosmtplib.SMTP, payload: bytes) -> str:
+    """DATA, then the prepared payload; the server's reply to it.
+
+    ``SMTP.data()`` would normalise and dot-stuff the message again. A pooled connection
+    carries one transaction at a time, so writing the payload and reading the reply
+    directly is safe; a timeout or a lost connection closes the client, as ``data()`` does.
+    """
+    started = await client.execute_command(b"DATA")
+    if started.code != SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(started.code, started.message)
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    try:
+        protocol.write(payload)
+        reply = await protocol.read_response(timeout=client.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        client.close()
+        raise
+    if reply.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    return reply.message
 
 
 def _reply_error(stage: Stage, code: int, text: str) -> DeliveryError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import ssl
@@ -94,6 +95,7 @@ class SmtpServer:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._delays: dict[str, float] = {}
         self._received: list[Received] = []
         self._count = 0
         self.stats = _Stats()
@@ -143,6 +145,11 @@ class SmtpServer:
             self._faults.append(fault)
         return fault
 
+    def delay(self, stage: FaultStage, seconds: float) -> None:
+        """Answer every command at ``stage`` only after ``seconds`` (a slow server); 0 undoes."""
+        with self._lock:
+            self._delays[stage] = seconds
+
     def clear_faults(self) -> None:
         """Answer everything with 250 again."""
         with self._lock:
@@ -181,6 +188,12 @@ class SmtpServer:
         return True
 
     # -- called from the server thread -------------------------------------------------------
+
+    async def _pause(self, stage: str) -> None:
+        with self._lock:
+            seconds = self._delays.get(stage, 0.0)
+        if seconds > 0:
+            await asyncio.sleep(seconds)
 
     def _fault_for(self, stage: str, addresses: Iterable[str]) -> str | None:
         addresses = list(addresses)
@@ -224,6 +237,7 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         self.owner.stats.mail += 1
+        await self.owner._pause("mail")
         reply = self.owner._fault_for("mail", [address])
         if reply is not None:
             return _answer(server, reply)
@@ -234,6 +248,7 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        await self.owner._pause("rcpt")
         reply = self.owner._fault_for("rcpt", [address])
         if reply is not None:
             return _answer(server, reply)
@@ -242,6 +257,7 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await self.owner._pause("data")
         reply = self.owner._fault_for("data", envelope.rcpt_tos)
         if reply is not None:
             return _answer(server, reply)
