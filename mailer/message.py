@@ -180,7 +180,9 @@ def build_message(
     msg["X-Auto-Response-Suppress"] = _fixed_header("X-Auto-Response-Suppress", "OOF, AutoReply")
     msg["MIME-Version"] = _fixed_header("MIME-Version", "1.0")
     parts: list[Message[str, str] | str] = [
-        text_part(rendered.text, "plain", _QP),  # text keeps QP: abstracts carry any script
+        # ASCII text whose lines fit goes as it is (as ``set_content`` would send it); anything
+        # else (abstracts carry any script) as quoted-printable.
+        text_part(rendered.text, "plain", _transfer_encoding(rendered.text)),
         text_part(rendered.html, "html", _transfer_encoding(rendered.html)),
     ]
     msg["Content-Type"] = _alternative_header(parts)
@@ -199,19 +201,17 @@ class _FoldedOnce:
 
     Shared header objects never change, so folding one again for every message (the email
     package re-walks its parse tree each time) is wasted work: a third of serialising a digest.
+    Folding reads only the policy's line length, line separator and ``utf8``; the generator
+    clones the policy for every MIME part, so those values, not the policy object, are the key.
     """
 
-    _FOLDS_KEPT = 4  # policies in use: the message, SMTP and SMTPUTF8 ones, and one spare
-
     def fold(self, *, policy: Any) -> str:
-        """The folded header line(s), computed once per policy object."""
-        folds: list[tuple[Any, str]] = self.__dict__.setdefault("_folds", [])
-        for known, text in folds:
-            if known is policy:
-                return text
-        folded: str = super().fold(policy=policy)  # type: ignore[misc]
-        if len(folds) < self._FOLDS_KEPT:
-            folds.append((policy, folded))  # holding the policy keeps ``is`` meaningful
+        """The folded header line(s), computed once per kind of policy."""
+        folds: dict[tuple[Any, ...], str] = self.__dict__.setdefault("_folds", {})
+        key = (policy.linesep, policy.max_line_length, policy.utf8)
+        folded = folds.get(key)
+        if folded is None:
+            folded = folds[key] = super().fold(policy=policy)  # type: ignore[misc]
         return folded
 
 

@@ -272,6 +272,23 @@ def test_html_travels_as_7bit_unless_a_line_is_too_long(renderer: Renderer) -> N
     assert max(len(line) for line in message_bytes(msg).split(b"\r\n")) <= 998
 
 
+@pytest.mark.parametrize(
+    ("text", "cte"),
+    [
+        ("Plain ASCII papers\n.a dot line\nFrom here on\n", "7bit"),
+        ("J\u00f6rg's paper\n", "quoted-printable"),
+        ("x" * 999 + "\n", "quoted-printable"),
+    ],
+)
+def test_text_travels_as_7bit_when_ascii_lines_fit(text: str, cte: str) -> None:
+    msg = plain_message("<p>html</p>\n", text)
+    raw = message_bytes(msg)
+    body = parse(raw).get_body(("plain",))
+    assert body is not None and body["Content-Transfer-Encoding"] == cte
+    assert body.get_content().replace("\r\n", "\n") == text
+    assert raw == msg.as_bytes(policy=SMTP_POLICY)
+
+
 AWKWARD_BODY = (
     "J\u00f6rg\u2019s paper = 2 \u00d7 faster  \n"  # non-ASCII, '=' and trailing spaces
     "From the abstract: a line that mbox readers would mangle\n"

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Engine,
     and_,
     bindparam,
     or_,
@@ -180,11 +181,15 @@ class Outcome:
 
 
 def record(
-    session: Session, outcomes: Sequence[Outcome], now: datetime, bounce_limit: int
+    engine: Engine, outcomes: Sequence[Outcome], now: datetime, bounce_limit: int
 ) -> list[bool]:
-    """Write outcomes in one transaction; for each, whether the row was still ours to write."""
-    with session.begin():
-        connection = session.connection()
+    """Write outcomes in one transaction; for each, whether the row was still ours to write.
+
+    On a Core connection, not a Session: this runs once for every message or two (a send
+    slot is freed only once its outcome is committed), and the Session's bookkeeping cost
+    more than the UPDATE itself.
+    """
+    with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Skip the WAL flush wait: a worker crash loses nothing committed; only a crash of
             # PostgreSQL itself could forget the last instants, and that resends, never loses.
@@ -192,7 +197,7 @@ def record(
         written = [_write_digest(connection, outcome, now) for outcome in outcomes]
         for outcome, ok in zip(outcomes, written, strict=True):
             if ok and (outcome.hard_bounce or outcome.soft_bounce):
-                _count_bounce(session, outcome, now, bounce_limit)
+                _count_bounce(connection, outcome, now, bounce_limit)
     return written
 
 
@@ -249,18 +254,19 @@ def _write_digest(connection: Connection, outcome: Outcome, now: datetime) -> bo
     return bool(result.rowcount == 1)
 
 
-def _count_bounce(session: Session, outcome: Outcome, now: datetime, bounce_limit: int) -> None:
+def _count_bounce(
+    connection: Connection, outcome: Outcome, now: datetime, bounce_limit: int
+) -> None:
     subscriber = SubscriberRow.id == outcome.digest.subscriber_id
     if outcome.soft_bounce:
-        session.execute(
+        connection.execute(
             update(SubscriberRow)
             .where(subscriber)
             .values(soft_bounces=SubscriberRow.soft_bounces + 1)
-            .execution_options(synchronize_session=False)
         )
     if not outcome.hard_bounce:
         return
-    session.execute(
+    connection.execute(
         update(SubscriberRow)
         .where(subscriber)
         .values(
@@ -268,9 +274,8 @@ def _count_bounce(session: Session, outcome: Outcome, now: datetime, bounce_limi
             last_bounce_at=now,
             last_bounce_reply=(outcome.reply or "")[:_REPLY_LIMIT],
         )
-        .execution_options(synchronize_session=False)
     )
-    session.execute(
+    connection.execute(
         update(SubscriberRow)
         .where(
             subscriber,
@@ -278,7 +283,6 @@ def _count_bounce(session: Session, outcome: Outcome, now: datetime, bounce_limi
             SubscriberRow.status.in_(_BOUNCEABLE),
         )
         .values(status=SubscriberStatus.BOUNCED.value, next_due_at=None)
-        .execution_options(synchronize_session=False)
     )
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
+from sqlalchemy import Engine
+
 from mailer.db.session import SessionFactory
 from mailer.delivery.leases import HeldRows
 from mailer.delivery.outbox import (
@@ -304,8 +306,8 @@ class _Run:
             return release(session, rows)
 
     def _record(self, outcomes: list[Outcome]) -> list[bool]:
-        with self.sessions() as session:
-            return record(session, outcomes, self.now(), self.policy.bounce_limit)
+        engine: Engine = self.sessions.kw["bind"]
+        return record(engine, outcomes, self.now(), self.policy.bounce_limit)
 
     async def _one(self, digest: ClaimedDigest) -> None:
         try:

@@ -239,4 +239,6 @@ def _compact(html: str) -> str:
     quoted-printable growth (every ``=`` in an attribute would otherwise cost three bytes).
     """
     html = re.sub(r">\s*\n\s*<", ">\n<", html).strip() + "\n"
+    if html.isascii():
+        return html
     return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
