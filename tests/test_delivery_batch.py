@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert
+from sqlalchemy import Engine, event, insert, update
 
 try:  # tests/ may or may not be a package; the helpers import either way
     from helpers.smtp_server import SmtpServer
@@ -16,7 +16,7 @@ except ModuleNotFoundError:
     from tests.helpers.smtp_server import SmtpServer
 
 from mailer.config import Settings
-from mailer.db.digests import load_digest, load_digests
+from mailer.db.digests import PaperCache, load_digest, load_digests
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
 from mailer.delivery import RetryPolicy, SmtpConfig, SmtpTransport
@@ -150,6 +150,48 @@ def test_load_digests_reads_many_rows_in_three_queries(
     # Each paper is converted once, whichever digests list it.
     papers = {id(m.paper) for stored in loaded.values() for m in stored.matches}
     assert len(papers) == PAPERS
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_paper_cache_reads_each_paper_once_per_run_and_again_once_stale(
+    session_factory: SessionFactory, statements: list[str]
+) -> None:
+    ids = _seed(session_factory, 12)
+    clock = _Clock()
+    cache = PaperCache(ttl=60.0, clock=clock)
+    with session_factory() as session:
+        first = load_digests(session, ids[:6], cache)
+        statements.clear()
+        second = load_digests(session, ids[6:], cache)
+    assert len(statements) == 2  # digests+subscribers and listed rows: no paper query
+    shared = {id(m.paper) for stored in (*first.values(), *second.values()) for m in stored.matches}
+    assert len(shared) == PAPERS  # the later batch reuses the papers the first one read
+    with session_factory.begin() as session:
+        session.execute(update(PaperRow).values(upvotes=99))
+    with session_factory() as session:
+        cached = load_digests(session, ids[:1], cache)[ids[0]]
+        clock.now = 61.0  # past the ttl: read again, with the new upvotes
+        fresh = load_digests(session, ids[:1], cache)[ids[0]]
+    assert {m.paper.upvotes for m in cached.matches} != {99}
+    assert {m.paper.upvotes for m in fresh.matches} == {99}
+    assert fresh == load_digests(session_factory(), ids[:1])[ids[0]]  # as if uncached
+
+
+def test_a_paper_cache_over_its_limit_starts_afresh(session_factory: SessionFactory) -> None:
+    ids = _seed(session_factory, 6)
+    cache = PaperCache(limit=4)
+    with session_factory() as session:
+        loaded = load_digests(session, ids, cache)
+    assert len(cache._papers) <= 4
+    with session_factory() as session:
+        assert load_digests(session, ids, cache) == loaded
 
 
 def test_load_digest_alone_matches_the_batch(session_factory: SessionFactory) -> None:

@@ -289,6 +289,34 @@ def test_text_travels_as_7bit_when_ascii_lines_fit(text: str, cte: str) -> None:
     assert raw == msg.as_bytes(policy=SMTP_POLICY)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("From", "Paper Digest <digest@example.org>"),
+        ("From", "A very long display name for the digest of the lab " * 2 + "<d@example.org>"),
+        ("List-Id", "Paper digest <digest.example.org>"),
+        ("Content-Type", 'text/plain; charset="utf-8"'),
+        ("X-Auto-Response-Suppress", "OOF, AutoReply"),
+    ],
+)
+def test_shared_headers_fold_as_the_email_package_folds_them(name: str, value: str) -> None:
+    from mailer.message import MESSAGE_POLICY, SMTPUTF8_POLICY, _fixed_header
+
+    shared = _fixed_header(name, value)
+    policies = [
+        MESSAGE_POLICY,
+        SMTP_POLICY,
+        SMTPUTF8_POLICY,
+        SMTP_POLICY.clone(linesep="\r\n"),  # what the generator makes for every MIME part
+        MESSAGE_POLICY.clone(max_line_length=40),
+        SMTP_POLICY.clone(max_line_length=None),
+    ]
+    for _ in range(2):  # the second round answers from what the first remembered
+        for chosen in policies:
+            fresh = policy.default.header_factory(name, value)
+            assert shared.fold(policy=chosen) == fresh.fold(policy=chosen)
+
+
 AWKWARD_BODY = (
     "J\u00f6rg\u2019s paper = 2 \u00d7 faster  \n"  # non-ASCII, '=' and trailing spaces
     "From the abstract: a line that mbox readers would mangle\n"

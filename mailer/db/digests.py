@@ -231,6 +231,8 @@ class PaperCache:
         """Remember freshly loaded papers."""
         if len(self._papers) + len(papers) > self.limit:
             self._papers.clear()
+            if len(papers) > self.limit:
+                return
         expires = self.clock() + self.ttl
         for paper_id, paper in papers.items():
             self._papers[paper_id] = (expires, paper)
