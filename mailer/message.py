@@ -200,7 +200,7 @@ class _FoldedOnce:
     """A header that remembers how it folds under each policy it is serialised with.
 
     Shared header objects never change, so folding one again for every message (the email
-    package re-walks its parse tree each time) is wasted work: a third of serialising a digest.
+    package re-walks its parse tree each time) is wasted work: about a tenth of building one.
     Folding reads only the policy's line length, line separator and ``utf8``; the generator
     clones the policy for every MIME part, so those values, not the policy object, are the key.
     """
