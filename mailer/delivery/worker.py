@@ -127,6 +127,8 @@ class _Run:
         prepare: Prepare | None,
     ) -> None:
         self.sessions = session_factory
+        # Outcomes are written on a Core connection (see outbox.record): the factory's engine.
+        self.engine: Engine = session_factory.kw["bind"]
         self.transport = transport
         self.build_message = build_message
         self.policy = policy
@@ -306,8 +308,7 @@ class _Run:
             return release(session, rows)
 
     def _record(self, outcomes: list[Outcome]) -> list[bool]:
-        engine: Engine = self.sessions.kw["bind"]
-        return record(engine, outcomes, self.now(), self.policy.bounce_limit)
+        return record(self.engine, outcomes, self.now(), self.policy.bounce_limit)
 
     async def _one(self, digest: ClaimedDigest) -> None:
         try:
