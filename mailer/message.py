@@ -6,8 +6,9 @@ import binascii
 import re
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import policy
+from email._header_value_parser import UnstructuredTokenList
 from email.generator import BytesGenerator
 from email.headerregistry import (
     Address,
@@ -77,17 +78,26 @@ def parse_address(value: str, *, what: str = "address") -> Address:
 
     Cached: the From and Reply-To addresses are the same on every message.
     """
+    address: Address = _address_header("To", value, what).addresses[0]
+    return address
+
+
+def _address_header(name: str, value: str, what: str) -> AddressHeader:
+    """The ``name`` header holding exactly one valid address, else InvalidEmail.
+
+    The header is what a message stores, so a recipient is parsed once, not once to check
+    it and again when it is set (the email package re-parses an ``Address`` it is given).
+    """
     try:
-        header: Any = MESSAGE_POLICY.header_factory("To", value)
+        header: Any = MESSAGE_POLICY.header_factory(name, value)
     except (ValueError, IndexError) as exc:
         raise InvalidEmail(f"invalid {what} {value!r}: {exc}") from None
     addresses = header.addresses if isinstance(header, AddressHeader) else ()
     if header.defects or len(addresses) != 1 or not addresses[0].domain:
         raise InvalidEmail(f"invalid {what} {value!r}: expected one address like name@example.org")
-    address: Address = addresses[0]
-    if not address.username:
+    if not addresses[0].username:
         raise InvalidEmail(f"invalid {what} {value!r}: the part before @ is empty")
-    return address
+    return header  # type: ignore[no-any-return]
 
 
 def _sender_domain(sender: str) -> str:
@@ -115,6 +125,15 @@ class ListHeader(UnstructuredHeader, BaseHeader):
     The default folding turns a URL longer than a line into encoded words, which mail
     clients then fail to recognise as an unsubscribe link.
     """
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        """Entries checked by ``_angle`` are plain ASCII: nothing to decode, no tree to fold."""
+        if not value.isascii() or "=?" in value:  # could hold an encoded word: parse it
+            super().parse(value, kwds)
+            return
+        kwds["parse_tree"] = UnstructuredTokenList()
+        kwds["decoded"] = value
 
     def fold(self, *, policy: Any) -> str:
         """The header line(s): one entry per line, each entry kept whole."""
@@ -161,11 +180,12 @@ def build_message(
         raise ValueError(f"malformed Message-ID {message_id!r}; use make_message_id()")
     msg = EmailMessage(policy=MESSAGE_POLICY)
     msg["From"] = _fixed_header("From", sender)
-    msg["To"] = parse_address(recipient, what="recipient address")
+    msg["To"] = _address_header("To", recipient, "recipient address")
     if reply_to:
         msg["Reply-To"] = _fixed_header("Reply-To", reply_to)
-    msg["Subject"] = rendered.subject
-    msg["Date"] = when
+    # Subjects and dates repeat across a run's messages (the Date header counts seconds).
+    msg["Subject"] = _fixed_header("Subject", rendered.subject)
+    msg["Date"] = _date_header(when.replace(microsecond=0), when.utcoffset())
     msg["Message-ID"] = message_id
     msg["List-Id"] = _fixed_header("List-Id", list_id)
     if links is not None:
@@ -220,7 +240,7 @@ def _folded_once_class(base: type[BaseHeader]) -> type[BaseHeader]:
     return type(f"FoldedOnce{base.__name__}", (_FoldedOnce, base), {})
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def _fixed_header(name: str, value: str) -> Any:
     """A header object parsed and folded once: the same From, List-Id, Content-Type everywhere.
 
@@ -233,6 +253,17 @@ def _fixed_header(name: str, value: str) -> Any:
         parse_address(value, what=f"{name} address")
     registry: HeaderRegistry = MESSAGE_POLICY.header_factory  # type: ignore[assignment]
     return _folded_once_class(registry[name])(name, value)
+
+
+@lru_cache(maxsize=64)
+def _date_header(when: datetime, offset: timedelta | None) -> Any:
+    """A shared Date header, like ``_fixed_header``: one per second of sending.
+
+    ``offset`` is part of the key because equal instants are equal datetimes whatever their
+    offsets, and the header shows the offset.
+    """
+    registry: HeaderRegistry = MESSAGE_POLICY.header_factory  # type: ignore[assignment]
+    return _folded_once_class(registry["Date"])("Date", when)
 
 
 def text_part(body: str, subtype: str, cte: str) -> EmailMessage:
@@ -294,10 +325,50 @@ class _WireGenerator(BytesGenerator):
 
 def message_bytes(msg: EmailMessage, *, utf8: bool = False) -> bytes:
     """The message as sent over SMTP (CRLF line endings); ``utf8`` for SMTPUTF8 headers."""
-    out = BytesIO()
     policy = SMTPUTF8_POLICY if utf8 else SMTP_POLICY
+    direct = _alternative_bytes(msg, policy)
+    if direct is not None:
+        return direct
+    out = BytesIO()
     _WireGenerator(out, mangle_from_=False, policy=policy).flatten(msg)
     return out.getvalue()
+
+
+def _alternative_bytes(msg: EmailMessage, policy: Any) -> bytes | None:
+    """What the generator writes for a multipart of plain text parts, written directly.
+
+    The shape ``build_message`` makes: the generator spends most of its time on buffers, a
+    sub-generator and a policy clone per part. Anything else (a nested multipart, a
+    preamble, a body with CR or non-ASCII characters) gets None and goes through it.
+    """
+    if msg.get_content_maintype() != "multipart" or msg.get_content_subtype() == "signed":
+        return None
+    parts = msg.get_payload()
+    boundary = msg.get_boundary()
+    if not isinstance(parts, list) or not boundary:
+        return None
+    if msg.preamble is not None or msg.epilogue is not None:
+        return None
+    nl = policy.linesep
+    chunks = [_header_bytes(msg, policy)]
+    for index, part in enumerate(parts):
+        payload = part.get_payload() if isinstance(part, Message) else None
+        if not isinstance(payload, str) or part.get_content_maintype() != "text":
+            return None
+        if "\r" in payload or not payload.isascii():
+            return None
+        chunks.append(f"{nl if index else ''}--{boundary}{nl}".encode("ascii"))
+        chunks.append(_header_bytes(part, policy))
+        chunks.append(payload.replace("\n", nl).encode("ascii"))
+    chunks.append(f"{nl}--{boundary}--{nl}".encode("ascii"))
+    return b"".join(chunks)
+
+
+def _header_bytes(msg: Message[str, str], policy: Any) -> bytes:
+    """The header block as ``BytesGenerator`` writes it, blank line included."""
+    folded = [policy.fold_binary(name, value) for name, value in msg.raw_items()]
+    folded.append(policy.linesep.encode("ascii"))
+    return b"".join(folded)
 
 
 def sign_message(

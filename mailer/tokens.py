@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode, want_bytes
 
 from mailer.errors import TokenError, TokenExpired
 
@@ -35,10 +36,21 @@ class Tokens:
             purpose: URLSafeTimedSerializer(secret_key, salt=f"mailer.{purpose.value}")
             for purpose in Purpose
         }
+        # ``dumps`` builds a new signer for every token; every digest carries three tokens.
+        self._signers = {purpose: s.make_signer() for purpose, s in self._serializers.items()}
 
     def make(self, purpose: Purpose, subject: int | str) -> str:
-        """A token naming ``subject`` (a subscriber or digest id) for ``purpose``."""
-        return str(self._serializers[purpose].dumps(subject))
+        """A token naming ``subject`` (a subscriber or digest id) for ``purpose``.
+
+        The same token ``dumps`` makes, at a third of its cost for an id: an integer's JSON
+        is its digits, and ``dumps`` keeps a zlib-compressed payload only when it is shorter,
+        which at ten characters or fewer it never is (zlib alone adds six bytes).
+        """
+        if type(subject) is int and -(10**9) < subject < 10**10:
+            payload = base64_encode(str(subject).encode("ascii"))
+        else:
+            payload = want_bytes(self._serializers[purpose].dump_payload(subject))
+        return self._signers[purpose].sign(payload).decode("ascii")
 
     def read(self, purpose: Purpose, token: str, max_age: int | None = None) -> int | str:
         """The subject of a valid token; TokenError or TokenExpired otherwise.

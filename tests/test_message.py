@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailer.errors import ConfigError, InvalidEmail
 from mailer.message import (
@@ -324,7 +326,7 @@ AWKWARD_BODY = (
 )
 
 
-def plain_message(html: str, text: str) -> EmailMessage:
+def plain_message(html: str, text: str, when: datetime = WHEN) -> EmailMessage:
     """A transactional message (no list headers) around the given bodies."""
     return build_message(
         RenderedEmail("Subject", html, text, ""),
@@ -333,7 +335,7 @@ def plain_message(html: str, text: str) -> EmailMessage:
         message_id=make_message_id(SENDER),
         links=None,
         list_id=list_id_for(SENDER),
-        when=WHEN,
+        when=when,
     )
 
 
@@ -367,4 +369,118 @@ def test_carriage_returns_in_a_body_take_the_stock_path(renderer: Renderer) -> N
     msg = EmailMessage(policy=policy.default)
     msg["Subject"] = "cr"
     msg.set_content("one\r\ntwo\rthree\n", cte="7bit")
+    assert message_bytes(msg) == msg.as_bytes(policy=SMTP_POLICY)
+
+
+@pytest.mark.parametrize(
+    ("recipient", "subject"),
+    [
+        ("a@example.org", "Paper digest for Sun 22 Nov 2026: 25 new papers"),
+        ("Alice \u00dcn\u00efcode <alice@example.com>", "J\u00f6rg \u2014 " * 20),
+        ('"Doe, Jane" <jane.doe+papers@sub.example.co.uk>', "x" * 200),
+        ("u@ex\u00e4mple.org", "Weekly paper digest for week 47, 2026: 1 top paper"),
+    ],
+)
+def test_per_message_headers_fold_as_the_email_package_folds_them(
+    recipient: str, subject: str
+) -> None:
+    """To is parsed once, Subject and Date are shared: each still folds like a fresh header."""
+    from mailer.message import SMTPUTF8_POLICY
+
+    when = datetime(2026, 11, 22, 8, 0, 1, 987654, tzinfo=UTC)
+    links = Links(
+        "https://digest.example.org/unsubscribe/" + "t" * 120,
+        "https://digest.example.org/preferences/p",
+        "https://digest.example.org/digest/d",
+        "mailto:leave@example.org?subject=unsubscribe",
+    )
+    msg = build_message(
+        RenderedEmail(subject, "<p>h</p>\n", "t\n", ""),
+        sender=SENDER,
+        recipient=recipient,
+        message_id="<m@example.org>",
+        links=links,
+        list_id=list_id_for(SENDER),
+        when=when,
+    )
+    fresh = {
+        "To": policy.default.header_factory("To", recipient),
+        "Subject": policy.default.header_factory("Subject", subject),
+        "Date": policy.default.header_factory("Date", when),
+    }
+    for chosen in (SMTP_POLICY, SMTPUTF8_POLICY, SMTP_POLICY.clone(max_line_length=40)):
+        for name, header in fresh.items():
+            assert msg[name].fold(policy=chosen) == header.fold(policy=chosen)
+    unsubscribe = msg["List-Unsubscribe"]
+    assert not unsubscribe.defects
+    assert str(unsubscribe) == f"<{links.unsubscribe}>, <{links.unsubscribe_mailto}>"
+
+
+def test_messages_sent_in_one_second_share_their_date_header() -> None:
+    rendered = RenderedEmail("s", "<p>h</p>\n", "t\n", "p")
+    dates = []
+    for micros in (100, 999_999):
+        msg = build_message(
+            rendered,
+            sender=SENDER,
+            recipient="a@example.org",
+            message_id="<a@example.org>",
+            links=None,
+            list_id="x <x.example.org>",
+            when=datetime(2026, 11, 22, 7, 0, 5, micros, tzinfo=UTC),
+        )
+        dates.append(msg["Date"])
+    assert dates[0] is dates[1]
+    assert dates[0] == "Sun, 22 Nov 2026 07:00:05 +0000"
+    same_instant = datetime(2026, 11, 22, 8, 0, 5, tzinfo=timezone(timedelta(hours=1)))
+    msg = plain_message("<p>h</p>\n", "t\n", when=same_instant)
+    assert msg["Date"] == "Sun, 22 Nov 2026 08:00:05 +0100"
+
+
+def test_a_list_header_that_could_hold_an_encoded_word_is_parsed() -> None:
+    from mailer.message import ListHeader
+
+    value = "<mailto:leave@example.org?subject==?utf-8?q?bye?=>"
+    header = ListHeader("List-Unsubscribe", value)
+    assert str(header) == str(policy.default.header_factory("X-Any", value))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.text(st.characters(exclude_categories=("Cs",)), max_size=400),
+    html=st.text(st.characters(exclude_categories=("Cs",)), max_size=400),
+    utf8=st.booleans(),
+)
+def test_built_messages_are_written_as_the_stock_generator_writes_them(
+    text: str, html: str, utf8: bool
+) -> None:
+    from mailer.message import SMTPUTF8_POLICY, _alternative_bytes
+
+    msg = plain_message(html, text)
+    chosen = SMTPUTF8_POLICY if utf8 else SMTP_POLICY
+    direct = _alternative_bytes(msg, chosen)
+    assert message_bytes(msg, utf8=utf8) == msg.as_bytes(policy=chosen)
+    # Every body build_message makes is ASCII without CR (7bit or quoted-printable).
+    assert direct is not None
+
+
+def _other_shapes() -> list[EmailMessage]:
+    preamble = plain_message("<p>h</p>\n", "t\n")
+    preamble.preamble = "This is a MIME message.\n"
+    nested = EmailMessage(policy=policy.default)
+    nested["Subject"] = "nested"
+    nested.set_content("plain")
+    nested.add_alternative("<p>html</p>", subtype="html")
+    nested.add_attachment(b"\x00\x01", maintype="application", subtype="octet-stream")
+    eight_bit = EmailMessage(policy=policy.default)
+    eight_bit.set_content("J\u00f6rg")
+    eight_bit.add_alternative("<p>J\u00f6rg</p>", subtype="html", cte="8bit")
+    return [preamble, nested, eight_bit]
+
+
+@pytest.mark.parametrize("msg", _other_shapes(), ids=["preamble", "nested", "8bit"])
+def test_other_shapes_go_through_the_generator(msg: EmailMessage) -> None:
+    from mailer.message import _alternative_bytes
+
+    assert _alternative_bytes(msg, SMTP_POLICY) is None
     assert message_bytes(msg) == msg.as_bytes(policy=SMTP_POLICY)
