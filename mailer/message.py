@@ -89,6 +89,7 @@ def _address_header(name: str, value: str, what: str) -> AddressHeader:
     it and again when it is set (the email package re-parses an ``Address`` it is given).
     """
     try:
+        _refuse_line_breaks(value)
         header: Any = MESSAGE_POLICY.header_factory(name, value)
     except (ValueError, IndexError) as exc:
         raise InvalidEmail(f"invalid {what} {value!r}: {exc}") from None
@@ -249,10 +250,20 @@ def _fixed_header(name: str, value: str) -> Any:
     the largest costs of building a message. Address headers are checked like
     ``parse_address`` does.
     """
+    _refuse_line_breaks(value)
     if name in ("From", "Reply-To"):
         parse_address(value, what=f"{name} address")
     registry: HeaderRegistry = MESSAGE_POLICY.header_factory  # type: ignore[assignment]
     return _folded_once_class(registry[name])(name, value)
+
+
+def _refuse_line_breaks(value: str) -> None:
+    """What ``msg[name] = value`` checks, for header objects made here and stored as they are.
+
+    A line break in a header value would let it add headers of its own (a Bcc, say).
+    """
+    if len(value.splitlines()) > 1:
+        raise ValueError("Header values may not contain linefeed or carriage return characters")
 
 
 @lru_cache(maxsize=64)

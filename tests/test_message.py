@@ -484,3 +484,18 @@ def test_other_shapes_go_through_the_generator(msg: EmailMessage) -> None:
 
     assert _alternative_bytes(msg, SMTP_POLICY) is None
     assert message_bytes(msg) == msg.as_bytes(policy=SMTP_POLICY)
+
+
+@pytest.mark.parametrize("subject", ["s\r\nBcc: victim@example.org", "s\nX-Evil: 1", "s\rx"])
+def test_a_subject_with_a_line_break_is_refused(subject: str) -> None:
+    """Shared header objects skip ``msg[name] = value``'s check, so they make it themselves."""
+    with pytest.raises(ValueError, match="linefeed"):
+        build_message(
+            RenderedEmail(subject, "<p>h</p>\n", "t\n", ""),
+            sender=SENDER,
+            recipient="a@example.org",
+            message_id="<a@example.org>",
+            links=None,
+            list_id="x <x.example.org>",
+            when=WHEN,
+        )
