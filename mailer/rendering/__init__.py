@@ -135,9 +135,11 @@ class Renderer:
         self, paper: Paper, interests: tuple[str, ...], spans: tuple[Span, ...]
     ) -> PaperParts:
         view = paper_view(Match(paper, 0.0, interests, (), spans))
+        # Spelled in ASCII here, once per paper, so that a digest's HTML is usually ASCII
+        # already and ``_compact`` need not re-encode it.
         return PaperParts(
-            html_title=self._html_paper.title(view),
-            html_body=self._html_paper.body(view),
+            html_title=Markup(_ascii(self._html_paper.title(view))),
+            html_body=Markup(_ascii(self._html_paper.body(view))),
             text_title=str(self._text_paper.title(view)),
             text_body=str(self._text_paper.body(view)).rstrip("\n"),
         )
@@ -232,13 +234,23 @@ def _safe_links(links: Links) -> dict[str, str]:
     }
 
 
+# Whitespace with a line break between two tags, unless it is already just that line break:
+# most tag pairs are, and substituting them with themselves was most of the pass.
+_BETWEEN_TAGS = re.compile(r">(?!\n<)\s*\n\s*<")
+
+
 def _compact(html: str) -> str:
     """Drop indentation between tags and spell non-ASCII as character references.
 
     Bytes count against Gmail's 102 KB clipping, and ASCII-only HTML travels as 7bit: no
     quoted-printable growth (every ``=`` in an attribute would otherwise cost three bytes).
     """
-    html = re.sub(r">\s*\n\s*<", ">\n<", html).strip() + "\n"
+    html = _BETWEEN_TAGS.sub(">\n<", html).strip() + "\n"
+    return _ascii(html)
+
+
+def _ascii(html: str) -> str:
+    """HTML with every non-ASCII character spelled as a character reference."""
     if html.isascii():
         return html
     return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
