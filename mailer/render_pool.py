@@ -45,8 +45,8 @@ NICENESS = 10
 The sender holds SMTP connections that wait on it: every message is four exchanges, each
 delayed by as long as the sender waits for a core. Render processes only need to stay ahead
 of it, so when cores are short they yield to it (and to the web server, in ``mailer run``)
-rather than share equally. Measured with ``bench/delivery.py`` on two cores: about a tenth
-more messages per second.
+rather than share equally. On two cores (``bench/delivery.py``, 5,000 digests, three rounds
+each, a noisy machine) that sent 236 messages per second on average against 223.
 """
 
 _context: Context | None = None  # the child's own pipeline context
