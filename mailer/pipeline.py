@@ -456,7 +456,8 @@ class PooledDigestMessages(DigestMessages):
             return build_digest_message(self.ctx, claimed)
         if found.data is None:
             raise RuntimeError(found.error or "rendering failed")  # as if it had failed here
-        return WireMessage(found.data, self.ctx.envelope_sender)  # the child's is the same
+        # The child's envelope sender is the same as ours.
+        return WireMessage(found.data, self.ctx.envelope_sender, found.crlf_checked)
 
 
 def _chunk_sizes(total: int, largest: int) -> Iterator[int]:

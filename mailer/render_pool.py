@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from mailer import logs
 from mailer.config import Settings
 from mailer.db import digests as digest_repo
+from mailer.delivery.transport import crlf_only
 
 if TYPE_CHECKING:
     from mailer.pipeline import Context
@@ -37,6 +38,7 @@ class Rendered:
 
     data: bytes | None
     error: str | None = None
+    crlf_checked: bool = False  # ``data`` passed ``crlf_only`` here: the sender need not scan it
 
 
 NICENESS = 10
@@ -101,7 +103,9 @@ def render_chunk(digest_ids: Sequence[int]) -> dict[int, Rendered]:
             log.exception("could not build digest %s", digest_id)
             out[digest_id] = Rendered(None, f"{type(exc).__name__}: {exc}")
         else:
-            out[digest_id] = Rendered(data)
+            # Checked here, beside the rendering, rather than by the sender, whose every
+            # moment counts towards how long its SMTP connections wait.
+            out[digest_id] = Rendered(data, crlf_checked=crlf_only(data))
     return out
 
 

@@ -348,6 +348,12 @@ def test_data_payload_matches_aiosmtplib_on_any_mix_of_dots_and_line_ends(
 
     data = b"".join(pieces)
     assert data_payload(data) == _aiosmtplib_payload(data)
+    from mailer.delivery.transport import crlf_only
+
+    crlf = data.count(b"\r\n") == data.count(b"\r") == data.count(b"\n")
+    assert crlf_only(data) is crlf
+    if crlf:  # what a render process vouches for: the scan may be skipped, same bytes
+        assert data_payload(data, crlf_checked=True) == _aiosmtplib_payload(data)
 
 
 def test_wire_message_with_dot_lines_and_bare_line_ends_arrives_intact(smtp: SmtpServer) -> None:

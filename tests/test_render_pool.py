@@ -112,6 +112,8 @@ def test_a_large_batch_is_rendered_by_a_child_into_the_same_emails(
         assert _send(ctx, server, messages) == 60
         received = {r.message_id: r for r in server.messages}
     assert messages.pool.submitted == 60  # every row went through a render process
+    # The children checked the line ends, so the sender did not scan them again.
+    assert all(rendered.crlf_checked for rendered in _rendered_here(ctx, ids[:3]).values())
     assert len(received) == 60  # each digest exactly once
     for digest_id in (ids[0], ids[37]):
         here = wire_message(ctx, render_stored(ctx, digest_id))
@@ -119,6 +121,18 @@ def test_a_large_batch_is_rendered_by_a_child_into_the_same_emails(
         assert isinstance(from_here, EmailMessage)
         from_child = received[str(from_here["Message-ID"])].message
         assert _comparable(ctx, from_child) == _comparable(ctx, from_here)
+
+
+def _rendered_here(ctx: Context, ids: list[int]) -> dict[int, Rendered]:
+    """``render_chunk`` run in this process, with the context a child would have."""
+    from mailer import render_pool
+
+    saved = render_pool._context, render_pool._papers
+    render_pool._context, render_pool._papers = ctx, None
+    try:
+        return render_pool.render_chunk(ids)
+    finally:
+        render_pool._context, render_pool._papers = saved
 
 
 def test_small_batches_render_in_the_sending_process(
