@@ -356,7 +356,7 @@ def _alternative_bytes(msg: EmailMessage, policy: Any) -> bytes | None:
         return None
     parts = msg.get_payload()
     boundary = msg.get_boundary()
-    if not isinstance(parts, list) or not boundary:
+    if not isinstance(parts, list) or not parts or not boundary:
         return None
     if msg.preamble is not None or msg.epilogue is not None:
         return None

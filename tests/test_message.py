@@ -475,10 +475,13 @@ def _other_shapes() -> list[EmailMessage]:
     eight_bit = EmailMessage(policy=policy.default)
     eight_bit.set_content("J\u00f6rg")
     eight_bit.add_alternative("<p>J\u00f6rg</p>", subtype="html", cte="8bit")
-    return [preamble, nested, eight_bit]
+    empty = EmailMessage(policy=policy.default)
+    empty["Content-Type"] = 'multipart/alternative; boundary="b"'
+    empty.set_payload([])
+    return [preamble, nested, eight_bit, empty]
 
 
-@pytest.mark.parametrize("msg", _other_shapes(), ids=["preamble", "nested", "8bit"])
+@pytest.mark.parametrize("msg", _other_shapes(), ids=["preamble", "nested", "8bit", "empty"])
 def test_other_shapes_go_through_the_generator(msg: EmailMessage) -> None:
     from mailer.message import _alternative_bytes
 

@@ -119,9 +119,10 @@ SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while another waits for it, during a sending run.
 
 Python's default is 5 ms. A run's event loop shares the process with the threads that claim
-rows and record outcomes and with the render pool's result thread; each of them can wait
-that long for the loop thread. In ten paired runs of ``bench/delivery.py`` (5,000 digests,
-two cores) 1 ms sent more messages per second every time, 1 to 10 % more.
+rows and record outcomes and with the render pool's result thread; each of them may wait up
+to that long for the loop thread. In ten paired runs of ``bench/delivery.py`` (5,000
+digests, two cores; four at 1 ms, six at 0.5 ms) the shorter interval sent more messages
+per second every time, 1 to 10 % more.
 """
 _switching = {"runs": 0, "saved": 0.0}
 
