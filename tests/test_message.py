@@ -326,10 +326,12 @@ AWKWARD_BODY = (
 )
 
 
-def plain_message(html: str, text: str, when: datetime = WHEN) -> EmailMessage:
+def plain_message(
+    html: str, text: str, when: datetime = WHEN, subject: str = "Subject"
+) -> EmailMessage:
     """A transactional message (no list headers) around the given bodies."""
     return build_message(
-        RenderedEmail("Subject", html, text, ""),
+        RenderedEmail(subject, html, text, ""),
         sender=SENDER,
         recipient="alice@example.com",
         message_id=make_message_id(SENDER),
@@ -417,17 +419,10 @@ def test_per_message_headers_fold_as_the_email_package_folds_them(
 
 
 def test_messages_sent_in_one_second_share_their_date_header() -> None:
-    rendered = RenderedEmail("s", "<p>h</p>\n", "t\n", "p")
     dates = []
     for micros in (100, 999_999):
-        msg = build_message(
-            rendered,
-            sender=SENDER,
-            recipient="a@example.org",
-            message_id="<a@example.org>",
-            links=None,
-            list_id="x <x.example.org>",
-            when=datetime(2026, 11, 22, 7, 0, 5, micros, tzinfo=UTC),
+        msg = plain_message(
+            "<p>h</p>\n", "t\n", datetime(2026, 11, 22, 7, 0, 5, micros, tzinfo=UTC)
         )
         dates.append(msg["Date"])
     assert dates[0] is dates[1]
@@ -493,12 +488,4 @@ def test_other_shapes_go_through_the_generator(msg: EmailMessage) -> None:
 def test_a_subject_with_a_line_break_is_refused(subject: str) -> None:
     """Shared header objects skip ``msg[name] = value``'s check, so they make it themselves."""
     with pytest.raises(ValueError, match="linefeed"):
-        build_message(
-            RenderedEmail(subject, "<p>h</p>\n", "t\n", ""),
-            sender=SENDER,
-            recipient="a@example.org",
-            message_id="<a@example.org>",
-            links=None,
-            list_id="x <x.example.org>",
-            when=WHEN,
-        )
+        plain_message("<p>h</p>\n", "t\n", subject=subject)
