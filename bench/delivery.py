@@ -17,7 +17,8 @@ The machine's speed drifts by a third within minutes (the sink's CPU per message
 work every time, has ranged from 1.9 to 3.0 ms), so one raw run and one full run can give
 any ratio from 0.6 to 0.85. Each N is therefore measured ``--repeat`` times (default 3),
 raw and full in turn, each full run between two raw runs: its ratio is to the mean of the
-two. The table shows the medians; the JSON keeps every run.
+two. The table shows the median raw rate, the full run with the median ratio and that median
+ratio (so b/a need not be the quotient of the two rates beside it); the JSON keeps every run.
 
     python bench/delivery.py                # N = 10k and 50k, three rounds each
     python bench/delivery.py --quick        # N = 1k and 5k, one round, a smoke test
