@@ -310,7 +310,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="+", help="digest counts (default 10k 50k)")
-    parser.add_argument("--repeat", type=int, help="full runs per size (default 3; --quick: 1)")
+    parser.add_argument(
+        "--repeat", type=_positive, help="full runs per size (default 3; --quick: 1)"
+    )
     parser.add_argument("--sink", type=int)
     parser.add_argument("--run", nargs=4, metavar=("MODE", "URL", "N", "PORT"))
     args = parser.parse_args()
@@ -322,7 +324,7 @@ def main() -> None:
         run_main(mode, url, int(count), int(port))
         return
     sizes = args.sizes or ([1000, 5000] if args.quick else [10_000, 50_000])
-    repeat = args.repeat or (1 if args.quick else 3)
+    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     sink, port = start_sink()
     rows = []
     try:
@@ -349,7 +351,8 @@ def measure_size(tmp: Path, count: int, repeat: int, port: int, sink_pid: int) -
         copy = tmp / "run.db"
         shutil.copyfile(template, copy)
         full_runs.append(measure("full", f"sqlite:///{copy}", count, port, sink_pid))
-        copy.unlink()
+        for leftover in tmp.glob("run.db*"):  # with any -wal or -shm file SQLite left
+            leftover.unlink()
         raw_runs.append(measure("raw", *raw_args))
         around = (raw_runs[-2]["per_second"] + raw_runs[-1]["per_second"]) / 2
         full_runs[-1]["ratio"] = round(full_runs[-1]["per_second"] / around, 3)
@@ -363,6 +366,13 @@ def measure_size(tmp: Path, count: int, repeat: int, port: int, sink_pid: int) -
         "raw_runs": raw_runs,
         "full_runs": full_runs,
     }
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:

@@ -101,6 +101,19 @@ def _address_header(name: str, value: str, what: str) -> AddressHeader:
     return header  # type: ignore[no-any-return]
 
 
+def _recipient_header(recipient: str) -> AddressHeader:
+    """The To header, written as the email package writes the address it parsed.
+
+    A stored address is already in that form (the usual case: parsed once); anything else,
+    such as surrounding spaces or a quoted plain name, is tidied as it always was.
+    """
+    header = _address_header("To", recipient, "recipient address")
+    tidy = str(header.addresses[0])
+    if tidy == recipient:
+        return header
+    return MESSAGE_POLICY.header_factory("To", tidy)  # type: ignore[no-any-return]
+
+
 def _sender_domain(sender: str) -> str:
     try:
         return parse_address(sender, what="From address").domain
@@ -181,7 +194,7 @@ def build_message(
         raise ValueError(f"malformed Message-ID {message_id!r}; use make_message_id()")
     msg = EmailMessage(policy=MESSAGE_POLICY)
     msg["From"] = _fixed_header("From", sender)
-    msg["To"] = _address_header("To", recipient, "recipient address")
+    msg["To"] = _recipient_header(recipient)
     if reply_to:
         msg["Reply-To"] = _fixed_header("Reply-To", reply_to)
     # Subjects and dates repeat across a run's messages (the Date header counts seconds).
