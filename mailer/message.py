@@ -266,6 +266,11 @@ def _fixed_header(name: str, value: str) -> Any:
     _refuse_line_breaks(value)
     if name in ("From", "Reply-To"):
         parse_address(value, what=f"{name} address")
+    return _shared_header(name, value)
+
+
+def _shared_header(name: str, value: Any) -> Any:
+    """A header object of the registry's class for ``name`` that folds once per policy."""
     registry: HeaderRegistry = MESSAGE_POLICY.header_factory  # type: ignore[assignment]
     return _folded_once_class(registry[name])(name, value)
 
@@ -286,8 +291,7 @@ def _date_header(when: datetime, offset: timedelta | None) -> Any:
     ``offset`` is part of the key because equal instants are equal datetimes whatever their
     offsets, and the header shows the offset.
     """
-    registry: HeaderRegistry = MESSAGE_POLICY.header_factory  # type: ignore[assignment]
-    return _folded_once_class(registry["Date"])("Date", when)
+    return _shared_header("Date", when)
 
 
 def text_part(body: str, subtype: str, cte: str) -> EmailMessage:
