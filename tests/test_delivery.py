@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mailbox
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +24,7 @@ try:  # tests/ may or may not be a package; the helpers import either way
 except ModuleNotFoundError:
     from tests.helpers.delivery_worker import T0, build_message, seed
     from tests.helpers.smtp_server import DROP, SmtpServer
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow, SubscriberRow
@@ -34,8 +36,11 @@ from mailer.delivery import (
     SmtpConfig,
     SmtpTransport,
     Transport,
+    WireMessage,
     deliver_due,
+    stamp_message_id,
 )
+from mailer.message import message_bytes
 
 
 class Clock:
@@ -334,6 +339,59 @@ def test_rows_of_a_dead_worker_are_reclaimed_after_their_lease(
     assert rows[emails[0]].status == "sent" and rows[emails[0]].attempts == 2
     assert rows[emails[1]].status == "sending"
     assert smtp.received_by(emails[1]) == []
+
+
+def wire_build(digest: ClaimedDigest) -> WireMessage:
+    """The helper's message, serialised as the pipeline's messages are."""
+    message = build_message(digest)
+    stamp_message_id(message, digest.message_id)
+    return WireMessage(message_bytes(message), "digest@example.org")
+
+
+@contextlib.contextmanager
+def outcomes_held_back(sessions: SessionFactory) -> Iterator[threading.Event]:
+    """Make every attempt to record a sent digest wait until the yielded event is set."""
+    engine = sessions.kw["bind"]
+    release = threading.Event()
+
+    def wait(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE digest") and "sent_at" in statement:
+            release.wait(timeout=20)
+
+    event.listen(engine, "before_cursor_execute", wait)
+    try:
+        yield release
+    finally:
+        release.set()
+        event.remove(engine, "before_cursor_execute", wait)
+
+
+def test_no_more_than_concurrency_messages_are_ever_out_but_unrecorded(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    # The bound behind "duplicates after a hard kill <= MAILER_SMTP_CONCURRENCY", checked
+    # directly: while no outcome can be committed, the server gets no more than two messages.
+    emails = seed(session_factory, 12)
+    with outcomes_held_back(session_factory) as release:
+        done: list[DeliveryReport] = []
+        worker = threading.Thread(
+            target=lambda: done.append(
+                deliver(session_factory, transport_for(smtp, 2), Clock(), build=wire_build)
+            )
+        )
+        worker.start()
+        try:
+            deadline = time.monotonic() + 10
+            while smtp.count < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)  # time enough for many more sends, were they allowed
+            assert (smtp.count, smtp.stats.mail) == (2, 2)
+        finally:
+            release.set()
+            worker.join(timeout=20)
+    assert done and done[0].sent == 12
+    assert Counter(r for m in smtp.messages for r in m.rcpt_tos) == Counter(emails)
+    assert {row.status for row in outbox(session_factory).values()} == {"sent"}
 
 
 def test_stop_finishes_in_flight_and_releases_the_rest(
