@@ -234,7 +234,7 @@ def test_fifty_long_papers_stay_under_gmail_clipping(renderer: Renderer) -> None
     assert isinstance(html_part, EmailMessage)
     assert len(html_part.get_payload().encode()) < GMAIL_CLIP_BYTES  # as transferred (QP)
     assert rendered.html.count('class="p"') == 50
-    assert rendered.text.count("[...]") == 0 and "…" in rendered.text  # snippets, not abstracts
+    assert rendered.text.count("[...]") == 0 and " ..." in rendered.text  # snippets, not abstracts
     assert len(rendered.html) < 50 * 3000  # the abstracts are not included whole
 
 
@@ -338,3 +338,39 @@ def test_trending_profile_preheader_and_duplicate_count(renderer: Renderer) -> N
     assert r.preheader == "3 top papers, most popular first"
     assert "more matched" not in r.text  # the duplicate is not "one more"
     assert "matched: all papers (trending)" in r.text
+
+
+def _text_part(renderer: Renderer, digest: Digest, links: Links) -> tuple[str, str]:
+    rendered = renderer.digest(digest, links, date_label="Sun 22 Nov 2026")
+    msg = build_message(
+        rendered,
+        sender="digest@example.org",
+        recipient="alice@example.com",
+        message_id="<x@example.org>",
+        links=links,
+        list_id="Paper digest <digest.example.org>",
+        when=datetime(2026, 11, 22, tzinfo=UTC),
+    )
+    part = msg.get_body(("plain",))
+    assert part is not None and rendered.html
+    return rendered.text, str(part["Content-Transfer-Encoding"])
+
+
+def test_text_part_of_ascii_papers_is_ascii_and_travels_as_7bit(renderer: Renderer) -> None:
+    digest, links = sample_digest()  # one paper's authors are not ASCII: quoted-printable
+    text, encoding = _text_part(renderer, digest, links)
+    assert "Zo\u00eb \u00dcn\u00efcode" in text and encoding == "quoted-printable"
+    ascii_only = tuple(
+        dataclasses.replace(m, paper=dataclasses.replace(m.paper, authors=("Zoe Unicode",)))
+        if not m.paper.title.isascii() or not "".join(m.paper.authors).isascii()
+        else m
+        for m in digest.matches
+    )
+    text, encoding = _text_part(renderer, dataclasses.replace(digest, matches=ascii_only), links)
+    assert text.isascii() and encoding == "7bit"
+    assert "\n    ... We introduce" in text and "diffusion policy ...\n" in text
+
+
+def test_html_snippets_keep_their_typographic_ellipsis(renderer: Renderer) -> None:
+    _, _, html, _ = render_sample(renderer)
+    assert "&#8230; We introduce" in html and "..." not in html

@@ -97,6 +97,12 @@ def _window(text: str, spans: Sequence[tuple[int, int]], width: int) -> tuple[in
     return start, end
 
 
+CUT_BEFORE = Segment("… ")
+"""Begins a snippet that starts after the start of the abstract."""
+CUT_AFTER = Segment(" …")
+"""Ends a snippet that stops before the end of the abstract."""
+
+
 def snippet(text: str, spans: Iterable[Span], width: int = SNIPPET_CHARS) -> list[Segment]:
     """About ``width`` characters of ``text`` around the matched words, highlighted."""
     text = text.rstrip()
@@ -104,7 +110,7 @@ def snippet(text: str, spans: Iterable[Span], width: int = SNIPPET_CHARS) -> lis
     start, end = _window(text, ranges, width)
     out = segments(text, ranges, start, end)
     if out and start > 0:
-        out.insert(0, Segment("… "))
+        out.insert(0, CUT_BEFORE)
     if out and end < len(text):
-        out.append(Segment(" …"))
+        out.append(CUT_AFTER)
     return out

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mailer.models import Frequency, Match, Paper, Subscriber
-from mailer.rendering.snippets import Segment, clean_spans, segments, snippet
+from mailer.rendering.snippets import CUT_AFTER, CUT_BEFORE, Segment, clean_spans, segments, snippet
 
 MAX_AUTHORS = 3
 
@@ -84,10 +84,21 @@ def paper_view(match: Match) -> PaperView:
         url=url,
         authors=shorten_authors(paper.authors),
         snippet=tuple(snip),
-        snippet_text="".join(s.text for s in snip),
+        snippet_text=plain_snippet(snip),
         interests=tuple(interest_label(i) for i in match.interests),
         links=paper_links(paper),
         upvotes=paper.upvotes,
+    )
+
+
+def plain_snippet(snip: Iterable[Segment]) -> str:
+    """The snippet for the text part, its cuts marked in ASCII ("...").
+
+    The text part then travels as 7bit whenever the paper text is ASCII, readable as it is
+    rather than quoted-printable.
+    """
+    return "".join(
+        "... " if s is CUT_BEFORE else " ..." if s is CUT_AFTER else s.text for s in snip
     )
 
 
