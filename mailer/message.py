@@ -353,13 +353,23 @@ class _WireGenerator(BytesGenerator):
 
 def message_bytes(msg: EmailMessage, *, utf8: bool = False) -> bytes:
     """The message as sent over SMTP (CRLF line endings); ``utf8`` for SMTPUTF8 headers."""
+    return wire_bytes(msg, utf8=utf8)[0]
+
+
+def wire_bytes(msg: EmailMessage, *, utf8: bool = False) -> tuple[bytes, bool]:
+    """``message_bytes``, and whether the bytes are known to pass ``crlf_only``.
+
+    True for the shape written directly (see ``_alternative_bytes``), which ends every line
+    in CRLF as it writes it: the sender need not scan the whole message again for bare line
+    ends. False means not known, not that there are any.
+    """
     policy = SMTPUTF8_POLICY if utf8 else SMTP_POLICY
     direct = _alternative_bytes(msg, policy)
     if direct is not None:
-        return direct
+        return direct, True
     out = BytesIO()
     _WireGenerator(out, mangle_from_=False, policy=policy).flatten(msg)
-    return out.getvalue()
+    return out.getvalue(), False
 
 
 def _alternative_bytes(msg: EmailMessage, policy: Any) -> bytes | None:
@@ -368,6 +378,10 @@ def _alternative_bytes(msg: EmailMessage, policy: Any) -> bytes | None:
     The shape ``build_message`` makes: the generator spends most of its time on buffers, a
     sub-generator and a policy clone per part. Anything else (a nested multipart, a
     preamble, a body with CR or non-ASCII characters) gets None and goes through it.
+
+    What it returns ends every line in CRLF: a body has no CR and each of its LFs is written
+    as CRLF, and the other lines (headers, boundaries) are checked; should one of them not
+    pass, the generator writes the message instead.
     """
     if msg.get_content_maintype() != "multipart" or msg.get_content_subtype() == "signed":
         return None
@@ -378,7 +392,10 @@ def _alternative_bytes(msg: EmailMessage, policy: Any) -> bytes | None:
     if msg.preamble is not None or msg.epilogue is not None:
         return None
     nl = policy.linesep
+    if nl != "\r\n":
+        return None
     chunks = [_header_bytes(msg, policy)]
+    bodies = []
     for index, part in enumerate(parts):
         payload = part.get_payload() if isinstance(part, Message) else None
         if not isinstance(payload, str) or part.get_content_maintype() != "text":
@@ -387,9 +404,19 @@ def _alternative_bytes(msg: EmailMessage, policy: Any) -> bytes | None:
             return None
         chunks.append(f"{nl if index else ''}--{boundary}{nl}".encode("ascii"))
         chunks.append(_header_bytes(part, policy))
+        bodies.append(len(chunks))
         chunks.append(payload.replace("\n", nl).encode("ascii"))
     chunks.append(f"{nl}--{boundary}--{nl}".encode("ascii"))
+    others = (chunk for index, chunk in enumerate(chunks) if index not in bodies)
+    if not all(map(crlf_only, others)):
+        return None
     return b"".join(chunks)
+
+
+def crlf_only(data: bytes) -> bool:
+    """Whether every line of ``data`` ends in CRLF: no bare CR, no bare LF."""
+    without_crlf = data.replace(b"\r\n", b"")
+    return b"\r" not in without_crlf and b"\n" not in without_crlf
 
 
 def _header_bytes(msg: Message[str, str], policy: Any) -> bytes:

@@ -34,9 +34,9 @@ from mailer.errors import ConfigError, NotFound, SourceError
 from mailer.message import (
     build_message,
     make_message_id,
-    message_bytes,
     parse_address,
     sign_message,
+    wire_bytes,
 )
 from mailer.models import Digest, Links
 from mailer.planning import CatchUp, DigestPlanner, PlanOptions, PlanReport
@@ -345,15 +345,15 @@ def wire_message(ctx: Context, result: RenderedDigest) -> WireMessage:
     # headers, as SMTPUTF8 expects; encoded words are not allowed inside an address.
     utf8 = not (ctx.envelope_sender + result.digest.subscriber.email).isascii()
     if ctx.dkim is None:
-        data = message_bytes(message, utf8=utf8)
-    else:
-        data = sign_message(
-            message,
-            selector=ctx.dkim.selector,
-            domain=ctx.dkim.domain,
-            private_key=ctx.dkim.private_key,
-            utf8=utf8,
-        )
+        data, crlf_checked = wire_bytes(message, utf8=utf8)
+        return WireMessage(data, ctx.envelope_sender, crlf_checked)
+    data = sign_message(
+        message,
+        selector=ctx.dkim.selector,
+        domain=ctx.dkim.domain,
+        private_key=ctx.dkim.private_key,
+        utf8=utf8,
+    )
     return WireMessage(data, ctx.envelope_sender)
 
 
@@ -436,6 +436,9 @@ class PooledDigestMessages(DigestMessages):
         future = self._pending.pop(claimed.digest_id, None)
         if future is None:
             return super().__call__(claimed)
+        if future.done() and not future.cancelled() and future.exception() is None:
+            # The usual case, the children being ahead of the sender: no waiting to set up.
+            return self._from_chunk(claimed, future.result().get(claimed.digest_id))
         return self._collect(claimed, future)
 
     async def _collect(
@@ -452,6 +455,9 @@ class PooledDigestMessages(DigestMessages):
             # A child died or hangs, or the pool was shut down under us: render it here.
             log.warning("render process failed on digest %s (%r)", claimed.digest_id, exc)
             found = None
+        return self._from_chunk(claimed, found)
+
+    def _from_chunk(self, claimed: ClaimedDigest, found: Rendered | None) -> WireMessage:
         if found is None:  # a child could not load it (e.g. just committed elsewhere): retry here
             return build_digest_message(self.ctx, claimed)
         if found.data is None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from mailer import logs
 from mailer.config import Settings
 from mailer.db import digests as digest_repo
-from mailer.delivery.transport import crlf_only
+from mailer.message import crlf_only
 
 if TYPE_CHECKING:
     from mailer.pipeline import Context
@@ -98,14 +98,15 @@ def render_chunk(digest_ids: Sequence[int]) -> dict[int, Rendered]:
     out: dict[int, Rendered] = {}
     for digest_id, stored in loaded.items():
         try:
-            data = wire_message(ctx, render_digest(ctx, stored)).data
+            wire = wire_message(ctx, render_digest(ctx, stored))
         except Exception as exc:  # one unrenderable digest must not take the chunk down
             log.exception("could not build digest %s", digest_id)
             out[digest_id] = Rendered(None, f"{type(exc).__name__}: {exc}")
         else:
             # Checked here, beside the rendering, rather than by the sender, whose every
             # moment counts towards how long its SMTP connections wait.
-            out[digest_id] = Rendered(data, crlf_checked=crlf_only(data))
+            checked = wire.crlf_checked or crlf_only(wire.data)
+            out[digest_id] = Rendered(wire.data, crlf_checked=checked)
     return out
 
 

@@ -40,6 +40,7 @@ from mailer.delivery import (
     deliver_due,
     stamp_message_id,
 )
+from mailer.delivery.leases import HeldRows
 from mailer.message import message_bytes
 
 
@@ -670,3 +671,28 @@ def test_threads_switch_sooner_during_a_run_and_as_before_after_it(
             assert sys.getswitchinterval() == worker.SWITCH_INTERVAL
         assert sys.getswitchinterval() == worker.SWITCH_INTERVAL
     assert sys.getswitchinterval() == before
+
+
+def test_renewal_falls_due_at_half_of_the_earliest_lease_still_held() -> None:
+    lease = timedelta(minutes=10)
+    held = HeldRows(lease)
+
+    def row(digest_id: int) -> ClaimedDigest:
+        return ClaimedDigest(digest_id, digest_id, f"u{digest_id}@example.net", "p", "<m@x>", 1, T0)
+
+    held.hold([row(1)], T0 + lease)
+    held.hold([row(2)], T0 + 2 * lease)
+    assert not held.renew_due(T0 + lease / 2 - timedelta(seconds=1))
+    assert held.renew_due(T0 + lease / 2)
+    held.drop(1)  # the earliest is gone: the next one counts
+    assert not held.renew_due(T0 + lease / 2)
+    assert not held.renew_due(T0 + lease * 1.5 - timedelta(seconds=1))
+    assert held.renew_due(T0 + lease * 1.5)
+    held.hold([row(3)], T0 + lease)  # an earlier lease held later counts at once
+    assert held.renew_due(T0 + lease / 2)
+    held.renewed([row(2), row(3)], {2, 3}, T0 + 3 * lease)
+    assert not held.renew_due(T0 + lease * 2.5 - timedelta(seconds=1))
+    assert held.renew_due(T0 + lease * 2.5)
+    held.drop(2)
+    held.drop(3)
+    assert not held.renew_due(T0 + 10 * lease)  # nothing held, nothing to renew

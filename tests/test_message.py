@@ -22,10 +22,12 @@ from mailer.errors import ConfigError, InvalidEmail
 from mailer.message import (
     SMTP_POLICY,
     build_message,
+    crlf_only,
     list_id_for,
     make_message_id,
     message_bytes,
     sign_message,
+    wire_bytes,
 )
 from mailer.models import Links
 from mailer.rendering import RenderedEmail, Renderer
@@ -464,6 +466,9 @@ def test_built_messages_are_written_as_the_stock_generator_writes_them(
     assert message_bytes(msg, utf8=utf8) == msg.as_bytes(policy=chosen)
     # Every body build_message makes is ASCII without CR (7bit or quoted-printable).
     assert direct is not None
+    # ... so its lines are known to end in CRLF, and they do.
+    data, known = wire_bytes(msg, utf8=utf8)
+    assert known and crlf_only(data)
 
 
 def _other_shapes() -> list[EmailMessage]:
@@ -489,6 +494,24 @@ def test_other_shapes_go_through_the_generator(msg: EmailMessage) -> None:
 
     assert _alternative_bytes(msg, SMTP_POLICY) is None
     assert message_bytes(msg) == msg.as_bytes(policy=SMTP_POLICY)
+    assert wire_bytes(msg) == (msg.as_bytes(policy=SMTP_POLICY), False)  # not known: scanned
+
+
+def test_a_header_line_that_is_not_crlf_sends_the_message_through_the_generator() -> None:
+    from mailer.message import _alternative_bytes
+
+    class BareLineFeed(str):
+        """A header object from elsewhere that folds with a bare LF (none made here does)."""
+
+        name = "X-Raw"
+
+        def fold(self, *, policy: Any) -> str:
+            return "X-Raw: a\nb\r\n"
+
+    msg = plain_message("<p>h</p>\n", "t\n")
+    msg["X-Raw"] = BareLineFeed("a b")
+    assert _alternative_bytes(msg, SMTP_POLICY) is None
+    assert wire_bytes(msg)[1] is False
 
 
 @pytest.mark.parametrize("subject", ["s\r\nBcc: victim@example.org", "s\nX-Evil: 1", "s\rx"])

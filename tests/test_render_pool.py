@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, message_from_string
@@ -23,7 +25,8 @@ from sqlalchemy import update
 from mailer.config import Settings
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow
-from mailer.delivery import RetryPolicy, SmtpConfig, SmtpTransport
+from mailer.delivery import RetryPolicy, SmtpConfig, SmtpTransport, WireMessage
+from mailer.delivery.outbox import claim
 from mailer.pipeline import (
     Context,
     DigestMessages,
@@ -141,6 +144,31 @@ def test_a_large_batch_is_rendered_by_a_child_into_the_same_emails(
         assert isinstance(from_here, EmailMessage)
         from_child = received[str(from_here["Message-ID"])].message
         assert _comparable(ctx, from_child) == _comparable(ctx, from_here)
+
+
+def test_a_chunk_already_rendered_is_used_at_once_and_a_failed_one_renders_here(
+    db_url: str, session_factory: SessionFactory
+) -> None:
+    _, ctx, messages = _pooled(db_url, session_factory, 2)
+    with session_factory() as session:
+        now = datetime.now(UTC)
+        first, second = claim(session, now, now + timedelta(minutes=5), 2).digests
+    done: Future[dict[int, Rendered]] = Future()
+    done.set_result({first.digest_id: Rendered(b"From: x\r\n\r\nbody\r\n", crlf_checked=True)})
+    failed: Future[dict[int, Rendered]] = Future()
+    failed.set_exception(RuntimeError("the render process died"))
+    messages._pending.update({first.digest_id: done, second.digest_id: failed})
+
+    ready = messages(first)  # no coroutine, no waiting: the chunk is there
+    assert ready == WireMessage(b"From: x\r\n\r\nbody\r\n", ctx.envelope_sender, True)
+    later = messages(second)
+    assert inspect.isawaitable(later)
+    rendered_here = asyncio.run(_awaited(later))
+    assert second.message_id.encode() in rendered_here.data
+
+
+async def _awaited(value: Awaitable[WireMessage]) -> WireMessage:
+    return await value
 
 
 def test_small_batches_render_in_the_sending_process(

@@ -22,11 +22,16 @@ class HeldRows:
 
     lease: timedelta
     rows: dict[int, tuple[ClaimedDigest, datetime]] = field(default_factory=dict)
+    # No later than the earliest lease held: renew_due() is asked before every send, and
+    # scanning every held row each time cost more than the rest of it.
+    earliest: datetime | None = None
 
     def hold(self, digests: Iterable[ClaimedDigest], until: datetime) -> None:
         """Start holding freshly claimed rows (a row already held keeps its lease)."""
         for digest in digests:
             self.rows.setdefault(digest.digest_id, (digest, until))
+        if self.earliest is None or until < self.earliest:
+            self.earliest = until
 
     def drop(self, digest_id: int) -> None:
         """The row's outcome is written, or it was handed back: no lease to keep."""
@@ -34,8 +39,10 @@ class HeldRows:
 
     def renew_due(self, now: datetime) -> bool:
         """Half of the earliest lease has passed."""
-        earliest = min((until for _, until in self.rows.values()), default=None)
-        return earliest is not None and now >= earliest - self.lease / 2
+        if self.earliest is None or now < self.earliest - self.lease / 2:
+            return False  # not even by the bound, so not by the earliest lease itself
+        self.earliest = min((until for _, until in self.rows.values()), default=None)
+        return self.earliest is not None and now >= self.earliest - self.lease / 2
 
     def too_short(self, digest_id: int, now: datetime) -> bool:
         """Less than a quarter of this row's lease is left (or it is no longer ours)."""

@@ -19,8 +19,9 @@ from aiosmtplib import SMTPStatus
 from mailer.config import Settings
 from mailer.delivery.ratelimit import TokenBucket
 from mailer.delivery.refusal import SmtpPermanentError, SmtpTransientError, Stage
-from mailer.delivery.transport import Outgoing, WireMessage, crlf_only
+from mailer.delivery.transport import Outgoing, WireMessage
 from mailer.errors import DeliveryError
+from mailer.message import crlf_only
 
 log = logging.getLogger(__name__)
 

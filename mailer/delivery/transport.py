@@ -26,14 +26,9 @@ class WireMessage:
 
     data: bytes
     sender: str
-    # True only where ``crlf_only(data)`` was checked: the sender then skips that scan.
+    # True only where ``data`` is known to pass ``crlf_only`` (checked, or written so by
+    # ``message.wire_bytes``): the sender then skips that scan.
     crlf_checked: bool = False
-
-
-def crlf_only(data: bytes) -> bool:
-    """Whether every line of ``data`` ends in CRLF: no bare CR, no bare LF."""
-    without_crlf = data.replace(b"\r\n", b"")
-    return b"\r" not in without_crlf and b"\n" not in without_crlf
 
 
 Outgoing = EmailMessage | WireMessage
