@@ -25,6 +25,7 @@ from typing import Any
 from mailer.errors import ConfigError, InvalidEmail
 from mailer.models import Links
 from mailer.rendering import RenderedEmail
+from mailer.wire import crlf_only
 
 
 class _CachedHeaderRegistry(HeaderRegistry):
@@ -411,12 +412,6 @@ def _alternative_bytes(msg: EmailMessage, policy: Any) -> bytes | None:
     if not all(map(crlf_only, others)):
         return None
     return b"".join(chunks)
-
-
-def crlf_only(data: bytes) -> bool:
-    """Whether every line of ``data`` ends in CRLF: no bare CR, no bare LF."""
-    without_crlf = data.replace(b"\r\n", b"")
-    return b"\r" not in without_crlf and b"\n" not in without_crlf
 
 
 def _header_bytes(msg: Message[str, str], policy: Any) -> bytes:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from mailer import logs
 from mailer.config import Settings
 from mailer.db import digests as digest_repo
-from mailer.message import crlf_only
+from mailer.wire import crlf_only
 
 if TYPE_CHECKING:
     from mailer.pipeline import Context
@@ -38,7 +38,7 @@ class Rendered:
 
     data: bytes | None
     error: str | None = None
-    crlf_checked: bool = False  # ``data`` passed ``crlf_only`` here: the sender need not scan it
+    crlf_checked: bool = False  # ``data`` is known to pass ``crlf_only``: the sender skips the scan
 
 
 NICENESS = 10

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 try:  # tests/ may or may not be a package; the helpers import either way
     from helpers.delivery_worker import T0, build_message, seed
@@ -32,6 +34,7 @@ from mailer.delivery import (
     ClaimedDigest,
     DeliveryReport,
     MaildirTransport,
+    Outgoing,
     RetryPolicy,
     SmtpConfig,
     SmtpTransport,
@@ -85,7 +88,7 @@ def deliver(
     transport: Transport,
     clock: Clock,
     policy: RetryPolicy | None = None,
-    build: Callable[[ClaimedDigest], EmailMessage] = build_message,
+    build: Callable[[ClaimedDigest], Outgoing] = build_message,
     **kwargs: Any,
 ) -> DeliveryReport:
     async def go() -> DeliveryReport:
@@ -696,3 +699,35 @@ def test_renewal_falls_due_at_half_of_the_earliest_lease_still_held() -> None:
     held.drop(2)
     held.drop(3)
     assert not held.renew_due(T0 + 10 * lease)  # nothing held, nothing to renew
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["hold", "drop", "renewed", "ask"]),
+            st.integers(0, 5),
+            st.integers(0, 40),
+        ),
+        max_size=40,
+    )
+)
+def test_renewal_falls_due_exactly_when_a_scan_of_every_held_row_says_so(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    lease = timedelta(minutes=10)
+    held = HeldRows(lease)
+    for action, digest_id, minutes in steps:
+        at = T0 + timedelta(minutes=minutes)
+        row = ClaimedDigest(digest_id, digest_id, "u@example.net", "p", "<m@x>", 1, T0)
+        if action == "hold":
+            held.hold([row], at + lease)
+        elif action == "drop":
+            held.drop(digest_id)
+        elif action == "renewed":
+            asked = [digest for digest, _ in held.rows.values()]
+            kept = {d.digest_id for d in asked if d.digest_id != digest_id}
+            held.renewed(asked, kept, at + lease)
+        earliest = min((until for _, until in held.rows.values()), default=None)
+        expected = earliest is not None and at >= earliest - lease / 2
+        assert held.renew_due(at) is expected

@@ -348,7 +348,7 @@ def test_data_payload_matches_aiosmtplib_on_any_mix_of_dots_and_line_ends(
 
     data = b"".join(pieces)
     assert data_payload(data) == _aiosmtplib_payload(data)
-    from mailer.message import crlf_only
+    from mailer.wire import crlf_only
 
     crlf = data.count(b"\r\n") == data.count(b"\r") == data.count(b"\n")
     assert crlf_only(data) is crlf

@@ -22,7 +22,6 @@ from mailer.errors import ConfigError, InvalidEmail
 from mailer.message import (
     SMTP_POLICY,
     build_message,
-    crlf_only,
     list_id_for,
     make_message_id,
     message_bytes,
@@ -31,6 +30,7 @@ from mailer.message import (
 )
 from mailer.models import Links
 from mailer.rendering import RenderedEmail, Renderer
+from mailer.wire import crlf_only
 from tests.helpers.golden import assert_golden, sample_digest
 from tests.helpers.smtp_server import SmtpServer
 

@@ -135,7 +135,7 @@ def test_a_large_batch_is_rendered_by_a_child_into_the_same_emails(
         assert _send(ctx, server, messages, flags) == 60
         received = {r.message_id: r for r in server.messages}
     assert messages.pool.submitted == 60  # every row went through a render process
-    # The children checked the line ends, so the sender did not scan them again.
+    # The children knew (or checked) the line ends, so the sender did not scan them again.
     assert flags == [True] * 60
     assert len(received) == 60  # each digest exactly once
     for digest_id in (ids[0], ids[37]):
@@ -149,22 +149,26 @@ def test_a_large_batch_is_rendered_by_a_child_into_the_same_emails(
 def test_a_chunk_already_rendered_is_used_at_once_and_a_failed_one_renders_here(
     db_url: str, session_factory: SessionFactory
 ) -> None:
-    _, ctx, messages = _pooled(db_url, session_factory, 2)
+    _, ctx, messages = _pooled(db_url, session_factory, 3)
     with session_factory() as session:
         now = datetime.now(UTC)
-        first, second = claim(session, now, now + timedelta(minutes=5), 2).digests
+        first, *others = claim(session, now, now + timedelta(minutes=5), 3).digests
     done: Future[dict[int, Rendered]] = Future()
     done.set_result({first.digest_id: Rendered(b"From: x\r\n\r\nbody\r\n", crlf_checked=True)})
     failed: Future[dict[int, Rendered]] = Future()
     failed.set_exception(RuntimeError("the render process died"))
-    messages._pending.update({first.digest_id: done, second.digest_id: failed})
+    cancelled: Future[dict[int, Rendered]] = Future()
+    cancelled.cancel()  # as a pool shut down under the run leaves it
+    messages._pending[first.digest_id] = done
+    messages._pending.update(zip([d.digest_id for d in others], [failed, cancelled], strict=True))
 
     ready = messages(first)  # no coroutine, no waiting: the chunk is there
     assert ready == WireMessage(b"From: x\r\n\r\nbody\r\n", ctx.envelope_sender, True)
-    later = messages(second)
-    assert inspect.isawaitable(later)
-    rendered_here = asyncio.run(_awaited(later))
-    assert second.message_id.encode() in rendered_here.data
+    for digest in others:
+        later = messages(digest)
+        assert inspect.isawaitable(later)
+        rendered_here = asyncio.run(_awaited(later))
+        assert digest.message_id.encode() in rendered_here.data
 
 
 async def _awaited(value: Awaitable[WireMessage]) -> WireMessage:

@@ -21,10 +21,10 @@ class HeldRows:
     """Claimed rows whose outcome is not written yet, each with the end of its lease."""
 
     lease: timedelta
-    rows: dict[int, tuple[ClaimedDigest, datetime]] = field(default_factory=dict)
+    rows: dict[int, tuple[ClaimedDigest, datetime]] = field(default_factory=dict, init=False)
     # No later than the earliest lease held: renew_due() is asked before every send, and
     # scanning every held row each time cost more than the rest of it.
-    earliest: datetime | None = None
+    earliest: datetime | None = field(default=None, init=False)
 
     def hold(self, digests: Iterable[ClaimedDigest], until: datetime) -> None:
         """Start holding freshly claimed rows (a row already held keeps its lease)."""
@@ -67,6 +67,8 @@ class HeldRows:
                 continue
             if digest.digest_id in kept:
                 self.rows[digest.digest_id] = (held[0], until)
+                if self.earliest is None or until < self.earliest:  # a clock set back
+                    self.earliest = until
             else:
                 lost.add(digest.digest_id)
                 del self.rows[digest.digest_id]

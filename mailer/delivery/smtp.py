@@ -21,7 +21,7 @@ from mailer.delivery.ratelimit import TokenBucket
 from mailer.delivery.refusal import SmtpPermanentError, SmtpTransientError, Stage
 from mailer.delivery.transport import Outgoing, WireMessage
 from mailer.errors import DeliveryError
-from mailer.message import crlf_only
+from mailer.wire import crlf_only
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ def data_payload(data: bytes, *, crlf_checked: bool = False) -> bytes:
     scans instead of two regular-expression passes over the whole message: a digest is
     already CRLF-only and rarely has a line that starts with a period, and those passes were
     about a third of the sending process's CPU. ``crlf_checked``: the caller knows the bytes
-    pass ``crlf_only`` (a render process checked them), so the line ends are not scanned again.
+    pass ``crlf_only`` (written so, or checked by a render process): no scan for bare line ends.
     """
     if not crlf_checked and not crlf_only(data):  # a bare CR or LF somewhere
         data = _BARE_LINE_END.sub(b"\r\n", data)
