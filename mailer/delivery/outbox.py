@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Engine,
     and_,
     bindparam,
     or_,
@@ -181,15 +180,15 @@ class Outcome:
 
 
 def record(
-    engine: Engine, outcomes: Sequence[Outcome], now: datetime, bounce_limit: int
+    connection: Connection, outcomes: Sequence[Outcome], now: datetime, bounce_limit: int
 ) -> list[bool]:
     """Write outcomes in one transaction; for each, whether the row was still ours to write.
 
-    On a Core connection, not a Session: this runs once for every message or two (a send
-    slot is freed only once its outcome is committed), and the Session's bookkeeping cost
-    more than the UPDATE itself.
+    On a Core connection (outside any transaction), not a Session: this runs once for every
+    message or two (a send slot is freed only once its outcome is committed), and the
+    Session's bookkeeping cost more than the UPDATE itself. See ``recorder.OutcomeWriter``.
     """
-    with engine.begin() as connection:
+    with connection.begin():
         if connection.dialect.name == "postgresql":
             # Skip the WAL flush wait: a worker crash loses nothing committed; only a crash of
             # PostgreSQL itself could forget the last instants, and that resends, never loses.

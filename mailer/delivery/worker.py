@@ -23,11 +23,11 @@ from mailer.delivery.outbox import (
     ClaimedDigest,
     Outcome,
     claim,
-    record,
     release,
     renew,
 )
 from mailer.delivery.policy import RetryPolicy
+from mailer.delivery.recorder import OutcomeWriter
 from mailer.delivery.refusal import Refusal, Stage, classify, stage_of
 from mailer.delivery.transport import Outgoing, Transport, WireMessage
 from mailer.errors import PermanentDeliveryError, TransientDeliveryError
@@ -157,8 +157,6 @@ class _Run:
         prepare: Prepare | None,
     ) -> None:
         self.sessions = session_factory
-        # Outcomes are written on a Core connection (see outbox.record): the factory's engine.
-        self.engine: Engine = session_factory.kw["bind"]
         self.transport = transport
         self.build_message = build_message
         self.policy = policy
@@ -174,6 +172,9 @@ class _Run:
         self.leases = HeldRows(policy.lease())
         self.renewing = asyncio.Lock()
         self.renewer: asyncio.Task[None] | None = None
+        # Outcomes are written on a Core connection (see outbox.record): the factory's engine.
+        engine: Engine = session_factory.kw["bind"]
+        self.writer = OutcomeWriter(engine, now, policy.bounce_limit)
         self.next_claim: asyncio.Task[Claim] | None = None
         self.handed_back = False
 
@@ -278,6 +279,7 @@ class _Run:
         if self.recorder is not None:
             self.outcomes.put_nowait(None)
             await self.recorder
+        await self.writer.aclose()
 
     async def _release_undispatched(self) -> None:
         if not self.undispatched:
@@ -337,9 +339,6 @@ class _Run:
         with self.sessions() as session:
             return release(session, rows)
 
-    def _record(self, outcomes: list[Outcome]) -> list[bool]:
-        return record(self.engine, outcomes, self.now(), self.policy.bounce_limit)
-
     async def _one(self, digest: ClaimedDigest) -> None:
         try:
             outcome = await self._attempt(digest)
@@ -369,7 +368,7 @@ class _Run:
 
     async def _write(self, batch: list[Outcome]) -> None:
         try:
-            written = await asyncio.to_thread(self._record, batch)
+            written = await self.writer.write(batch)
         except Exception as exc:  # the rows stay leased; another run takes them over
             log.exception("could not record %d delivery outcomes", len(batch))
             self.report.errors.append(f"recording {len(batch)} outcomes: {exc}")
