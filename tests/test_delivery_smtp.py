@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from aiosmtplib.email import quote_address
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ except ModuleNotFoundError:
 
 from mailer.delivery import SmtpConfig, SmtpTransport, Stage
 from mailer.delivery.refusal import Refusal, classify
+from mailer.delivery.smtp import PLAIN_MAILBOX
 from mailer.errors import PermanentDeliveryError, TransientDeliveryError
 
 T = TypeVar("T")
@@ -397,3 +399,34 @@ def test_a_timeout_waiting_for_the_reply_to_data_closes_the_connection(smtp: Smt
 
     run(go)
     assert transport.connects == 2  # the timed-out connection was not reused
+
+
+@given(st.from_regex(PLAIN_MAILBOX, fullmatch=True))
+def test_a_plain_mailbox_is_written_as_aiosmtplib_writes_it(address: str) -> None:
+    assert quote_address(address) == f"<{address}>"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ['"john doe"@example.org', "a..b@example.org", "x@[192.0.2.1]", "Name <n@example.org>", "a@b."],
+)
+def test_other_addresses_are_left_to_aiosmtplib(address: str) -> None:
+    assert PLAIN_MAILBOX.fullmatch(address) is None
+
+
+def test_plain_and_other_addresses_reach_the_server_alike(smtp: SmtpServer) -> None:
+    from mailer.delivery import WireMessage
+
+    data = b"Subject: s\r\n\r\nbody\r\n"
+
+    async def go() -> None:
+        async with SmtpTransport(config(smtp)) as transport:
+            for recipient in ("plain.one+tag@example.net", '"quoted name"@example.net'):
+                await transport.send(WireMessage(data, "bounces@example.org"), recipient)
+
+    asyncio.run(go())
+    envelopes = [(m.mail_from, m.rcpt_tos) for m in smtp.messages]
+    assert envelopes == [
+        ("bounces@example.org", ("plain.one+tag@example.net",)),
+        ("bounces@example.org", ('"quoted name"@example.net',)),
+    ]
