@@ -167,7 +167,8 @@ class DigestRow(Base):
     __tablename__ = "digest"
     __table_args__ = (
         UniqueConstraint("subscriber_id", "period"),
-        Index("ix_digest_claim", "status", "next_attempt_at"),
+        # Claiming reads due rows in (next_attempt_at, id) order off this index: see outbox.
+        Index("ix_digest_claim", "status", "next_attempt_at", "id"),
         {"sqlite_autoincrement": True},
     )
 

@@ -12,12 +12,15 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    func,
     or_,
     select,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.models import DigestStatus, SubscriberStatus
@@ -46,13 +49,14 @@ class Claim:
     skipped: int
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
+def _due(now: datetime, status: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether a row is due at ``now``, reading its status from ``status``."""
     waiting = and_(
-        DigestRow.status.in_([DigestStatus.PENDING.value, DigestStatus.RETRY.value]),
+        status.in_([DigestStatus.PENDING.value, DigestStatus.RETRY.value]),
         or_(DigestRow.next_attempt_at.is_(None), DigestRow.next_attempt_at <= now),
     )
     # A row left in 'sending' by a worker that died: its lease ran out.
-    abandoned = and_(DigestRow.status == DigestStatus.SENDING.value, DigestRow.lease_until < now)
+    abandoned = and_(status == DigestStatus.SENDING.value, DigestRow.lease_until < now)
     return or_(waiting, abandoned)
 
 
@@ -79,7 +83,7 @@ def claim(session: Session, now: datetime, lease_until: datetime, limit: int) ->
             )
             .join(SubscriberRow, SubscriberRow.id == DigestRow.subscriber_id)
             .where(DigestRow.id.in_(ids))
-            .order_by(DigestRow.next_attempt_at, DigestRow.id)
+            .order_by(DigestRow.next_attempt_at.asc().nulls_first(), DigestRow.id)
         ).all()
         active = SubscriberStatus.ACTIVE.value
         _skip_inactive(session, [(row.id, row.status) for row in rows if row.status != active])
@@ -99,36 +103,71 @@ def claim(session: Session, now: datetime, lease_until: datetime, limit: int) ->
     return Claim(claimed, len(rows) - len(claimed))
 
 
-def _lock_due_ids(session: Session, now: datetime, limit: int) -> list[int]:
-    # SKIP LOCKED: workers each take a disjoint slice instead of queueing behind each other.
-    query = (
-        select(DigestRow.id)
-        .where(_due(now))
+def _due_slices(now: datetime) -> list[ColumnElement[bool]]:
+    """What ``_due`` asks, cut into slices that each read in claiming order straight off an index.
+
+    One query over all of ``_due`` had to collect and sort every due row to find the first
+    hundred (the OR across statuses and the NULL test defeat the index), once per claimed
+    batch: a run over N due rows cost O(N) per batch, O(N^2) in all. Each slice is a range
+    of ``ix_digest_claim`` (status, next_attempt_at, id), so its first rows are found at once.
+    """
+    due = [DigestStatus.PENDING.value, DigestStatus.RETRY.value]
+    slices: list[ColumnElement[bool]] = []
+    for status in due:
+        slices.append(and_(DigestRow.status == status, DigestRow.next_attempt_at.is_(None)))
+        slices.append(and_(DigestRow.status == status, DigestRow.next_attempt_at <= now))
+    slices.append(  # rows of a worker that died: few, whatever their number
+        and_(DigestRow.status == DigestStatus.SENDING.value, DigestRow.lease_until < now)
+    )
+    return slices
+
+
+def _slice_queries(now: datetime, limit: int) -> list[Select[datetime | None, int]]:
+    return [
+        select(DigestRow.next_attempt_at, DigestRow.id)
+        .where(where)
         .order_by(DigestRow.next_attempt_at, DigestRow.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list(session.scalars(query))
+        for where in _due_slices(now)
+    ]
+
+
+def _lock_due_ids(session: Session, now: datetime, limit: int) -> list[int]:
+    """PostgreSQL: lock the first ``limit`` due rows (no next attempt time first, then by it).
+
+    ``SKIP LOCKED``: workers each take a disjoint slice instead of queueing behind each other.
+    Rows locked here but not among the first ``limit`` are unlocked again at commit.
+    """
+    found: list[tuple[bool, datetime, int]] = []
+    for query in _slice_queries(now, limit):
+        rows = session.execute(query.with_for_update(skip_locked=True))
+        found.extend((at is not None, at or now, row_id) for at, row_id in rows)
+    found.sort()
+    return [row_id for _, _, row_id in found[:limit]]
 
 
 def _swap_due_ids(session: Session, now: datetime, lease_until: datetime, limit: int) -> list[int]:
-    # SQLite: one UPDATE re-checks "still due" while holding the write lock, so two
-    # processes can never both flip the same row (a compare-and-set).
-    candidates = (
-        select(DigestRow.id)
-        .where(_due(now))
-        .order_by(DigestRow.next_attempt_at, DigestRow.id)
-        .limit(limit)
-    )
+    """SQLite: mark the first ``limit`` due rows sending, in one statement.
+
+    One UPDATE finds the rows and flips them while holding the write lock, and re-checks
+    "still due" as it does, so two processes can never both take the same row.
+    """
+    slices = [query.subquery() for query in _slice_queries(now, limit)]
+    merged = union_all(*(select(s.c.next_attempt_at, s.c.id) for s in slices)).subquery()
+    first = select(merged.c.id).order_by(merged.c.next_attempt_at, merged.c.id).limit(limit)
+    # coalesce() of the never-null status keeps SQLite from planning this UPDATE off
+    # ix_digest_claim (a walk through every due row) instead of the primary key.
+    unindexed_status = func.coalesce(DigestRow.status, "")
     stmt = (
         update(DigestRow)
-        .where(DigestRow.id.in_(candidates), _due(now))
+        .where(DigestRow.id.in_(first), _due(now, unindexed_status))
         .values(
             status=DigestStatus.SENDING.value,
             lease_until=lease_until,
             attempts=DigestRow.attempts + 1,
         )
         .returning(DigestRow.id)
+        .execution_options(synchronize_session=False)
     )
     return list(session.scalars(stmt))
 
