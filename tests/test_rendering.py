@@ -15,6 +15,7 @@ from mailer.message import build_message
 from mailer.models import Digest, Frequency, Links, Match, Paper, Span, Subscriber, SubscriberStatus
 from mailer.rendering import (
     InliningLoader,
+    RenderedEmail,
     Renderer,
     default_inliner,
     shorten_authors,
@@ -217,11 +218,8 @@ def big_digest(n: int) -> tuple[Digest, Links]:
     return dataclasses.replace(digest, matches=tuple(matches), total_matched=80), links
 
 
-def test_fifty_long_papers_stay_under_gmail_clipping(renderer: Renderer) -> None:
-    digest, links = big_digest(50)
-    rendered = renderer.digest(digest, links, date_label="Sun 22 Nov 2026")
-    assert len(rendered.html.encode()) < GMAIL_CLIP_BYTES
-    msg = build_message(
+def _email(rendered: RenderedEmail, links: Links) -> EmailMessage:
+    return build_message(
         rendered,
         sender="digest@example.org",
         recipient="alice@example.com",
@@ -230,7 +228,13 @@ def test_fifty_long_papers_stay_under_gmail_clipping(renderer: Renderer) -> None
         list_id="Paper digest <digest.example.org>",
         when=datetime(2026, 11, 22, tzinfo=UTC),
     )
-    html_part = msg.get_body(("html",))
+
+
+def test_fifty_long_papers_stay_under_gmail_clipping(renderer: Renderer) -> None:
+    digest, links = big_digest(50)
+    rendered = renderer.digest(digest, links, date_label="Sun 22 Nov 2026")
+    assert len(rendered.html.encode()) < GMAIL_CLIP_BYTES
+    html_part = _email(rendered, links).get_body(("html",))
     assert isinstance(html_part, EmailMessage)
     assert len(html_part.get_payload().encode()) < GMAIL_CLIP_BYTES  # as transferred (QP)
     assert rendered.html.count('class="p"') == 50
@@ -342,16 +346,7 @@ def test_trending_profile_preheader_and_duplicate_count(renderer: Renderer) -> N
 
 def _text_part(renderer: Renderer, digest: Digest, links: Links) -> tuple[str, str]:
     rendered = renderer.digest(digest, links, date_label="Sun 22 Nov 2026")
-    msg = build_message(
-        rendered,
-        sender="digest@example.org",
-        recipient="alice@example.com",
-        message_id="<x@example.org>",
-        links=links,
-        list_id="Paper digest <digest.example.org>",
-        when=datetime(2026, 11, 22, tzinfo=UTC),
-    )
-    part = msg.get_body(("plain",))
+    part = _email(rendered, links).get_body(("plain",))
     assert part is not None and rendered.html
     return rendered.text, str(part["Content-Transfer-Encoding"])
 
