@@ -14,7 +14,7 @@ except ModuleNotFoundError:
 
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow
-from mailer.delivery.outbox import claim
+from mailer.delivery.outbox import _lock_due_ids, claim
 
 LEASE = timedelta(minutes=5)
 
@@ -30,7 +30,7 @@ def _claimed_ids(sessions: SessionFactory, limit: int) -> list[int]:
 
 
 def test_due_rows_of_every_kind_are_claimed_earliest_first(session_factory: SessionFactory) -> None:
-    seed(session_factory, 8)  # ids 1..8, pending, due at T0
+    seed(session_factory, 9)  # ids 1..9, pending, due at T0
     _set(session_factory, 2, next_attempt_at=T0 - timedelta(hours=2))
     _set(session_factory, 3, status="retry", next_attempt_at=T0 - timedelta(hours=1))
     _set(session_factory, 4, status="retry", next_attempt_at=T0 + timedelta(minutes=1))  # later
@@ -46,10 +46,35 @@ def test_due_rows_of_every_kind_are_claimed_earliest_first(session_factory: Sess
     )
     _set(session_factory, 7, status="sending", lease_until=T0 + LEASE)  # a live worker's
     _set(session_factory, 8, status="sent")
+    # An abandoned row without a next attempt time sorts with the others that have none.
+    _set(
+        session_factory,
+        9,
+        status="sending",
+        lease_until=T0 - timedelta(seconds=1),
+        next_attempt_at=None,
+        attempts=1,
+    )
 
-    assert _claimed_ids(session_factory, 4) == [5, 2, 3, 6]
-    assert _claimed_ids(session_factory, 10) == [1]  # the rest: 4 is not due, 7 and 8 not ours
+    assert _claimed_ids(session_factory, 4) == [5, 9, 2, 3]
+    assert _claimed_ids(session_factory, 10) == [6, 1]  # 4 is not due, 7 and 8 are not ours
     assert _claimed_ids(session_factory, 10) == []
+
+
+def test_workers_claiming_at_once_take_disjoint_rows_and_leave_none_idle(
+    engine: Engine, session_factory: SessionFactory
+) -> None:
+    """PostgreSQL: a claim locks only the rows it takes, so a second claim finds the others."""
+    if engine.dialect.name != "postgresql":
+        return  # SQLite has one worker; its claim is one statement under the write lock
+    seed(session_factory, 4)
+    _set(session_factory, 3, status="retry", next_attempt_at=T0 - timedelta(minutes=1))
+    _set(session_factory, 4, status="retry", next_attempt_at=T0 - timedelta(minutes=1))
+    with session_factory() as first, first.begin():
+        mine = _lock_due_ids(first, T0, 2)  # still locked: this transaction is open
+        others = _claimed_ids(session_factory, 2)
+    assert sorted(mine + others) == [1, 2, 3, 4]
+    assert set(mine).isdisjoint(others) and len(others) == 2
 
 
 def test_a_claim_reads_rows_off_the_index_and_the_primary_key(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -110,40 +110,66 @@ def _due_slices(now: datetime) -> list[ColumnElement[bool]]:
     hundred (the OR across statuses and the NULL test defeat the index), once per claimed
     batch: a run over N due rows cost O(N) per batch, O(N^2) in all. Each slice is a range
     of ``ix_digest_claim`` (status, next_attempt_at, id), so its first rows are found at once.
+    Within a slice next_attempt_at is all NULL or never NULL, so a slice's order is the same
+    on SQLite (NULLs first) and PostgreSQL (NULLs last).
     """
-    due = [DigestStatus.PENDING.value, DigestStatus.RETRY.value]
+    abandoned = and_(  # rows of a worker that died: its lease ran out
+        DigestRow.status == DigestStatus.SENDING.value, DigestRow.lease_until < now
+    )
     slices: list[ColumnElement[bool]] = []
-    for status in due:
+    for status in (DigestStatus.PENDING.value, DigestStatus.RETRY.value):
         slices.append(and_(DigestRow.status == status, DigestRow.next_attempt_at.is_(None)))
         slices.append(and_(DigestRow.status == status, DigestRow.next_attempt_at <= now))
-    slices.append(  # rows of a worker that died: few, whatever their number
-        and_(DigestRow.status == DigestStatus.SENDING.value, DigestRow.lease_until < now)
-    )
+    slices.append(and_(abandoned, DigestRow.next_attempt_at.is_(None)))
+    slices.append(and_(abandoned, DigestRow.next_attempt_at.is_not(None)))
     return slices
 
 
-def _slice_queries(now: datetime, limit: int) -> list[Select[datetime | None, int]]:
-    return [
-        select(DigestRow.next_attempt_at, DigestRow.id)
-        .where(where)
-        .order_by(DigestRow.next_attempt_at, DigestRow.id)
-        .limit(limit)
-        for where in _due_slices(now)
-    ]
+def _slice_queries(
+    now: datetime, limit: int, passed: Collection[int] = ()
+) -> list[Select[datetime | None, int]]:
+    queries = []
+    for where in _due_slices(now):
+        query = select(DigestRow.next_attempt_at, DigestRow.id).where(where)
+        if passed:
+            query = query.where(DigestRow.id.not_in(passed))
+        queries.append(query.order_by(DigestRow.next_attempt_at, DigestRow.id).limit(limit))
+    return queries
 
 
 def _lock_due_ids(session: Session, now: datetime, limit: int) -> list[int]:
-    """PostgreSQL: lock the first ``limit`` due rows (no next attempt time first, then by it).
+    """PostgreSQL: lock the first ``limit`` due rows that no other worker has locked.
 
-    ``SKIP LOCKED``: workers each take a disjoint slice instead of queueing behind each other.
-    Rows locked here but not among the first ``limit`` are unlocked again at commit.
+    The first due rows are found without locks, then locked with ``SKIP LOCKED``; the ones
+    another worker holds (or has just taken) are passed over and the next ones looked up,
+    until there are ``limit`` or no more. So workers take disjoint rows without queueing
+    behind each other, and no claim locks rows it will not take: another worker would skip
+    those and could find nothing to do.
     """
+    taken: list[int] = []
+    passed: set[int] = set()
+    while len(taken) < limit:
+        candidates = _first_due(session, now, limit - len(taken), passed)
+        if not candidates:
+            break
+        locking = (
+            select(DigestRow.id)
+            .where(DigestRow.id.in_(candidates), _due(now, _DIGEST.c.status))
+            .with_for_update(skip_locked=True)
+        )
+        got = list(session.scalars(locking))
+        taken.extend(got)
+        passed.update(candidates)
+    return taken
+
+
+def _first_due(session: Session, now: datetime, limit: int, passed: set[int]) -> list[int]:
+    """The ids of the first ``limit`` due rows not in ``passed``: NULL next attempt first."""
     found: list[tuple[bool, datetime, int]] = []
-    for query in _slice_queries(now, limit):
-        rows = session.execute(query.with_for_update(skip_locked=True))
-        found.extend((at is not None, at or now, row_id) for at, row_id in rows)
+    for query in _slice_queries(now, limit, passed):
+        found.extend((at is not None, at or now, row_id) for at, row_id in session.execute(query))
     found.sort()
-    return [row_id for _, _, row_id in found[:limit]]
+    return [row_id for *_, row_id in found[:limit]]
 
 
 def _swap_due_ids(session: Session, now: datetime, lease_until: datetime, limit: int) -> list[int]:

@@ -276,10 +276,12 @@ class _Run:
         if self.renewer is not None:
             self.renewer.cancel()
             await asyncio.gather(self.renewer, return_exceptions=True)
-        if self.recorder is not None:
-            self.outcomes.put_nowait(None)
-            await self.recorder
-        await self.writer.aclose()
+        try:
+            if self.recorder is not None:
+                self.outcomes.put_nowait(None)
+                await self.recorder
+        finally:
+            await self.writer.aclose()
 
     async def _release_undispatched(self) -> None:
         if not self.undispatched:
