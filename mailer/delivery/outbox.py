@@ -126,13 +126,13 @@ def _due_slices(now: datetime) -> list[ColumnElement[bool]]:
 
 
 def _slice_queries(
-    now: datetime, limit: int, passed: Collection[int] = ()
+    now: datetime, limit: int, skip: Collection[int] = ()
 ) -> list[Select[datetime | None, int]]:
     queries = []
     for where in _due_slices(now):
         query = select(DigestRow.next_attempt_at, DigestRow.id).where(where)
-        if passed:
-            query = query.where(DigestRow.id.not_in(passed))
+        if skip:
+            query = query.where(DigestRow.id.not_in(skip))
         queries.append(query.order_by(DigestRow.next_attempt_at, DigestRow.id).limit(limit))
     return queries
 
@@ -147,9 +147,9 @@ def _lock_due_ids(session: Session, now: datetime, limit: int) -> list[int]:
     those and could find nothing to do.
     """
     taken: list[int] = []
-    passed: set[int] = set()
+    looked_at: set[int] = set()  # taken, held by another worker, or no longer due
     while len(taken) < limit:
-        candidates = _first_due(session, now, limit - len(taken), passed)
+        candidates = _first_due(session, now, limit - len(taken), looked_at)
         if not candidates:
             break
         locking = (
@@ -159,14 +159,14 @@ def _lock_due_ids(session: Session, now: datetime, limit: int) -> list[int]:
         )
         got = list(session.scalars(locking))
         taken.extend(got)
-        passed.update(candidates)
+        looked_at.update(candidates)
     return taken
 
 
-def _first_due(session: Session, now: datetime, limit: int, passed: set[int]) -> list[int]:
-    """The ids of the first ``limit`` due rows not in ``passed``: NULL next attempt first."""
+def _first_due(session: Session, now: datetime, limit: int, skip: set[int]) -> list[int]:
+    """The ids of the first ``limit`` due rows not in ``skip``: NULL next attempt first."""
     found: list[tuple[bool, datetime, int]] = []
-    for query in _slice_queries(now, limit, passed):
+    for query in _slice_queries(now, limit, skip):
         found.extend((at is not None, at or now, row_id) for at, row_id in session.execute(query))
     found.sort()
     return [row_id for *_, row_id in found[:limit]]
