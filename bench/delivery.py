@@ -194,8 +194,8 @@ def _listed(did: int, sid: int, pid: int, rank: int) -> dict[str, Any]:
 
 def _context(url: str) -> Any:
     from mailer.config import Settings
+    from mailer.context import make_context
     from mailer.db.session import make_engine, make_session_factory
-    from mailer.pipeline import make_context
 
     settings = Settings(
         database_url=url,
@@ -208,7 +208,8 @@ def _context(url: str) -> Any:
 def run_main(mode: str, url: str, count: int, port: int) -> None:
     """One measurement in this process; prints a JSON line."""
     from mailer.delivery import RetryPolicy, SmtpConfig, SmtpTransport
-    from mailer.pipeline import render_stored, send_queued, wire_message
+    from mailer.pipeline.render import render_stored, wire_message
+    from mailer.pipeline.send import send_queued
 
     ctx = _context(url)
     config = SmtpConfig("127.0.0.1", port, security="none", concurrency=CONCURRENCY, timeout=30)

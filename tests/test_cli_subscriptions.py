@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from mailer import subscriptions
+from mailer.context import Defaults
 from mailer.db.digests import PlannedDigest, insert_digest
 from mailer.db.session import SessionFactory
 from mailer.db.subscribers import email_hash
 from mailer.db.tables import DigestRow, SubscriberRow, SuppressionRow
 from mailer.errors import InputError, InvalidEmail, NotFound, ProfileError
 from mailer.models import DigestStatus, SubscriberStatus
-from mailer.subscriptions import Changes, Defaults, SubscriberInput
+from mailer.subscribers import manage as subscriptions
+from mailer.subscribers.manage import Changes, SubscriberInput
 
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)  # a Wednesday, 10:00 UTC
 

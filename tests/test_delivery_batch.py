@@ -16,12 +16,13 @@ except ModuleNotFoundError:
     from tests.helpers.smtp_server import SmtpServer
 
 from mailer.config import Settings
+from mailer.context import make_context
 from mailer.db.digests import PaperCache, load_digest, load_digests
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
 from mailer.delivery import RetryPolicy, SmtpConfig, SmtpTransport
 from mailer.models import Span
-from mailer.pipeline import make_context, send_queued
+from mailer.pipeline.send import send_queued
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 PAPERS = 6

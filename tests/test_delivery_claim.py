@@ -13,9 +13,9 @@ try:  # tests/ may or may not be a package; the helpers import either way
 except ModuleNotFoundError:
     from tests.helpers.delivery_worker import T0, seed
 
+from mailer.db.outbox import _lock_due_ids, claim
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow
-from mailer.delivery.outbox import _lock_due_ids, claim
 
 LEASE = timedelta(minutes=5)
 

@@ -16,10 +16,10 @@ except ModuleNotFoundError:
     from tests.helpers.delivery_worker import T0, build_message, seed
     from tests.helpers.smtp_server import SmtpServer
 
+from mailer.db.outbox import ClaimedDigest, Outcome, claim
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow
 from mailer.delivery import RetryPolicy, SmtpConfig, SmtpTransport, deliver_due
-from mailer.delivery.outbox import ClaimedDigest, Outcome, claim
 from mailer.delivery.recorder import OutcomeWriter
 from mailer.models import DigestStatus
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailer import subscriptions
+from mailer.context import Defaults
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.errors import InputError
-from mailer.importer import decode, import_csv
-from mailer.subscriptions import Defaults
+from mailer.subscribers import manage as subscriptions
+from mailer.subscribers.importer import decode, import_csv
 from tests.helpers.cli import Invoke, cli_fixture  # noqa: F401  (the `cli` fixture)
 
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailer.errors import ConfigError, InvalidEmail
-from mailer.message import (
+from mailer.mail.message import (
     SMTP_POLICY,
     build_message,
     list_id_for,
@@ -28,9 +28,9 @@ from mailer.message import (
     sign_message,
     wire_bytes,
 )
+from mailer.mail.wire import crlf_only
 from mailer.models import Links
 from mailer.rendering import RenderedEmail, Renderer
-from mailer.wire import crlf_only
 from tests.helpers.golden import assert_golden, sample_digest
 from tests.helpers.smtp_server import SmtpServer
 
@@ -304,7 +304,7 @@ def test_text_travels_as_7bit_when_ascii_lines_fit(text: str, cte: str) -> None:
     ],
 )
 def test_shared_headers_fold_as_the_email_package_folds_them(name: str, value: str) -> None:
-    from mailer.message import MESSAGE_POLICY, SMTPUTF8_POLICY, _fixed_header
+    from mailer.mail.message import MESSAGE_POLICY, SMTPUTF8_POLICY, _fixed_header
 
     shared = _fixed_header(name, value)
     policies = [
@@ -357,7 +357,7 @@ def test_parts_round_trip_whatever_the_body(renderer: Renderer, subtype: str) ->
 
 
 def test_a_body_holding_the_boundary_gets_another(renderer: Renderer) -> None:
-    from mailer import message as message_module
+    from mailer.mail import message as message_module
 
     html = f"<p>{message_module._BOUNDARY}</p>\n"
     msg = plain_message(html, "text\n")
@@ -392,7 +392,7 @@ def test_per_message_headers_fold_as_the_email_package_folds_them(
     recipient: str, subject: str
 ) -> None:
     """To is parsed once, Subject and Date are shared: each still folds like a fresh header."""
-    from mailer.message import SMTPUTF8_POLICY
+    from mailer.mail.message import SMTPUTF8_POLICY
 
     when = datetime(2026, 11, 22, 8, 0, 1, 987654, tzinfo=UTC)
     links = Links(
@@ -410,7 +410,7 @@ def test_per_message_headers_fold_as_the_email_package_folds_them(
         list_id=list_id_for(SENDER),
         when=when,
     )
-    from mailer.message import parse_address
+    from mailer.mail.message import parse_address
 
     stock = EmailMessage(policy=policy.default)
     stock["To"] = parse_address(recipient)  # what build_message used to store
@@ -442,7 +442,7 @@ def test_messages_sent_in_one_second_share_their_date_header() -> None:
 
 
 def test_a_list_header_that_could_hold_an_encoded_word_is_parsed() -> None:
-    from mailer.message import ListHeader
+    from mailer.mail.message import ListHeader
 
     value = "<mailto:leave@example.org?subject==?utf-8?q?bye?=>"
     header = ListHeader("List-Unsubscribe", value)
@@ -458,7 +458,7 @@ def test_a_list_header_that_could_hold_an_encoded_word_is_parsed() -> None:
 def test_built_messages_are_written_as_the_stock_generator_writes_them(
     text: str, html: str, utf8: bool
 ) -> None:
-    from mailer.message import SMTPUTF8_POLICY, _alternative_bytes
+    from mailer.mail.message import SMTPUTF8_POLICY, _alternative_bytes
 
     msg = plain_message(html, text)
     chosen = SMTPUTF8_POLICY if utf8 else SMTP_POLICY
@@ -490,7 +490,7 @@ def _other_shapes() -> list[EmailMessage]:
 
 @pytest.mark.parametrize("msg", _other_shapes(), ids=["preamble", "nested", "8bit", "empty"])
 def test_other_shapes_go_through_the_generator(msg: EmailMessage) -> None:
-    from mailer.message import _alternative_bytes
+    from mailer.mail.message import _alternative_bytes
 
     assert _alternative_bytes(msg, SMTP_POLICY) is None
     assert message_bytes(msg) == msg.as_bytes(policy=SMTP_POLICY)
@@ -498,7 +498,7 @@ def test_other_shapes_go_through_the_generator(msg: EmailMessage) -> None:
 
 
 def test_a_header_line_that_is_not_crlf_sends_the_message_through_the_generator() -> None:
-    from mailer.message import _alternative_bytes
+    from mailer.mail.message import _alternative_bytes
 
     class BareLineFeed(str):
         """A header object from elsewhere that folds with a bare LF (none made here does)."""

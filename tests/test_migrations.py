@@ -33,8 +33,9 @@ def test_ids_are_never_reused_after_an_erasure(db_url: str) -> None:
     """Old emails' links carry subscriber and digest ids: a new row must never inherit one."""
     from datetime import UTC, datetime
 
+    from mailer.context import Defaults
     from mailer.db.session import make_engine, make_session_factory
-    from mailer.subscriptions import Defaults, SubscriberInput, add, remove
+    from mailer.subscribers.manage import SubscriberInput, add, remove
 
     engine = make_engine(db_url)
     sessions = make_session_factory(engine)

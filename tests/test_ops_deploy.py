@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mailer import health
+from mailer.ops import health
 from tests.test_docs_cli import command_paths
 
 ROOT = Path(__file__).resolve().parent.parent

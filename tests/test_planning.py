@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from mailer.context import Defaults, PlanOptions
 from mailer.db import papers as paper_repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestPaperRow, DigestRow, SubscriberRow
 from mailer.models import DigestStatus, Paper
-from mailer.planning import DigestPlanner, PlanOptions
-from mailer.subscriptions import Defaults, SubscriberInput, add
+from mailer.pipeline.plan import DigestPlanner
+from mailer.subscribers.manage import SubscriberInput, add
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
@@ -134,8 +135,8 @@ def test_dry_run_stores_nothing(session_factory: SessionFactory) -> None:
 def test_profiles_are_stored_compiled_and_never_used_stale(
     session_factory: SessionFactory,
 ) -> None:
-    from mailer.planning import compiled_profile
-    from mailer.subscriptions import Changes, update
+    from mailer.pipeline.plan import compiled_profile
+    from mailer.subscribers.manage import Changes, update
 
     _store(session_factory, T0 - timedelta(hours=1), _paper("a", "Diffusion policy"))
     sub = _subscribe(session_factory, "alice@example.org", "diffusion")

@@ -23,22 +23,14 @@ import pytest
 from sqlalchemy import update
 
 from mailer.config import Settings
+from mailer.context import Context, make_context
+from mailer.db.outbox import claim
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow
 from mailer.delivery import RetryPolicy, SmtpConfig, SmtpTransport, WireMessage
-from mailer.delivery.outbox import claim
-from mailer.pipeline import (
-    Context,
-    DigestMessages,
-    PooledDigestMessages,
-    RenderedDigest,
-    digest_messages,
-    make_context,
-    render_stored,
-    send_queued,
-    wire_message,
-)
-from mailer.render_pool import Rendered, RenderPool
+from mailer.pipeline.render import RenderedDigest, render_stored, wire_message
+from mailer.pipeline.render_pool import Rendered, RenderPool
+from mailer.pipeline.send import DigestMessages, PooledDigestMessages, digest_messages, send_queued
 from mailer.tokens import Purpose
 from tests.helpers.golden import sample_digest
 from tests.helpers.smtp_server import SmtpServer
@@ -216,7 +208,7 @@ def test_a_render_process_that_dies_costs_no_digest(
         assert _send(ctx, server, messages) == 60
         ids = [r.message_id for r in server.messages]
     assert len(ids) == len(set(ids)) == 60  # all rendered here instead, each sent once
-    fallbacks = [r.getMessage() for r in caplog.records if r.name == "mailer.pipeline"]
+    fallbacks = [r.getMessage() for r in caplog.records if r.name == "mailer.pipeline.send"]
     assert any("render process failed" in m or "unavailable" in m for m in fallbacks)
 
 
@@ -243,7 +235,7 @@ def test_render_processes_exit_when_their_parent_is_killed(
     script.write_text(
         "import sys, time\n"
         "from mailer.config import Settings\n"
-        "from mailer.render_pool import RenderPool\n"
+        "from mailer.pipeline.render_pool import RenderPool\n"
         "if __name__ == '__main__':\n"
         f"    settings = Settings(database_url={db_url!r}, secret_key={SECRET!r},\n"
         "                        MAILER_FROM='Digest <d@example.org>')\n"
@@ -281,7 +273,7 @@ def _children_of(pid: int) -> list[int]:
 
 
 def test_render_processes_yield_the_cpu_to_the_sender(db_url: str) -> None:
-    from mailer import render_pool
+    from mailer.pipeline import render_pool
 
     pool = RenderPool(_settings(db_url), 1)
     try:

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import jinja2
 import pytest
 
-from mailer.message import build_message
+from mailer.mail.message import build_message
 from mailer.models import Digest, Frequency, Links, Match, Paper, Span, Subscriber, SubscriberStatus
 from mailer.rendering import (
     InliningLoader,

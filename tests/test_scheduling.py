@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from mailer.context import CatchUp, Defaults, PlanOptions
 from mailer.db import papers as paper_repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow
 from mailer.models import Paper
-from mailer.planning import CatchUp, DigestPlanner, PlanOptions, PlanReport
-from mailer.subscriptions import Changes, Defaults, SubscriberInput, add, update
+from mailer.pipeline.plan import DigestPlanner, PlanReport
+from mailer.subscribers.manage import Changes, SubscriberInput, add, update
 
 START = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)  # a Monday
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from mailer.config import Settings
+from mailer.context import Context, make_context
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
-from mailer.pipeline import Context, make_context
-from mailer.subscriptions import SubscriberInput, add
+from mailer.subscribers.manage import SubscriberInput, add
 from mailer.tokens import Purpose
 from mailer.web.app import create_app
 from tests.helpers.web_server import WebServer

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
-from mailer.subscriptions import SubscriberInput, add
+from mailer.subscribers.manage import SubscriberInput, add
 from mailer.tokens import Purpose
 from tests.browser.harness import Harness, running_app
 from tests.test_web_signup import FORM, csrf_token

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow, SubscriberRow
-from mailer.pipeline import plan
-from mailer.subscriptions import SubscriberInput, add
+from mailer.pipeline.plan import plan
+from mailer.subscribers.manage import SubscriberInput, add
 from mailer.tokens import Purpose
 from tests.browser.harness import Harness, running_app
 

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.delivery import RetryPolicy
-from mailer.pipeline import plan, send_queued
+from mailer.pipeline.plan import plan
+from mailer.pipeline.send import send_queued
 from mailer.web.deps import Limits
 from tests.browser.harness import SECRET, Harness, link_path, running_app, smtp_transport
 

@@ -8,15 +8,16 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import update
 
-from mailer import subscriptions
+from mailer.context import Defaults
 from mailer.db.digests import PlannedDigest, insert_digest
 from mailer.db.fetches import FetchRecord, record_fetch
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.errors import NotFound
 from mailer.models import DigestStatus
-from mailer.subscriptions import Defaults, SubscriberInput
-from mailer.why import explain
+from mailer.ops.why import explain
+from mailer.subscribers import manage as subscriptions
+from mailer.subscribers.manage import SubscriberInput
 from tests.helpers.cli import Invoke, cli_fixture  # noqa: F401  (the `cli` fixture)
 
 JOINED = datetime(2026, 11, 10, 6, 0, tzinfo=UTC)

@@ -15,15 +15,7 @@ from sqlalchemy.orm import Session
 
 from mailer.db.papers import to_paper
 from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
-from mailer.models import (
-    DigestStatus,
-    Frequency,
-    Match,
-    Paper,
-    Span,
-    Subscriber,
-    SubscriberStatus,
-)
+from mailer.models import DigestStatus, Frequency, Match, Paper, Span, Subscriber, SubscriberStatus
 
 T = TypeVar("T")
 

@@ -1,13 +1,13 @@
-"""Delivery: the outbox (claim, record, release), transports (SMTP pool, Maildir), retry policy."""
+"""Delivery: the claiming loop, transports (SMTP pool, Maildir), retry policy."""
 
 from mailer.config import Settings
-from mailer.delivery.outbox import ClaimedDigest
+from mailer.db.outbox import ClaimedDigest
 from mailer.delivery.policy import RetryPolicy
 from mailer.delivery.refusal import Refusal, SmtpPermanentError, SmtpTransientError, Stage
 from mailer.delivery.shutdown import stop_on_signals
 from mailer.delivery.smtp import SmtpConfig, SmtpTransport
 from mailer.delivery.transport import MaildirTransport, Outgoing, Transport, WireMessage
-from mailer.delivery.worker import DeliveryReport, deliver_due, stamp_message_id, utc_now
+from mailer.delivery.worker import DeliveryReport, deliver_due, stamp_message_id
 
 __all__ = [
     "ClaimedDigest",
@@ -27,7 +27,6 @@ __all__ = [
     "stamp_message_id",
     "stop_on_signals",
     "transport_from_settings",
-    "utc_now",
 ]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from mailer.delivery.outbox import ClaimedDigest
+from mailer.db.outbox import ClaimedDigest
 
 
 @dataclass(slots=True)

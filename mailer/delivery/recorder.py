@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from mailer.delivery.outbox import Outcome, record
+from mailer.db.outbox import Outcome, record
 
 log = logging.getLogger(__name__)
 

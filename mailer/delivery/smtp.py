@@ -21,7 +21,7 @@ from mailer.delivery.ratelimit import TokenBucket
 from mailer.delivery.refusal import SmtpPermanentError, SmtpTransientError, Stage
 from mailer.delivery.transport import Outgoing, WireMessage
 from mailer.errors import DeliveryError
-from mailer.wire import crlf_only
+from mailer.mail.wire import crlf_only
 
 log = logging.getLogger(__name__)
 

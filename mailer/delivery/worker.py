@@ -11,21 +11,15 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 
 from sqlalchemy import Engine
 
+from mailer.clock import utc_now
+from mailer.db.outbox import Claim, ClaimedDigest, Outcome, claim, release, renew
 from mailer.db.session import SessionFactory
 from mailer.delivery.leases import HeldRows
-from mailer.delivery.outbox import (
-    Claim,
-    ClaimedDigest,
-    Outcome,
-    claim,
-    release,
-    renew,
-)
 from mailer.delivery.policy import RetryPolicy
 from mailer.delivery.recorder import OutcomeWriter
 from mailer.delivery.refusal import Refusal, Stage, classify, stage_of
@@ -37,11 +31,6 @@ log = logging.getLogger(__name__)
 
 BuildMessage = Callable[[ClaimedDigest], Outgoing | Awaitable[Outgoing]]
 Prepare = Callable[[Sequence[ClaimedDigest]], None]
-
-
-def utc_now() -> datetime:
-    """The real clock, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 @dataclass(slots=True)

@@ -13,13 +13,7 @@ from dataclasses import dataclass
 from mailer.matching.explain import Doc, analyze_paper, author_matches
 from mailer.matching.postings import Postings, bit_list, iter_bits
 from mailer.matching.profile import ALL, AUTHOR, CATEGORY, TITLE, Interest, Profile, Term
-from mailer.matching.scoring import (
-    idf,
-    length_norms,
-    name_score,
-    popularity,
-    text_scores,
-)
+from mailer.matching.scoring import idf, length_norms, name_score, popularity, text_scores
 from mailer.models import Paper
 
 # Per-paper entries the caches may hold (about 100 bytes each) before they are dropped.

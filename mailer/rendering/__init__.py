@@ -10,7 +10,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import jinja2
@@ -31,6 +30,7 @@ from mailer.rendering.views import (
     schedule_label,
     shorten_authors,
 )
+from mailer.resources import shipped
 
 __all__ = [
     "SNIPPET_CHARS",
@@ -99,7 +99,7 @@ def _preheader(count: int, interests: Sequence[str], weekly: bool) -> str:
 
 
 def _template_dir_loader() -> jinja2.BaseLoader:
-    return jinja2.FileSystemLoader(str(resources.files("mailer") / "templates"))
+    return jinja2.FileSystemLoader(shipped("templates"))
 
 
 class Renderer:

@@ -1,4 +1,4 @@
-"""A subscriber's own changes from the preferences page, through ``mailer.subscriptions``."""
+"""A subscriber's own changes from the preferences page, through ``mailer.subscribers.manage``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from mailer import subscriptions
+from mailer.context import Context
 from mailer.db import subscribers as repo
 from mailer.db.tables import DigestRow
 from mailer.errors import NotFound
 from mailer.models import DigestStatus, Subscriber
-from mailer.pipeline import Context
+from mailer.subscribers import manage as subscriptions
 from mailer.web.forms import Choices
 
 

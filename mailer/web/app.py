@@ -13,10 +13,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mailer.context import Context
 from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
-from mailer.pipeline import Context
-from mailer.signup import TransportFactory
+from mailer.subscribers.signup import TransportFactory
 from mailer.web import signup_routes, subscriber_routes
 from mailer.web.csrf import Csrf
 from mailer.web.deps import Limits, Web

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from mailer.pipeline import Context
-from mailer.signup import TransportFactory
+from mailer.context import Context
+from mailer.subscribers.signup import TransportFactory
 from mailer.web.csrf import Csrf
 from mailer.web.pages import Pages
 from mailer.web.preview import RecentPapers

@@ -9,10 +9,11 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from mailer.addresses import normalise_email
+from mailer.context import Defaults
 from mailer.errors import InputError, ProfileError
 from mailer.matching import parse_profile
 from mailer.schedule import is_valid_timezone, parse_send_time, parse_weekday
-from mailer.subscriptions import Defaults, SubscriberInput
+from mailer.subscribers.manage import SubscriberInput
 
 MAX_FIELDS = 32
 # Generous caps: the validators give the real limits and the messages; these only stop

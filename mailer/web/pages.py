@@ -6,8 +6,9 @@ from functools import lru_cache
 from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from mailer.resources import shipped
 from mailer.schedule import WEEKDAYS, is_valid_timezone
 
 _LEGACY_PREFIXES = ("Etc/", "SystemV/", "US/", "Canada/", "Brazil/", "Chile/", "Mexico/")
@@ -36,7 +37,7 @@ class Pages:
 
     def __init__(self, *, demo: bool = False) -> None:
         self.env = Environment(
-            loader=PackageLoader("mailer", "templates"),
+            loader=FileSystemLoader(shipped("templates")),
             autoescape=select_autoescape(default=True, default_for_string=True),
             undefined=StrictUndefined,
             trim_blocks=True,

@@ -8,9 +8,9 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailer import signup
 from mailer.errors import InputError, TokenError, TokenExpired
 from mailer.rendering.views import schedule_label
+from mailer.subscribers import signup
 from mailer.tokens import Purpose
 from mailer.web.csrf import COOKIE, FIELD, MAX_AGE_SECONDS
 from mailer.web.deps import NO_STORE, Web, client_ip, web_of

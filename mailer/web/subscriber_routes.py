@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailer.errors import InputError, MailerError, NotFound, TokenError
 from mailer.models import Subscriber, SubscriberStatus
-from mailer.pipeline import render_stored
+from mailer.pipeline.render import render_stored
 from mailer.rendering.views import schedule_label
 from mailer.tokens import Purpose
 from mailer.web import account

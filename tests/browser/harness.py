@@ -11,11 +11,11 @@ from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 from mailer.config import Settings
+from mailer.context import Context, make_context
 from mailer.db.papers import upsert_papers
 from mailer.db.session import SessionFactory
 from mailer.delivery import SmtpConfig, SmtpTransport
 from mailer.models import Paper
-from mailer.pipeline import Context, make_context
 from mailer.web.app import create_app
 from mailer.web.deps import Limits
 from tests.helpers.smtp_server import SmtpServer

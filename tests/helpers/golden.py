@@ -5,16 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mailer.models import (
-    Digest,
-    Frequency,
-    Links,
-    Match,
-    Paper,
-    Span,
-    Subscriber,
-    SubscriberStatus,
-)
+from mailer.models import Digest, Frequency, Links, Match, Paper, Span, Subscriber, SubscriberStatus
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from mailer.addresses import normalise_email
+from mailer.context import Defaults
 from mailer.db import digests as digest_repo
 from mailer.db import subscribers as repo
 from mailer.db.session import SessionFactory
@@ -38,14 +39,6 @@ class SubscriberInput:
     send_time: str | None = None
     timezone: str | None = None
     weekday: str | int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Defaults:
-    """Operator defaults for fields a new subscriber leaves out."""
-
-    send_time: str = "08:00"
-    timezone: str = "UTC"
 
 
 def validate(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from mailer.addresses import normalise_email
 from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
 from mailer.errors import NotFound
-from mailer.importer import FORMULA_STARTS
+from mailer.subscribers.importer import FORMULA_STARTS
 
 # The first columns match the import format, so an export can be imported elsewhere.
 FIELDS = (

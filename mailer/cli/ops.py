@@ -6,15 +6,8 @@ from typing import Annotated
 
 import typer
 
-from mailer import output
-from mailer.cli_support import (
-    EXIT_FAILED,
-    JsonOption,
-    database,
-    load_settings,
-    now,
-    parse_day,
-)
+from mailer.cli import output
+from mailer.cli.support import EXIT_FAILED, JsonOption, database, load_settings, now, parse_day
 
 
 def why(
@@ -26,7 +19,7 @@ def why(
     as_json: JsonOption = False,
 ) -> None:
     """Explain a day's outcome for one subscriber: sent, skipped, bounced, not due, paused…"""
-    from mailer.why import explain
+    from mailer.ops.why import explain
 
     settings = load_settings()
     wanted = parse_day(day)
@@ -40,7 +33,7 @@ def stats(
     as_json: JsonOption = False,
 ) -> None:
     """Subscribers by status, papers per source per day, digests by status."""
-    from mailer.stats import collect
+    from mailer.ops.stats import collect
 
     settings = load_settings()
     with database(settings) as sessions, sessions() as session:
@@ -50,7 +43,7 @@ def stats(
 
 def check_health(as_json: JsonOption = False) -> None:
     """Exit 0 when the database is reachable and migrated to head, else 1 (container checks)."""
-    from mailer.health import check
+    from mailer.ops.health import check
 
     settings = load_settings()
     checks = check(settings.database_url)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from mailer.addresses import normalise_email
+from mailer.context import Context
 from mailer.db import subscribers as subscriber_repo
 from mailer.errors import NotFound
 from mailer.models import Digest, Links
-from mailer.pipeline import Context, date_label, planner
+from mailer.pipeline.plan import planner
+from mailer.pipeline.render import date_label
 from mailer.rendering import RenderedEmail
 from mailer.tokens import Purpose
 

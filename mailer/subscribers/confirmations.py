@@ -10,14 +10,14 @@ from datetime import datetime
 
 from sqlalchemy import and_, select, update
 
+from mailer.context import Context
 from mailer.db import subscribers as repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.delivery import Transport
 from mailer.errors import MailerError
 from mailer.models import SubscriberStatus
-from mailer.pipeline import Context
-from mailer.signup import PendingConfirmation, confirmation_message
+from mailer.subscribers.signup import PendingConfirmation, confirmation_message
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from mailer.addresses import MAX_EMAIL_LENGTH, normalise_email
+from mailer.context import Defaults
 from mailer.db import subscribers as repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
@@ -21,7 +22,7 @@ from mailer.errors import InputError
 from mailer.matching import parse_profile
 from mailer.models import Subscriber, SubscriberStatus
 from mailer.schedule import Cadence, first_due
-from mailer.subscriptions import Defaults, SubscriberInput, cadence_of, validate
+from mailer.subscribers.manage import SubscriberInput, cadence_of, validate
 
 COLUMNS = ("email", "keywords", "frequency", "timezone", "send_time", "weekday")
 REQUIRED = ("email", "keywords")

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mailer import output, subscriptions
-from mailer.cli_support import (
+from mailer.cli import output
+from mailer.cli.support import (
     EXIT_FAILED,
     JsonOption,
     database,
@@ -25,6 +25,7 @@ from mailer.cli_support import (
 from mailer.config import Settings
 from mailer.db.session import SessionFactory
 from mailer.errors import InputError
+from mailer.subscribers import manage as subscriptions
 
 app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
 
@@ -88,9 +89,9 @@ def add(
 
 def _confirm_by_mail(settings: Settings, sessions: SessionFactory, emails: list[str]) -> None:
     """Send pending addresses their confirmation link (DESIGN: double opt-in for everyone)."""
-    from mailer import confirmations
+    from mailer.context import make_context
     from mailer.delivery import transport_from_settings
-    from mailer.pipeline import make_context
+    from mailer.subscribers import confirmations
 
     pending = confirmations.awaiting_mail(sessions, emails)
     if not pending:
@@ -225,7 +226,7 @@ def import_(
     header line is recognised (any order), else that order is assumed. UTF-8 (with or
     without BOM), comma, semicolon or tab separated. Exit 1 when some rows were rejected.
     """
-    from mailer import importer
+    from mailer.subscribers import importer
 
     try:
         data = file.read_bytes()
@@ -254,7 +255,7 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
 ) -> None:
     """Export subscribers as CSV (spreadsheet-safe) or JSON."""
-    from mailer import exporter
+    from mailer.subscribers import exporter
 
     if fmt not in ("csv", "json"):
         raise InputError(f"--format must be csv or json, not {fmt!r}")

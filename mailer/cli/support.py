@@ -11,10 +11,10 @@ import typer
 
 from mailer import logs
 from mailer.config import Settings, get_settings
+from mailer.context import Defaults
 from mailer.db.session import SessionFactory, make_engine, make_session_factory
 from mailer.errors import ConfigError, InputError
 from mailer.models import SubscriberStatus
-from mailer.subscriptions import Defaults
 
 # Exit codes (documented in the README): 0 ok, 1 operation failed, 2 bad usage or input,
 # 3 configuration error.

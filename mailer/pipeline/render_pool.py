@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 from mailer import logs
 from mailer.config import Settings
 from mailer.db import digests as digest_repo
-from mailer.wire import crlf_only
+from mailer.mail.wire import crlf_only
 
 if TYPE_CHECKING:
-    from mailer.pipeline import Context
+    from mailer.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ _papers: digest_repo.PaperCache | None = None  # papers read by earlier chunks o
 
 def _start_child(settings: Settings) -> None:
     global _context, _papers
+    from mailer.context import make_context
     from mailer.db.session import make_engine, make_session_factory
-    from mailer.pipeline import make_context
 
     # Ctrl-C reaches the whole process group, and systemd signals every process of a unit:
     # the parent decides when children stop (it finishes their chunks, then shuts them down).
@@ -88,7 +88,7 @@ def _exit_with_parent(parent: int) -> None:
 
 def render_chunk(digest_ids: Sequence[int]) -> dict[int, Rendered]:
     """In a child: load, render and serialise these outbox rows (the ones that exist)."""
-    from mailer.pipeline import render_digest, wire_message
+    from mailer.pipeline.render import render_digest, wire_message
 
     ctx = _context
     if ctx is None:

@@ -17,9 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 # Typer >= 0.24 vendors click: its usage errors are not click's own classes.
 from typer._click.exceptions import ClickException as TyperClickException
 
-from mailer import cli_ops, logs, output
-from mailer.cli_subscribers import app as subscribers_app
-from mailer.cli_support import (
+from mailer import logs
+from mailer.cli import ops as cli_ops
+from mailer.cli import output
+from mailer.cli.subscribers import app as subscribers_app
+from mailer.cli.support import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_INPUT,
@@ -30,10 +32,10 @@ from mailer.cli_support import (
     reload_logging,
 )
 from mailer.config import Settings, get_settings
+from mailer.context import Context, make_context
 from mailer.db.migrate import current_revision, head_revision, upgrade
 from mailer.db.session import SessionFactory, make_engine, make_session_factory
 from mailer.errors import ConfigError, InputError, MailerError
-from mailer.pipeline import Context, make_context
 
 log = logging.getLogger("mailer.cli")
 
@@ -182,17 +184,18 @@ def run(
     port: PortOption = None,
 ) -> None:
     """The daemon: scheduler and web server (migrates the database first)."""
-    from mailer import service
+    from mailer.daemon import run as daemon
+    from mailer.pipeline import cycle
 
     settings = _daemon_settings()
     ctx = _context(settings, migrate=True)
     _announce_transport(settings)
     if once:
-        report = _run_stoppable(lambda stop: service.run_cycle(ctx, settings, stop=stop))
+        report = _run_stoppable(lambda stop: cycle.run_cycle(ctx, settings, stop=stop))
         output.cycle_summary(report)
         return
     _run(
-        lambda: service.serve(
+        lambda: daemon.serve(
             ctx, settings, scheduler=True, web=True,
             host=host or settings.web_host, port=port or settings.web_port,
         )
@@ -202,12 +205,12 @@ def run(
 @app.command()
 def web(host: HostOption = None, port: PortOption = None) -> None:
     """Only the web server (signup, confirm, unsubscribe, health)."""
-    from mailer import service
+    from mailer.daemon import run as daemon
 
     settings = _daemon_settings()
     ctx = _context(settings)
     _run(
-        lambda: service.serve(
+        lambda: daemon.serve(
             ctx, settings, scheduler=False, web=True,
             host=host or settings.web_host, port=port or settings.web_port,
         )
@@ -217,19 +220,19 @@ def web(host: HostOption = None, port: PortOption = None) -> None:
 @app.command()
 def worker() -> None:
     """Only the scheduler: fetch sources and send due digests (scale these out on PostgreSQL)."""
-    from mailer import service
+    from mailer.daemon import run as daemon
 
     settings = _daemon_settings()
     ctx = _context(settings)
     _announce_transport(settings)
-    _run(lambda: service.serve(ctx, settings, scheduler=True, web=False, host="", port=0))
+    _run(lambda: daemon.serve(ctx, settings, scheduler=True, web=False, host="", port=0))
 
 
 @app.command()
 def demo(host: HostOption = None, port: PortOption = None) -> None:
     """Newcomer's tour: load the bundled sample and example subscribers, send, keep running."""
-    from mailer import demo as demo_module
-    from mailer import service
+    from mailer.daemon import run as daemon
+    from mailer.ops import demo as demo_module
 
     settings = demo_module.demo_settings(_daemon_settings())
     ctx = _context(settings, migrate=True)
@@ -239,7 +242,7 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
     bind_host, bind_port = host or settings.web_host, port or settings.web_port
     output.say(f"demo running: open http://{bind_host}:{bind_port}  (Ctrl-C to stop)")
     _run(
-        lambda: service.serve(
+        lambda: daemon.serve(
             ctx, settings, scheduler=True, web=True, host=bind_host, port=bind_port, demo=True
         )
     )
@@ -265,12 +268,12 @@ def fetch(
     day: Annotated[str | None, typer.Option("--date", help="Announcement day YYYY-MM-DD.")] = None,
 ) -> None:
     """Poll sources now and store their papers."""
-    from mailer import service
+    from mailer.pipeline import cycle
 
     settings = _settings()
     ctx = _context(settings)
     wanted = _parse_day(day)
-    outcomes = _run(lambda: service.fetch_now(ctx, settings, source or None, wanted))
+    outcomes = _run(lambda: cycle.fetch_now(ctx, settings, source or None, wanted))
     for outcome in outcomes:
         log.info(
             "fetched source=%s outcome=%s new=%d updated=%d skipped=%d%s",
@@ -296,14 +299,14 @@ def send(
     as_json: JsonOption = False,
 ) -> None:
     """Send the digests that are due."""
-    from mailer import pipeline, service
     from mailer.delivery import RetryPolicy, transport_from_settings
+    from mailer.pipeline import cycle, plan
 
     settings = _settings()
     ctx = _context(settings)
     instant = _parse_instant(at)
     if dry_run:
-        report = pipeline.plan(ctx, force=now, dry_run=True, at=instant)
+        report = plan.plan(ctx, force=now, dry_run=True, at=instant)
         output.plan_lines(report, as_json=as_json)
         return
     if instant is not None:
@@ -312,7 +315,7 @@ def send(
 
     async def go(stop: asyncio.Event) -> Any:
         async with transport_from_settings(settings) as transport:
-            return await service.send_now(
+            return await cycle.send_now(
                 ctx, transport, RetryPolicy.from_settings(settings), force=now, stop=stop
             )
 
@@ -331,7 +334,7 @@ def preview(
     text: Annotated[bool, typer.Option("--text", help="Print the plain-text part.")] = False,
 ) -> None:
     """The digest this subscriber would get now (nothing is stored or sent)."""
-    from mailer import previews
+    from mailer.ops import preview as previews
 
     settings = _settings()
     ctx = _context(settings)

@@ -16,14 +16,14 @@ from email.message import EmailMessage
 from sqlalchemy.exc import IntegrityError
 
 from mailer.addresses import normalise_email
+from mailer.context import Context
 from mailer.db import subscribers as repo
 from mailer.db.tables import SubscriberRow
 from mailer.delivery import Transport
 from mailer.errors import InputError, MailerError, TokenError
-from mailer.message import build_message, make_message_id
+from mailer.mail.message import build_message, make_message_id
 from mailer.models import Links, Subscriber, SubscriberStatus
-from mailer.pipeline import Context
-from mailer.subscriptions import SubscriberInput, activate_row, validate
+from mailer.subscribers.manage import SubscriberInput, activate_row, validate
 from mailer.tokens import MAX_AGE_SECONDS, Purpose
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.errors import NotFound
 from mailer.models import DigestStatus, Frequency, SubscriberStatus
 from mailer.schedule import due_at, period_key
-from mailer.subscriptions import cadence_of
+from mailer.subscribers.manage import cadence_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,9 @@ from io import BytesIO
 from typing import Any
 
 from mailer.errors import ConfigError, InvalidEmail
+from mailer.mail.wire import crlf_only
 from mailer.models import Links
 from mailer.rendering import RenderedEmail
-from mailer.wire import crlf_only
 
 
 class _CachedHeaderRegistry(HeaderRegistry):

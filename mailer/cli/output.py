@@ -16,13 +16,13 @@ from mailer.models import Subscriber
 if TYPE_CHECKING:
     from mailer.db.tables import DigestRow
     from mailer.delivery import DeliveryReport
-    from mailer.health import Check
-    from mailer.importer import ImportReport
-    from mailer.pipeline import SourceOutcome
-    from mailer.planning import PlanReport
-    from mailer.service import CycleReport
-    from mailer.stats import Stats
-    from mailer.why import Explanation
+    from mailer.ops.health import Check
+    from mailer.ops.stats import Stats
+    from mailer.ops.why import Explanation
+    from mailer.pipeline.cycle import CycleReport
+    from mailer.pipeline.fetch import SourceOutcome
+    from mailer.pipeline.plan import PlanReport
+    from mailer.subscribers.importer import ImportReport
 
 
 def _console() -> Console:

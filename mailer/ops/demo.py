@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from mailer.config import Settings
+from mailer.context import Context
 from mailer.db import subscribers as subscriber_repo
 from mailer.delivery import RetryPolicy, transport_from_settings
-from mailer.pipeline import Context
-from mailer.service import CycleReport, fetch_now, send_now
+from mailer.pipeline.cycle import CycleReport, fetch_now, send_now
 from mailer.sources import SAMPLE_PATH
-from mailer.subscriptions import SubscriberInput, add
+from mailer.subscribers.manage import SubscriberInput, add
 
 SAMPLE_SPEC = f"file:{SAMPLE_PATH}"
 

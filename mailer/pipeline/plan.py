@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
+from mailer.context import CatchUp, Context, PlanOptions
 from mailer.db import digests as digest_repo
 from mailer.db import papers as paper_repo
 from mailer.db import subscribers as subscriber_repo
@@ -24,6 +25,7 @@ from mailer.db.digests import PlannedDigest
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.errors import ProfileError
+from mailer.mail.message import make_message_id
 from mailer.matching import PaperIndex, Profile, batch_collection, parse_profile
 from mailer.models import DigestStatus, Match
 from mailer.schedule import (
@@ -34,19 +36,12 @@ from mailer.schedule import (
     next_due_after,
     shift_period,
 )
-from mailer.subscriptions import cadence_of
+from mailer.subscribers.manage import cadence_of
 
 log = logging.getLogger(__name__)
 
 CHUNK = 500
 MAX_CATCH_UP_PERIODS = 7
-
-
-class CatchUp(StrEnum):
-    """What a subscriber gets for periods missed while the daemon was down."""
-
-    EACH = "each"  # one digest per missed period, each with that period's papers
-    COMBINED = "combined"  # one digest with everything; the missed periods are recorded
 
 
 class Note(StrEnum):
@@ -55,16 +50,6 @@ class Note(StrEnum):
     NO_PAPERS = "no_papers"
     NO_MATCH = "no_match"
     COMBINED = "combined"
-
-
-@dataclass(frozen=True, slots=True)
-class PlanOptions:
-    """Operator choices that shape planning."""
-
-    max_papers: int = 25
-    catch_up: CatchUp = CatchUp.EACH
-    # A first digest normally starts at confirmation; the demo backfills a whole period.
-    first_digest_backfill: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,3 +345,19 @@ def _line(plan: PlannedDigest, email: str) -> PlanLine:
         matched=plan.matched_count,
         considered=plan.considered_count,
     )
+
+
+def planner(ctx: Context) -> DigestPlanner:
+    """A planner configured from the context."""
+    return DigestPlanner(
+        ctx.session_factory,
+        new_message_id=lambda: make_message_id(ctx.sender),
+        options=ctx.plan_options,
+    )
+
+
+def plan(
+    ctx: Context, *, force: bool = False, dry_run: bool = False, at: datetime | None = None
+) -> PlanReport:
+    """Write outbox rows for every due subscriber (or only report them when ``dry_run``)."""
+    return planner(ctx).run(now=at or ctx.clock(), force=force, dry_run=dry_run)

@@ -1,0 +1,1 @@
+"""Operator questions and tools: why, stats, health, preview, demo."""

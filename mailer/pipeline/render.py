@@ -1,0 +1,106 @@
+"""The render stage: a stored outbox row into its email, serialised for SMTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from email.message import EmailMessage
+
+from mailer.context import Context
+from mailer.db import digests as digest_repo
+from mailer.db.digests import StoredDigest
+from mailer.delivery import ClaimedDigest, WireMessage
+from mailer.errors import NotFound
+from mailer.mail.message import build_message, sign_message, wire_bytes
+from mailer.models import Digest, Links
+from mailer.rendering import RenderedEmail
+from mailer.tokens import Purpose
+
+
+def digest_links(ctx: Context, subscriber_id: int, digest_id: int) -> Links:
+    """The personal links of one digest."""
+    return Links(
+        unsubscribe=ctx.link(Purpose.UNSUBSCRIBE, subscriber_id),
+        preferences=ctx.link(Purpose.PREFERENCES, subscriber_id),
+        view_online=ctx.link(Purpose.DIGEST, digest_id),
+        unsubscribe_mailto=ctx.unsubscribe_mailto,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    """A stored digest rendered for its subscriber."""
+
+    digest: Digest
+    links: Links
+    rendered: RenderedEmail
+
+
+def render_stored(ctx: Context, digest_id: int) -> RenderedDigest:
+    """Render an outbox row from what it lists; NotFound if there is no such row."""
+    with ctx.session_factory() as session:
+        stored = digest_repo.load_digest(session, digest_id)
+    if stored is None:
+        raise NotFound(f"no digest {digest_id}")
+    return render_digest(ctx, stored)
+
+
+def render_digest(ctx: Context, stored: StoredDigest) -> RenderedDigest:
+    """Render a loaded outbox row for its subscriber."""
+    digest = Digest(
+        subscriber=stored.subscriber,
+        period=stored.period,
+        matches=stored.matches,
+        total_matched=stored.matched_count,
+        considered=stored.considered_count,
+        message_id=stored.message_id,
+    )
+    links = digest_links(ctx, stored.subscriber.id, stored.id)
+    rendered = ctx.renderer.digest(digest, links, date_label=date_label(stored.period))
+    return RenderedDigest(digest, links, rendered)
+
+
+def date_label(period: str) -> str:
+    """A human label for a period key: ``Sun 22 Nov 2026`` or ``week 47, 2026``."""
+    if "-W" in period:
+        year, week = period.split("-W")
+        return f"week {int(week)}, {year}"
+    day = date.fromisoformat(period)
+    return f"{day:%a} {day.day} {day:%b %Y}"
+
+
+def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> WireMessage:
+    """The email for a claimed outbox row, rendered from what the row lists."""
+    return wire_message(ctx, render_stored(ctx, claimed.digest_id))
+
+
+def wire_message(ctx: Context, result: RenderedDigest) -> WireMessage:
+    """The email of a rendered digest serialised for SMTP, DKIM-signed when configured."""
+    message = _unsigned_message(ctx, result)
+    # A non-ASCII address (an internationalised domain or mailbox) goes out raw in UTF-8
+    # headers, as SMTPUTF8 expects; encoded words are not allowed inside an address.
+    utf8 = not (ctx.envelope_sender + result.digest.subscriber.email).isascii()
+    if ctx.dkim is None:
+        data, crlf_checked = wire_bytes(message, utf8=utf8)
+        return WireMessage(data, ctx.envelope_sender, crlf_checked)
+    data = sign_message(
+        message,
+        selector=ctx.dkim.selector,
+        domain=ctx.dkim.domain,
+        private_key=ctx.dkim.private_key,
+        utf8=utf8,
+    )
+    return WireMessage(data, ctx.envelope_sender)
+
+
+def _unsigned_message(ctx: Context, result: RenderedDigest) -> EmailMessage:
+    return build_message(
+        result.rendered,
+        sender=ctx.sender,
+        recipient=result.digest.subscriber.email,
+        message_id=result.digest.message_id,
+        links=result.links,
+        list_id=ctx.list_id,
+        when=ctx.clock(),
+        reply_to=ctx.reply_to,
+    )

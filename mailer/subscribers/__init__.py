@@ -1,0 +1,1 @@
+"""Subscribers: manage, sign up and confirm, import and export."""
