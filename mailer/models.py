@@ -1,10 +1,30 @@
-"""Frozen dataclasses passed between stages: papers, subscribers, matches, digests."""
+"""Frozen dataclasses and enums passed between stages: papers, subscribers, matches, digests.
+
+``Frequency`` and ``Period`` live in ``schedule`` and are re-exported here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+
+from mailer.schedule import Frequency, Period
+
+__all__ = [
+    "Digest",
+    "DigestNote",
+    "DigestStatus",
+    "FetchOutcome",
+    "Frequency",
+    "Links",
+    "Match",
+    "Paper",
+    "Period",
+    "Span",
+    "Subscriber",
+    "SubscriberStatus",
+]
 
 
 class SubscriberStatus(StrEnum):
@@ -15,13 +35,6 @@ class SubscriberStatus(StrEnum):
     PAUSED = "paused"
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
-
-
-class Frequency(StrEnum):
-    """How often a subscriber gets a digest."""
-
-    DAILY = "daily"
-    WEEKLY = "weekly"
 
 
 class DigestStatus(StrEnum):
@@ -37,6 +50,41 @@ class DigestStatus(StrEnum):
     FAILED = "failed"
     BOUNCED = "bounced"
     SKIPPED = "skipped"
+
+
+class FetchOutcome(StrEnum):
+    """What one fetch of one source came to (stored in the fetch log)."""
+
+    OK = "ok"  # papers were listed
+    EMPTY = "empty"  # nothing listed on a day the source publishes
+    NO_ANNOUNCEMENT = "no_announcement"  # nothing listed on a day it never publishes
+    NOT_MODIFIED = "not_modified"  # the server said nothing changed since the last fetch
+    ERROR = "error"  # the fetch failed; the log keeps the reason
+
+
+class DigestNote(StrEnum):
+    """Why an outbox row ended as it did, beside its status (stored in ``digest.note``)."""
+
+    # Planning: a period that needed no email.
+    NO_PAPERS = "no_papers"
+    NO_MATCH = "no_match"
+    COMBINED = "combined"  # folded into a later digest after downtime
+    # Claiming: the subscriber stopped being active after the row was planned.
+    SUBSCRIBER_PENDING = "subscriber_pending"
+    SUBSCRIBER_PAUSED = "subscriber_paused"
+    SUBSCRIBER_UNSUBSCRIBED = "subscriber_unsubscribed"
+    SUBSCRIBER_BOUNCED = "subscriber_bounced"
+    # Delivery: why a digest failed or bounced.
+    BUILD_ERROR = "build_error"
+    GAVE_UP = "gave_up"  # still failing temporarily at the retry deadline
+    POLICY_REJECTION = "policy_rejection"  # refused by policy (5.7.x): not a dead mailbox
+    REFUSED = "refused"  # refused for another reason
+    HARD_BOUNCE = "hard_bounce"
+
+    @classmethod
+    def inactive(cls, status: SubscriberStatus) -> DigestNote:
+        """The note of a row skipped because its subscriber is ``status``."""
+        return cls(f"subscriber_{status.value}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +153,7 @@ class Digest:
     """What one subscriber gets for one period: the listed matches and how many more."""
 
     subscriber: Subscriber
-    period: str
+    period: Period
     matches: tuple[Match, ...]
     total_matched: int
     considered: int

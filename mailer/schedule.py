@@ -5,13 +5,74 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from functools import lru_cache
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from mailer.models import Frequency
-
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_WEEK_KEY = re.compile(r"^(\d{4})-W(\d{2})$")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class Frequency(StrEnum):
+    """How often a subscriber gets a digest."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Period:
+    """One digest period: a local day (daily digests) or an ISO week (weekly digests).
+
+    Stored and shown by its key, ``2026-11-22`` or ``2026-W47``; ``first_day`` is the day
+    itself or the Monday of the week, so periods of one frequency order by time.
+    """
+
+    frequency: Frequency
+    first_day: date
+
+    @classmethod
+    def containing(cls, frequency: Frequency, day: date) -> Period:
+        """The period a local date falls in."""
+        if frequency is Frequency.WEEKLY:
+            return cls(frequency, day - timedelta(days=day.weekday()))
+        return cls(frequency, day)
+
+    @classmethod
+    def parse(cls, key: str) -> Period:
+        """The period of a stored key; ValueError for anything else."""
+        week = _WEEK_KEY.match(key)
+        if week is not None:
+            monday = date.fromisocalendar(int(week.group(1)), int(week.group(2)), 1)
+            return cls(Frequency.WEEKLY, monday)
+        return cls(Frequency.DAILY, date.fromisoformat(key))
+
+    @property
+    def key(self) -> str:
+        """``2026-11-22`` (daily) or ``2026-W47`` (weekly): how the outbox stores it."""
+        if self.frequency is Frequency.WEEKLY:
+            year, week, _ = self.first_day.isocalendar()
+            return f"{year}-W{week:02d}"
+        return self.first_day.isoformat()
+
+    @property
+    def label(self) -> str:
+        """A human label: ``Sun 22 Nov 2026`` or ``week 47, 2026``."""
+        if self.frequency is Frequency.WEEKLY:
+            year, week, _ = self.first_day.isocalendar()
+            return f"week {week}, {year}"
+        day = self.first_day
+        return f"{day:%a} {day.day} {day:%b %Y}"
+
+    def shifted(self, steps: int) -> Period:
+        """The period ``steps`` periods later (earlier when negative)."""
+        days = 7 if self.frequency is Frequency.WEEKLY else 1
+        return Period(self.frequency, self.first_day + timedelta(days=days * steps))
+
+    def __str__(self) -> str:
+        return self.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +93,29 @@ class Cadence:
     def lookback(self) -> timedelta:
         """How far back a first digest reaches: one period."""
         return timedelta(days=7 if self.frequency is Frequency.WEEKLY else 1)
+
+
+class HasCadence(Protocol):
+    """Anything that carries a delivery rhythm: a subscriber, its row, its planning view."""
+
+    @property
+    def frequency(self) -> str: ...
+    @property
+    def send_time(self) -> str: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def weekday(self) -> int: ...
+
+
+def cadence_of(subscriber: HasCadence) -> Cadence:
+    """The delivery rhythm of a subscriber."""
+    return Cadence(
+        frequency=Frequency(subscriber.frequency),
+        send_time=subscriber.send_time,
+        timezone=subscriber.timezone,
+        weekday=subscriber.weekday,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -92,52 +176,37 @@ def local_to_utc(day: date, send_time: str, zone: ZoneInfo) -> datetime:
     return candidate
 
 
-def period_key(frequency: Frequency, local_day: date) -> str:
-    """The period a local date falls in: ``2026-11-22`` daily, ``2026-W47`` weekly."""
-    if frequency is Frequency.WEEKLY:
-        year, week, _ = local_day.isocalendar()
-        return f"{year}-W{week:02d}"
-    return local_day.isoformat()
-
-
-def period_day(cadence: Cadence, period: str) -> date:
+def period_day(cadence: Cadence, period: Period) -> date:
     """The local date a period's digest is sent on."""
-    if cadence.frequency is Frequency.WEEKLY:
-        year, week = period.split("-W")
-        return date.fromisocalendar(int(year), int(week), cadence.weekday + 1)
-    return date.fromisoformat(period)
+    if period.frequency is Frequency.WEEKLY:
+        return period.first_day + timedelta(days=cadence.weekday)
+    return period.first_day
 
 
-def due_at(cadence: Cadence, period: str) -> datetime:
+def due_at(cadence: Cadence, period: Period) -> datetime:
     """The UTC instant a period's digest becomes due."""
     return local_to_utc(period_day(cadence, period), cadence.send_time, cadence.zone)
 
 
-def shift_period(cadence: Cadence, period: str, steps: int) -> str:
-    """The period ``steps`` periods after (or before, if negative) ``period``."""
-    days = 7 if cadence.frequency is Frequency.WEEKLY else 1
-    return period_key(cadence.frequency, period_day(cadence, period) + timedelta(days=days * steps))
-
-
-def current_period(cadence: Cadence, now: datetime) -> str:
+def current_period(cadence: Cadence, now: datetime) -> Period:
     """The period that contains ``now`` in the subscriber's local time."""
-    return period_key(cadence.frequency, now.astimezone(cadence.zone).date())
+    return Period.containing(cadence.frequency, now.astimezone(cadence.zone).date())
 
 
-def latest_due_period(cadence: Cadence, now: datetime) -> str:
+def latest_due_period(cadence: Cadence, now: datetime) -> Period:
     """The most recent period whose due instant is at or before ``now``."""
     period = current_period(cadence, now)
     while due_at(cadence, period) > now:
-        period = shift_period(cadence, period, -1)
+        period = period.shifted(-1)
     return period
 
 
 def next_due_after(cadence: Cadence, after: datetime) -> datetime:
     """The first due instant strictly after ``after`` (when to look at this subscriber next)."""
     period = latest_due_period(cadence, after)
-    candidate = shift_period(cadence, period, 1)
+    candidate = period.shifted(1)
     while due_at(cadence, candidate) <= after:
-        candidate = shift_period(cadence, candidate, 1)
+        candidate = candidate.shifted(1)
     return due_at(cadence, candidate)
 
 

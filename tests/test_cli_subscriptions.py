@@ -13,7 +13,7 @@ from mailer.db.session import SessionFactory
 from mailer.db.subscribers import email_hash
 from mailer.db.tables import DigestRow, SubscriberRow, SuppressionRow
 from mailer.errors import InputError, InvalidEmail, NotFound, ProfileError
-from mailer.models import DigestStatus, SubscriberStatus
+from mailer.models import DigestNote, DigestStatus, Period, SubscriberStatus
 from mailer.subscribers import manage as subscriptions
 from mailer.subscribers.manage import Changes, SubscriberInput
 
@@ -36,8 +36,8 @@ def _row(sf: SessionFactory, email: str = "alice@example.org") -> SubscriberRow:
 
 def _plan_digest(sf: SessionFactory, subscriber_id: int, period: str, at: datetime) -> None:
     plan = PlannedDigest(
-        subscriber_id=subscriber_id, period=period, status=DigestStatus.SKIPPED,
-        note="no_papers", message_id=f"<{period}@x>", matches=(), matched_count=0,
+        subscriber_id=subscriber_id, period=Period.parse(period), status=DigestStatus.SKIPPED,
+        note=DigestNote.NO_PAPERS, message_id=f"<{period}@x>", matches=(), matched_count=0,
         considered_count=0, window_start=None, window_end=at,
     )  # fmt: skip
     with sf.begin() as session:

@@ -81,9 +81,9 @@ def test_a_connection_the_database_dropped_is_replaced_and_nothing_is_lost(
 
     async def go() -> list[list[bool]]:
         try:
-            written = [await writer.write([Outcome(first, DigestStatus.SENT, 250, "ok")])]
+            written = [await writer.write([_sent(first)])]
             await asyncio.to_thread(_drop_connection, engine, writer)
-            written.append(await writer.write([Outcome(second, DigestStatus.SENT, 250, "ok")]))
+            written.append(await writer.write([_sent(second)]))
             return written
         finally:
             await writer.aclose()
@@ -93,3 +93,7 @@ def test_a_connection_the_database_dropped_is_replaced_and_nothing_is_lost(
     with session_factory() as session:
         statuses = set(session.scalars(select(DigestRow.status)))
     assert statuses == {"sent"}
+
+
+def _sent(digest: ClaimedDigest) -> Outcome:
+    return Outcome(digest=digest, status=DigestStatus.SENT, code=250, reply="ok")

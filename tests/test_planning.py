@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from mailer.context import Defaults, PlanOptions
 from mailer.db import papers as paper_repo
+from mailer.db import subscribers as subscriber_repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestPaperRow, DigestRow, SubscriberRow
 from mailer.models import DigestStatus, Paper
@@ -107,8 +108,9 @@ def test_concurrent_planners_never_duplicate_a_period(session_factory: SessionFa
     # Both planners read the subscriber as due before either writes (a race between daemons).
     one, two = _planner(session_factory), _planner(session_factory)
     with session_factory() as s1, session_factory() as s2:
-        row1 = s1.scalars(select(SubscriberRow)).one()
-        row2 = s2.scalars(select(SubscriberRow)).one()
+        row1 = subscriber_repo.due_subscriber(s1, "alice@example.org")
+        row2 = subscriber_repo.due_subscriber(s2, "alice@example.org")
+        assert row1 is not None and row2 is not None
         from mailer.db import digests as digest_repo
 
         plan1 = one.preview(s1, row1, T0)
@@ -147,8 +149,8 @@ def test_profiles_are_stored_compiled_and_never_used_stale(
         assert '"text":"diffusion"' in row.profile_compiled.replace(" ", "")
     update(session_factory, sub, Changes(profile="graph networks"), T0)
     with session_factory() as session:
-        row = session.get(SubscriberRow, sub)
-        assert row is not None
-        profile = compiled_profile(row)  # the stored form is for the old text: rebuilt
-        assert profile is not None
+        due = subscriber_repo.due_subscriber(session, "alice@example.org")
+        assert due is not None
+        profile, fresh = compiled_profile(due)  # the stored form is for the old text: rebuilt
+        assert profile is not None and fresh is not None
         assert [i.text for i in profile.interests] == ["graph networks"]

@@ -9,13 +9,13 @@ import pytest
 from mailer.models import Frequency
 from mailer.schedule import (
     Cadence,
+    Period,
     due_at,
     first_due,
     latest_due_period,
     local_to_utc,
     next_due_after,
     parse_weekday,
-    period_key,
     zone_for,
 )
 
@@ -24,10 +24,35 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
+def key(frequency: Frequency, day: date) -> str:
+    return Period.containing(frequency, day).key
+
+
 def test_period_keys() -> None:
-    assert period_key(Frequency.DAILY, date(2026, 11, 22)) == "2026-11-22"
-    assert period_key(Frequency.WEEKLY, date(2026, 11, 22)) == "2026-W47"
-    assert period_key(Frequency.WEEKLY, date(2027, 1, 1)) == "2026-W53"
+    assert key(Frequency.DAILY, date(2026, 11, 22)) == "2026-11-22"
+    assert key(Frequency.WEEKLY, date(2026, 11, 22)) == "2026-W47"
+    assert key(Frequency.WEEKLY, date(2027, 1, 1)) == "2026-W53"
+
+
+@pytest.mark.parametrize("key", ["2026-11-22", "2026-W47", "2026-W53", "2020-W01", "2024-02-29"])
+def test_period_keys_round_trip(key: str) -> None:
+    assert Period.parse(key).key == key
+    assert str(Period.parse(key)) == key
+
+
+@pytest.mark.parametrize("bad", ["", "2026-W54", "2026-W1", "2026-13-01", "W47", "2026-11-22x"])
+def test_malformed_period_keys_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError):
+        Period.parse(bad)
+
+
+def test_periods_order_shift_and_label() -> None:
+    week = Period.parse("2026-W53")
+    assert week.shifted(1).key == "2027-W01" and week.shifted(-1) < week
+    assert week.label == "week 53, 2026"
+    day = Period.parse("2026-11-22")
+    assert day.shifted(-1).key == "2026-11-21" and day.shifted(-1) < day
+    assert day.label == "Sun 22 Nov 2026"
 
 
 @pytest.mark.parametrize(
@@ -65,16 +90,16 @@ def test_fall_back_repeat_resolves_to_first_occurrence() -> None:
 def test_latest_due_and_next_due() -> None:
     cadence = Cadence(Frequency.DAILY, "08:00", "Asia/Tokyo")
     now = utc(2026, 11, 22, 0, 0)  # 09:00 in Tokyo: today's digest is due
-    assert latest_due_period(cadence, now) == "2026-11-22"
+    assert latest_due_period(cadence, now).key == "2026-11-22"
     assert next_due_after(cadence, now) == utc(2026, 11, 22, 23, 0)
     earlier = utc(2026, 11, 21, 22, 0)  # 07:00 in Tokyo: yesterday's was the last due
-    assert latest_due_period(cadence, earlier) == "2026-11-21"
+    assert latest_due_period(cadence, earlier).key == "2026-11-21"
 
 
 def test_weekly_due_on_the_chosen_weekday() -> None:
     cadence = Cadence(Frequency.WEEKLY, "09:30", "Europe/Berlin", weekday=0)
-    assert due_at(cadence, "2026-W48") == utc(2026, 11, 23, 8, 30)
-    assert latest_due_period(cadence, utc(2026, 11, 22, 12, 0)) == "2026-W47"
+    assert due_at(cadence, Period.parse("2026-W48")) == utc(2026, 11, 23, 8, 30)
+    assert latest_due_period(cadence, utc(2026, 11, 22, 12, 0)).key == "2026-W47"
     assert next_due_after(cadence, utc(2026, 11, 22, 12, 0)) == utc(2026, 11, 23, 8, 30)
 
 

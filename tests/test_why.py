@@ -14,7 +14,7 @@ from mailer.db.fetches import FetchRecord, record_fetch
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.errors import NotFound
-from mailer.models import DigestStatus
+from mailer.models import DigestNote, DigestStatus, FetchOutcome, Period
 from mailer.ops.why import explain
 from mailer.subscribers import manage as subscriptions
 from mailer.subscribers.manage import SubscriberInput
@@ -33,7 +33,8 @@ def _subscriber(sf: SessionFactory, *, confirmed: bool = True, tz: str = "Asia/T
 def _digest(sf: SessionFactory, sid: int, status: DigestStatus, note: str | None = None,
             **fields: object) -> None:  # fmt: skip
     plan = PlannedDigest(
-        subscriber_id=sid, period=DAY.isoformat(), status=status, note=note,
+        subscriber_id=sid, period=Period.parse(DAY.isoformat()), status=status,
+        note=DigestNote(note) if note else None,
         message_id="<d1@example.org>", matches=(), matched_count=3, considered_count=40,
         window_start=None, window_end=NOW,
     )  # fmt: skip
@@ -85,9 +86,14 @@ def test_no_papers_shows_the_fetch_log(session_factory: SessionFactory) -> None:
     sid = _subscriber(session_factory)
     _digest(session_factory, sid, DigestStatus.SKIPPED, "no_papers", considered_count=0)
     with session_factory.begin() as session:
-        record_fetch(session, FetchRecord("hf-daily", DAY, "no_announcement"), NOW, (None, None))
         record_fetch(
-            session, FetchRecord("arxiv:cs.LG", DAY, "error", error="HTTP 503"), NOW, (None, None)
+            session, FetchRecord("hf-daily", DAY, FetchOutcome.NO_ANNOUNCEMENT), NOW, (None, None)
+        )
+        record_fetch(
+            session,
+            FetchRecord("arxiv:cs.LG", DAY, FetchOutcome.ERROR, error="HTTP 503"),
+            NOW,
+            (None, None),
         )
     result = explain(session_factory, "alice@example.org", DAY, NOW)
     assert result.outcome == "no_papers"

@@ -36,6 +36,7 @@ from mailer.context import Context, make_context
 from mailer.db.migrate import current_revision, head_revision, upgrade
 from mailer.db.session import SessionFactory, make_engine, make_session_factory
 from mailer.errors import ConfigError, InputError, MailerError
+from mailer.models import FetchOutcome
 
 log = logging.getLogger("mailer.cli")
 
@@ -281,7 +282,7 @@ def fetch(
             f" error={outcome.error!r}" if outcome.error else "",
         )  # fmt: skip
     output.fetch_table(outcomes)
-    if outcomes and all(o.outcome == "error" for o in outcomes):
+    if outcomes and all(o.outcome is FetchOutcome.ERROR for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
 
 

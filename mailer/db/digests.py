@@ -15,7 +15,17 @@ from sqlalchemy.orm import Session
 
 from mailer.db.papers import to_paper
 from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
-from mailer.models import DigestStatus, Frequency, Match, Paper, Span, Subscriber, SubscriberStatus
+from mailer.models import (
+    DigestNote,
+    DigestStatus,
+    Frequency,
+    Match,
+    Paper,
+    Period,
+    Span,
+    Subscriber,
+    SubscriberStatus,
+)
 
 T = TypeVar("T")
 
@@ -25,9 +35,9 @@ class PlannedDigest:
     """A digest decided by the planner, about to become an outbox row."""
 
     subscriber_id: int
-    period: str
+    period: Period
     status: DigestStatus
-    note: str | None
+    note: DigestNote | None
     message_id: str
     matches: Sequence[Match]
     matched_count: int
@@ -42,7 +52,7 @@ class StoredDigest:
 
     id: int
     subscriber: Subscriber
-    period: str
+    period: Period
     status: DigestStatus
     message_id: str
     matches: tuple[Match, ...]
@@ -85,14 +95,13 @@ def existing_periods(session: Session, wanted: set[tuple[int, str]]) -> set[tupl
     return {(sid, period) for sid, period in rows} & wanted
 
 
-def has_digest(session: Session, subscriber_id: int, period: str) -> bool:
-    """True when the period already has an outbox row for this subscriber."""
-    found = session.scalar(
-        select(DigestRow.id).where(
+def digest_for_period(session: Session, subscriber_id: int, period: str) -> DigestRow | None:
+    """This subscriber's outbox row for a period key, if there is one."""
+    return session.scalars(
+        select(DigestRow).where(
             DigestRow.subscriber_id == subscriber_id, DigestRow.period == period
         )
-    )
-    return found is not None
+    ).first()
 
 
 def sent_paper_ids(session: Session, subscriber_id: int, among: Iterable[int]) -> frozenset[int]:
@@ -137,9 +146,9 @@ def _add(session: Session, plan: PlannedDigest, now: datetime) -> int:
 def _digest_row(plan: PlannedDigest, now: datetime) -> DigestRow:
     return DigestRow(
         subscriber_id=plan.subscriber_id,
-        period=plan.period,
+        period=plan.period.key,
         status=plan.status.value,
-        note=plan.note,
+        note=plan.note.value if plan.note else None,
         message_id=plan.message_id,
         paper_count=len(plan.matches),
         matched_count=plan.matched_count,
@@ -288,7 +297,7 @@ def _load_chunk(
         found[int(digest_id)] = StoredDigest(
             id=int(digest_id),
             subscriber=_subscriber(*head[width:]),
-            period=period,
+            period=Period.parse(period),
             status=DigestStatus(status),
             message_id=message_id,
             matches=tuple(listed.get(digest_id, ())),

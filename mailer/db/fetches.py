@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.db.tables import FetchRunRow, SourceStateRow
+from mailer.models import FetchOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +18,7 @@ class FetchRecord:
 
     source: str
     day: date | None
-    outcome: str  # ok, empty, not_modified, error
+    outcome: FetchOutcome
     new: int = 0
     updated: int = 0
     skipped: int = 0
@@ -40,7 +41,7 @@ def record_fetch(
     """Log a fetch and update the source's state; validators are (ETag, Last-Modified)."""
     state = source_state(session, record.source)
     state.last_attempt_at = now
-    if record.outcome == "error":
+    if record.outcome is FetchOutcome.ERROR:
         state.last_error = record.error
     else:
         state.last_success_at = now
@@ -52,7 +53,7 @@ def record_fetch(
         FetchRunRow(
             source=record.source,
             day=record.day,
-            outcome=record.outcome,
+            outcome=record.outcome.value,
             new=record.new,
             updated=record.updated,
             skipped=record.skipped,

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from mailer.db.tables import DigestRow, SubscriberRow
-from mailer.models import DigestStatus, SubscriberStatus
+from mailer.models import DigestNote, DigestStatus, SubscriberStatus
 
 _REPLY_LIMIT = 1000  # SMTP replies can be long; the row keeps what explains the outcome
 
@@ -213,16 +213,16 @@ def _mark_sending(session: Session, ids: list[int], lease_until: datetime) -> No
 
 def _skip_inactive(session: Session, inactive: list[tuple[int, str]]) -> None:
     # A subscriber who paused, left or bounced after the row was queued gets nothing.
-    by_status: dict[str, list[int]] = {}
+    by_note: dict[DigestNote, list[int]] = {}
     for digest_id, status in inactive:
-        by_status.setdefault(status, []).append(digest_id)
-    for status, ids in by_status.items():
+        by_note.setdefault(DigestNote.inactive(SubscriberStatus(status)), []).append(digest_id)
+    for note, ids in by_note.items():
         session.execute(
             update(DigestRow)
             .where(DigestRow.id.in_(ids))
             .values(
                 status=DigestStatus.SKIPPED.value,
-                note=f"subscriber_{status}",
+                note=note.value,
                 lease_until=None,
                 attempts=DigestRow.attempts - 1,  # nothing was attempted
             )
@@ -230,7 +230,7 @@ def _skip_inactive(session: Session, inactive: list[tuple[int, str]]) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     """What happened to one claimed digest, ready to be written."""
 
@@ -239,7 +239,7 @@ class Outcome:
     code: int | None = None
     reply: str | None = None
     next_attempt_at: datetime | None = None
-    note: str | None = None
+    note: DigestNote | None = None
     hard_bounce: bool = False  # counts against the subscriber's bounce limit
     soft_bounce: bool = False  # a 4xx reply about this message: counted, never acted on
 
@@ -312,7 +312,7 @@ def _write_digest(connection: Connection, outcome: Outcome, now: datetime) -> bo
             d_attempts=claimed.attempts,
             d_status=outcome.status.value,
             d_next=outcome.next_attempt_at,
-            d_note=outcome.note,
+            d_note=outcome.note.value if outcome.note else None,
         )
         result = connection.execute(_MARK_OTHER, params)
     return bool(result.rowcount == 1)

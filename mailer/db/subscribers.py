@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, String, any_, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, String, any_, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -80,30 +81,98 @@ def count_by_status(session: Session) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-def due_rows(session: Session, now: datetime, after_id: int, limit: int) -> list[SubscriberRow]:
-    """Active subscribers whose next digest is due, in id order, one chunk at a time."""
+@dataclass(frozen=True, slots=True)
+class DueSubscriber:
+    """What planning reads of a subscriber: no ORM row crosses into the pipeline."""
+
+    id: int
+    email: str
+    profile: str
+    profile_compiled: str | None
+    frequency: str
+    send_time: str
+    timezone: str
+    weekday: int
+    created_at: datetime
+    confirmed_at: datetime | None
+    next_due_at: datetime | None
+
+
+_DUE_COLUMNS = (
+    SubscriberRow.id,
+    SubscriberRow.email,
+    SubscriberRow.profile,
+    SubscriberRow.profile_compiled,
+    SubscriberRow.frequency,
+    SubscriberRow.send_time,
+    SubscriberRow.timezone,
+    SubscriberRow.weekday,
+    SubscriberRow.created_at,
+    SubscriberRow.confirmed_at,
+    SubscriberRow.next_due_at,
+)
+
+
+def _active_chunk(
+    session: Session, after_id: int, limit: int, *criteria: ColumnElement[bool]
+) -> list[DueSubscriber]:
     query = (
-        select(SubscriberRow)
+        select(*_DUE_COLUMNS)
         .where(
             SubscriberRow.status == SubscriberStatus.ACTIVE.value,
-            SubscriberRow.next_due_at <= now,
             SubscriberRow.id > after_id,
+            *criteria,
         )
         .order_by(SubscriberRow.id)
         .limit(limit)
     )
-    return list(session.scalars(query))
+    return [DueSubscriber(*row) for row in session.execute(query)]
 
 
-def active_rows(session: Session, after_id: int, limit: int) -> list[SubscriberRow]:
+def due_subscribers(
+    session: Session, now: datetime, after_id: int, limit: int
+) -> list[DueSubscriber]:
+    """Active subscribers whose next digest is due, in id order, one chunk at a time."""
+    return _active_chunk(session, after_id, limit, SubscriberRow.next_due_at <= now)
+
+
+def active_subscribers(session: Session, after_id: int, limit: int) -> list[DueSubscriber]:
     """All active subscribers in id order, one chunk at a time (for ``send --now``)."""
-    query = (
-        select(SubscriberRow)
-        .where(SubscriberRow.status == SubscriberStatus.ACTIVE.value, SubscriberRow.id > after_id)
-        .order_by(SubscriberRow.id)
-        .limit(limit)
-    )
-    return list(session.scalars(query))
+    return _active_chunk(session, after_id, limit)
+
+
+def due_subscriber(session: Session, email: str) -> DueSubscriber | None:
+    """The planning view of one subscriber by normalised address (for previews)."""
+    row = session.execute(select(*_DUE_COLUMNS).where(SubscriberRow.email == email)).first()
+    return DueSubscriber(*row) if row is not None else None
+
+
+_SUBSCRIBER = SubscriberRow.metadata.tables["subscriber"]
+# Built once with bind parameters: one executemany per chunk of planned subscribers.
+_SET_NEXT_DUE = (
+    update(_SUBSCRIBER)
+    .where(_SUBSCRIBER.c.id == bindparam("s_id"))
+    .values(next_due_at=bindparam("s_next"))
+)
+_SET_COMPILED = (
+    update(_SUBSCRIBER)
+    .where(_SUBSCRIBER.c.id == bindparam("s_id"))
+    .values(profile_compiled=bindparam("s_compiled"))
+)
+
+
+def set_next_due(session: Session, next_due: Mapping[int, datetime]) -> None:
+    """When to look at each of these subscribers next (one statement, many rows)."""
+    if next_due:
+        params = [{"s_id": sid, "s_next": at} for sid, at in next_due.items()]
+        session.execute(_SET_NEXT_DUE, params)
+
+
+def store_compiled_profiles(session: Session, compiled: Mapping[int, str]) -> None:
+    """Keep freshly compiled profiles beside their text, so they are parsed once."""
+    if compiled:
+        params = [{"s_id": sid, "s_compiled": text} for sid, text in compiled.items()]
+        session.execute(_SET_COMPILED, params)
 
 
 def get_row(session: Session, subscriber_id: int) -> SubscriberRow | None:

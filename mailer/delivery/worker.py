@@ -25,7 +25,7 @@ from mailer.delivery.recorder import OutcomeWriter
 from mailer.delivery.refusal import Refusal, Stage, classify, stage_of
 from mailer.delivery.transport import Outgoing, Transport, WireMessage
 from mailer.errors import PermanentDeliveryError, TransientDeliveryError
-from mailer.models import DigestStatus
+from mailer.models import DigestNote, DigestStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class DeliveryReport:
             self.bounced += 1
         else:
             self.failed += 1
-            self.policy_rejected += outcome.note == "policy_rejection"
+            self.policy_rejected += outcome.note is DigestNote.POLICY_REJECTION
 
 
 async def deliver_due(
@@ -380,7 +380,9 @@ class _Run:
         except Exception as exc:  # one unrenderable digest must not stop the rest
             log.exception("could not build digest %s for %s", digest.digest_id, digest.email)
             reason = f"could not build the message: {type(exc).__name__}: {exc}"
-            return Outcome(digest, DigestStatus.FAILED, reply=reason, note="build_error")
+            return Outcome(
+                digest=digest, status=DigestStatus.FAILED, reply=reason, note=DigestNote.BUILD_ERROR
+            )
         try:
             reply = await self.transport.send(message, digest.email)
         except TransientDeliveryError as exc:
@@ -391,7 +393,7 @@ class _Run:
             log.exception("transport failed on digest %s", digest.digest_id)
             return self._transient(digest, TransientDeliveryError(f"{type(exc).__name__}: {exc}"))
         log.debug("sent digest %s to %s", digest.digest_id, digest.email)
-        return Outcome(digest, DigestStatus.SENT, code=250, reply=reply)
+        return Outcome(digest=digest, status=DigestStatus.SENT, code=250, reply=reply)
 
     async def _build(self, digest: ClaimedDigest) -> Outgoing:
         built = self.build_message(digest)
@@ -410,23 +412,36 @@ class _Run:
         if when is None:
             log.warning("giving up on digest %s to %s: %s", digest.digest_id, digest.email, exc)
             reply = f"gave up after {digest.attempts} attempts: {exc}"
-            return Outcome(digest, DigestStatus.FAILED, code, reply, None, "gave_up", False, soft)
+            return Outcome(
+                digest=digest, status=DigestStatus.FAILED, code=code, reply=reply,
+                note=DigestNote.GAVE_UP, soft_bounce=soft,
+            )  # fmt: skip
         log.info("digest %s to %s will be retried: %s", digest.digest_id, digest.email, exc)
-        return Outcome(digest, DigestStatus.RETRY, code, str(exc), when, None, False, soft)
+        return Outcome(
+            digest=digest, status=DigestStatus.RETRY, code=code, reply=str(exc),
+            next_attempt_at=when, soft_bounce=soft,
+        )  # fmt: skip
 
     def _permanent(self, digest: ClaimedDigest, exc: PermanentDeliveryError) -> Outcome:
         kind = classify(exc)
         who = f"digest {digest.digest_id} to {digest.email}"
         if kind is Refusal.POLICY:
             log.warning("%s rejected by policy (not a dead mailbox): %s", who, exc)
-            return Outcome(digest, DigestStatus.FAILED, exc.code, str(exc), note="policy_rejection")
+            return self._refused(digest, exc, DigestStatus.FAILED, DigestNote.POLICY_REJECTION)
         if kind is Refusal.OTHER:
             log.error("%s refused, not for the recipient's sake: %s", who, exc)
-            return Outcome(digest, DigestStatus.FAILED, exc.code, str(exc), note="refused")
+            return self._refused(digest, exc, DigestStatus.FAILED, DigestNote.REFUSED)
         log.warning("%s bounced: %s", who, exc)
+        return self._refused(digest, exc, DigestStatus.BOUNCED, DigestNote.HARD_BOUNCE)
+
+    @staticmethod
+    def _refused(
+        digest: ClaimedDigest, exc: PermanentDeliveryError, status: DigestStatus, note: DigestNote
+    ) -> Outcome:
         return Outcome(
-            digest, DigestStatus.BOUNCED, exc.code, str(exc), note="hard_bounce", hard_bounce=True
-        )
+            digest=digest, status=status, code=exc.code, reply=str(exc), note=note,
+            hard_bounce=note is DigestNote.HARD_BOUNCE,
+        )  # fmt: skip
 
 
 def stamp_message_id(message: EmailMessage, message_id: str) -> None:

@@ -8,7 +8,6 @@ from mailer.db import subscribers as subscriber_repo
 from mailer.errors import NotFound
 from mailer.models import Digest, Links
 from mailer.pipeline.plan import planner
-from mailer.pipeline.render import date_label
 from mailer.rendering import RenderedEmail
 from mailer.tokens import Purpose
 
@@ -18,9 +17,10 @@ def preview(ctx: Context, email: str) -> RenderedEmail:
     address = normalise_email(email)
     with ctx.session_factory() as session:
         row = subscriber_repo.get_row_by_email(session, address)
-        if row is None:
+        due = subscriber_repo.due_subscriber(session, address)
+        if row is None or due is None:
             raise NotFound(f"no subscriber {address}")
-        plan = planner(ctx).preview(session, row, ctx.clock())
+        plan = planner(ctx).preview(session, due, ctx.clock())
         subscriber = subscriber_repo.to_subscriber(row)
     digest = Digest(
         subscriber=subscriber,
@@ -36,4 +36,4 @@ def preview(ctx: Context, email: str) -> RenderedEmail:
         view_online=ctx.link(Purpose.PREFERENCES, subscriber.id),
         unsubscribe_mailto=ctx.unsubscribe_mailto,
     )
-    return ctx.renderer.digest(digest, links, date_label=date_label(plan.period))
+    return ctx.renderer.digest(digest, links, date_label=plan.period.label)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from mailer.db import digests as digest_repo
 from mailer.db import subscribers as subscriber_repo
 from mailer.db.tables import FetchRunRow
+from mailer.models import FetchOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ def _papers(session: Session, since: date) -> list[SourceDay]:
             func.sum(FetchRunRow.new),
             func.sum(FetchRunRow.updated),
             func.count(),
-            func.sum(case((FetchRunRow.outcome == "error", 1), else_=0)),
+            func.sum(case((FetchRunRow.outcome == FetchOutcome.ERROR.value, 1), else_=0)),
             func.max(FetchRunRow.at),
         )
         .where(FetchRunRow.day >= since)

@@ -6,18 +6,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.addresses import normalise_email
+from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
 from mailer.db import subscribers as repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.errors import NotFound
-from mailer.models import DigestStatus, Frequency, SubscriberStatus
-from mailer.schedule import due_at, period_key
-from mailer.subscribers.manage import cadence_of
+from mailer.models import DigestNote, DigestStatus, SubscriberStatus
+from mailer.schedule import Period, cadence_of, due_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +40,10 @@ def explain(
         row = repo.get_row_by_email(session, address)
         if row is None:
             return _missing(session, address, day or now.date())
-        wanted = day or now.astimezone(cadence_of(row).zone).date()
-        period = period_key(Frequency(row.frequency), wanted)
-        digest = session.scalars(
-            select(DigestRow).where(DigestRow.subscriber_id == row.id, DigestRow.period == period)
-        ).first()
+        cadence = cadence_of(row)
+        wanted = day or now.astimezone(cadence.zone).date()
+        period = Period.containing(cadence.frequency, wanted)
+        digest = digest_repo.digest_for_period(session, row.id, period.key)
         if digest is not None:
             return _from_digest(session, row, digest, wanted)
         return _without_digest(row, wanted, period, now)
@@ -111,7 +109,14 @@ def _digest_story(
         return "bounced", f"the mail server refused it: {_reply(digest)}", [counts]
     if status == DigestStatus.FAILED.value:
         return "failed", f"gave up after {digest.attempts} attempts: {_reply(digest)}", [counts]
-    if digest.note == "no_match":
+    return _skip_story(session, row, digest, day)
+
+
+def _skip_story(
+    session: Session, row: SubscriberRow, digest: DigestRow, day: date
+) -> tuple[str, str, list[str]]:
+    note = DigestNote(digest.note) if digest.note else DigestNote.NO_PAPERS
+    if note is DigestNote.NO_MATCH:
         return (
             "no_match",
             (
@@ -120,7 +125,13 @@ def _digest_story(
             ),
             [f"profile: {row.profile}"],
         )
-    return "no_papers", "no new papers arrived since the previous digest", _fetch_log(session, day)
+    if note is DigestNote.COMBINED:
+        return "combined", "folded into the next digest, which caught up after downtime", []
+    if note is DigestNote.NO_PAPERS:
+        summary = "no new papers arrived since the previous digest"
+        return "no_papers", summary, _fetch_log(session, day)
+    status = note.value.removeprefix("subscriber_")
+    return "not_sent", f"planned, but the subscriber was {status} when it was to be sent", []
 
 
 def _fetch_log(session: Session, day: date) -> list[str]:
@@ -144,9 +155,9 @@ def _fetch_outcome(outcome: str) -> str:
     }.get(outcome, outcome)
 
 
-def _without_digest(row: SubscriberRow, day: date, period: str, now: datetime) -> Explanation:
+def _without_digest(row: SubscriberRow, day: date, period: Period, now: datetime) -> Explanation:
     facts: dict[str, Any] = {
-        "status": row.status, "period": period, "next_due_at": row.next_due_at,
+        "status": row.status, "period": period.key, "next_due_at": row.next_due_at,
     }  # fmt: skip
     status = row.status
     stories = {
@@ -177,7 +188,7 @@ def _without_digest(row: SubscriberRow, day: date, period: str, now: datetime) -
 
 
 def _active_without_digest(
-    row: SubscriberRow, day: date, period: str, now: datetime, facts: dict[str, Any]
+    row: SubscriberRow, day: date, period: Period, now: datetime, facts: dict[str, Any]
 ) -> Explanation:
     due = due_at(cadence_of(row), period)
     facts["due_at"] = due

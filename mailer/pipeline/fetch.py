@@ -15,6 +15,7 @@ from mailer.db import fetches as fetch_repo
 from mailer.db import papers as paper_repo
 from mailer.db.fetches import FetchRecord
 from mailer.errors import SourceError
+from mailer.models import FetchOutcome
 from mailer.sources import FetchResult, Source, Validators, expected_announcement, make_source
 from mailer.sources.http import HttpPolicy, user_agent_for
 
@@ -40,7 +41,7 @@ class SourceOutcome:
     """What one source's fetch came to."""
 
     source: str
-    outcome: str  # ok, empty, no_announcement, not_modified, error
+    outcome: FetchOutcome
     new: int = 0
     updated: int = 0
     skipped: int = 0
@@ -63,7 +64,7 @@ async def fetch_source(
             outcomes.append(_store(ctx, source, result, day))
     except SourceError as exc:
         log.warning("fetch failed source=%s reason=%s", source.name, exc)
-        failed = SourceOutcome(source.name, "error", error=str(exc))
+        failed = SourceOutcome(source.name, FetchOutcome.ERROR, error=str(exc))
         _record(ctx, failed, day, validators)
         outcomes.append(failed)
     return _combine(source.name, outcomes)
@@ -73,7 +74,7 @@ def _combine(name: str, outcomes: Sequence[SourceOutcome]) -> SourceOutcome:
     """One line per source: counts summed over the days fetched, the last day's outcome."""
     return SourceOutcome(
         name,
-        outcomes[-1].outcome if outcomes else "empty",
+        outcomes[-1].outcome if outcomes else FetchOutcome.EMPTY,
         new=sum(o.new for o in outcomes),
         updated=sum(o.updated for o in outcomes),
         skipped=sum(o.skipped for o in outcomes),
@@ -82,13 +83,15 @@ def _combine(name: str, outcomes: Sequence[SourceOutcome]) -> SourceOutcome:
     )
 
 
-def _kind(source: Source, result: FetchResult, day: date) -> str:
+def _kind(source: Source, result: FetchResult, day: date) -> FetchOutcome:
     if result.not_modified:
-        return "not_modified"
+        return FetchOutcome.NOT_MODIFIED
     if result.papers:
-        return "ok"
+        return FetchOutcome.OK
     # An empty day the source never publishes on is "no announcement", not a failure.
-    return "empty" if expected_announcement(source.kind, result.day or day) else "no_announcement"
+    if expected_announcement(source.kind, result.day or day):
+        return FetchOutcome.EMPTY
+    return FetchOutcome.NO_ANNOUNCEMENT
 
 
 def _store(ctx: Context, source: Source, result: FetchResult, day: date) -> SourceOutcome:

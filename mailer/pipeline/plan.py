@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
@@ -23,20 +22,20 @@ from mailer.db import papers as paper_repo
 from mailer.db import subscribers as subscriber_repo
 from mailer.db.digests import PlannedDigest
 from mailer.db.session import SessionFactory
-from mailer.db.tables import SubscriberRow
+from mailer.db.subscribers import DueSubscriber
 from mailer.errors import ProfileError
 from mailer.mail.message import make_message_id
 from mailer.matching import PaperIndex, Profile, batch_collection, parse_profile
-from mailer.models import DigestStatus, Match
+from mailer.models import DigestNote, DigestStatus, Match
 from mailer.schedule import (
     Cadence,
+    Period,
+    cadence_of,
     current_period,
     due_at,
     latest_due_period,
     next_due_after,
-    shift_period,
 )
-from mailer.subscribers.manage import cadence_of
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +43,14 @@ CHUNK = 500
 MAX_CATCH_UP_PERIODS = 7
 
 
-class Note(StrEnum):
-    """Why a period's outbox row was recorded as skipped."""
-
-    NO_PAPERS = "no_papers"
-    NO_MATCH = "no_match"
-    COMBINED = "combined"
-
-
 @dataclass(frozen=True, slots=True)
 class PlanLine:
     """One subscriber's planned digest, for reports and ``send --dry-run``."""
 
     email: str
-    period: str
+    period: Period
     status: DigestStatus
-    note: str | None
+    note: DigestNote | None
     papers: tuple[str, ...]
     matched: int
     considered: int
@@ -79,8 +70,18 @@ class PlanReport:
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkPlan:
+    """What planning one chunk of subscribers decided: what the database layer is to write."""
+
+    digests: tuple[PlannedDigest, ...]
+    emails: Mapping[int, str]  # subscriber id -> address, for dry-run lines
+    next_due: Mapping[int, datetime]  # subscriber id -> when to look at them next
+    compiled_profiles: Mapping[int, str]  # profiles parsed this time, to store compiled
+
+
+@dataclass(frozen=True, slots=True)
 class _Window:
-    period: str
+    period: Period
     start: datetime
     end: datetime
 
@@ -113,26 +114,25 @@ class DigestPlanner:
         after_id = 0
         while True:
             with self._session_factory() as session:
-                rows = (
-                    subscriber_repo.active_rows(session, after_id, CHUNK)
+                subscribers = (
+                    subscriber_repo.active_subscribers(session, after_id, CHUNK)
                     if force
-                    else subscriber_repo.due_rows(session, now, after_id, CHUNK)
+                    else subscriber_repo.due_subscribers(session, now, after_id, CHUNK)
                 )
-                if not rows:
+                if not subscribers:
                     break
-                plans = self._plan_chunk(session, rows, now, force, report)
+                chunk = self._plan_chunk(session, subscribers, now, force, report)
                 if dry_run:
-                    report.lines.extend(_line(plan, email) for plan, email in plans)
-                    session.rollback()
+                    report.lines.extend(_lines(chunk))
                 else:
-                    digest_repo.insert_digests(session, [plan for plan, _ in plans], now)
+                    _write(session, chunk, now)
                     session.commit()
-                after_id = rows[-1].id
+                after_id = subscribers[-1].id
         return report
 
-    def preview(self, session: Session, row: SubscriberRow, now: datetime) -> PlannedDigest:
+    def preview(self, session: Session, row: DueSubscriber, now: datetime) -> PlannedDigest:
         """The digest this subscriber would get at ``now``, without storing anything."""
-        profile = compiled_profile(row, store=False)
+        profile, _ = compiled_profile(row)
         if profile is None:
             raise ProfileError("the stored profile is invalid; fix it with `subscribers set`")
         start = digest_repo.last_window_end(session, row.id) or self._first_start(row, now)
@@ -143,28 +143,33 @@ class DigestPlanner:
     def _plan_chunk(
         self,
         session: Session,
-        rows: Sequence[SubscriberRow],
+        rows: Sequence[DueSubscriber],
         now: datetime,
         force: bool,
         report: PlanReport,
-    ) -> list[tuple[PlannedDigest, str]]:
+    ) -> ChunkPlan:
         ids = [row.id for row in rows]
         last_ends = digest_repo.last_window_ends(session, ids)
         windows = {row.id: self._windows(row, last_ends.get(row.id), now, force) for row in rows}
-        wanted = {(row.id, w.period) for row in rows for w in windows[row.id]}
+        wanted = {(row.id, w.period.key) for row in rows for w in windows[row.id]}
         existing = digest_repo.existing_periods(session, wanted)
-        plans: list[tuple[PlannedDigest, str]] = []
+        plans: list[PlannedDigest] = []
+        compiled: dict[int, str] = {}
         for row in rows:
-            row.next_due_at = next_due_after(cadence_of(row), now)
-            todo = [w for w in windows[row.id] if (row.id, w.period) not in existing]
+            todo = [w for w in windows[row.id] if (row.id, w.period.key) not in existing]
             report.already_planned += len(windows[row.id]) - len(todo)
-            for plan in self._plan_subscriber(session, row, todo, report):
+            for plan in self._plan_subscriber(session, row, todo, report, compiled):
                 self._count(report, plan)
-                plans.append((plan, row.email))
-        return plans
+                plans.append(plan)
+        return ChunkPlan(
+            digests=tuple(plans),
+            emails={row.id: row.email for row in rows},
+            next_due={row.id: next_due_after(cadence_of(row), now) for row in rows},
+            compiled_profiles=compiled,
+        )
 
     def _windows(
-        self, row: SubscriberRow, last_end: datetime | None, now: datetime, force: bool
+        self, row: DueSubscriber, last_end: datetime | None, now: datetime, force: bool
     ) -> list[_Window]:
         """The due periods of a subscriber, oldest first, each with its paper window."""
         cadence = cadence_of(row)
@@ -183,7 +188,7 @@ class DigestPlanner:
             start = end
         return windows
 
-    def _first_start(self, row: SubscriberRow, now: datetime) -> datetime:
+    def _first_start(self, row: DueSubscriber, now: datetime) -> datetime:
         """Where a first digest's window starts: at confirmation, at most one period back."""
         lookback_start = now - cadence_of(row).lookback
         if self._options.first_digest_backfill:
@@ -192,11 +197,18 @@ class DigestPlanner:
         return max(joined, lookback_start)
 
     def _plan_subscriber(
-        self, session: Session, row: SubscriberRow, windows: Sequence[_Window], report: PlanReport
+        self,
+        session: Session,
+        row: DueSubscriber,
+        windows: Sequence[_Window],
+        report: PlanReport,
+        compiled: dict[int, str],
     ) -> list[PlannedDigest]:
         if not windows:
             return []
-        profile = compiled_profile(row)
+        profile, fresh = compiled_profile(row)
+        if fresh is not None:
+            compiled[row.id] = fresh
         if profile is None:
             log.error("stored profile is invalid subscriber=%d", row.id)
             report.invalid_profile += 1
@@ -214,7 +226,7 @@ class DigestPlanner:
     def _decide_fresh(
         self,
         session: Session,
-        row: SubscriberRow,
+        row: DueSubscriber,
         window: _Window,
         profile: Profile,
         earlier: Sequence[PlannedDigest] = (),
@@ -228,7 +240,7 @@ class DigestPlanner:
     def _decide(
         self,
         session: Session,
-        row: SubscriberRow,
+        row: DueSubscriber,
         window: _Window,
         profile: Profile,
         sent: frozenset[int],
@@ -241,9 +253,9 @@ class DigestPlanner:
             total, matches = ranked.total, ranked.matches
         status, note = DigestStatus.PENDING, None
         if not paper_ids:
-            status, note = DigestStatus.SKIPPED, Note.NO_PAPERS.value
+            status, note = DigestStatus.SKIPPED, DigestNote.NO_PAPERS
         elif not total:
-            status, note = DigestStatus.SKIPPED, Note.NO_MATCH.value
+            status, note = DigestStatus.SKIPPED, DigestNote.NO_MATCH
         return PlannedDigest(
             subscriber_id=row.id,
             period=window.period,
@@ -257,12 +269,12 @@ class DigestPlanner:
             window_end=window.end,
         )
 
-    def _folded(self, row: SubscriberRow, window: _Window) -> PlannedDigest:
+    def _folded(self, row: DueSubscriber, window: _Window) -> PlannedDigest:
         return PlannedDigest(
             subscriber_id=row.id,
             period=window.period,
             status=DigestStatus.SKIPPED,
-            note=Note.COMBINED.value,
+            note=DigestNote.COMBINED,
             message_id=self._new_message_id(),
             matches=(),
             matched_count=0,
@@ -285,30 +297,29 @@ class DigestPlanner:
     def _count(report: PlanReport, plan: PlannedDigest) -> None:
         if plan.status is DigestStatus.PENDING:
             report.queued += 1
-        elif plan.note == Note.NO_PAPERS:
+        elif plan.note is DigestNote.NO_PAPERS:
             report.no_papers += 1
-        elif plan.note == Note.COMBINED:
+        elif plan.note is DigestNote.COMBINED:
             report.combined += 1
         else:
             report.no_match += 1
 
 
-def compiled_profile(row: SubscriberRow, *, store: bool = True) -> Profile | None:
-    """The subscriber's parsed profile, from its stored compiled form when that is current.
+def compiled_profile(row: DueSubscriber) -> tuple[Profile | None, str | None]:
+    """The subscriber's parsed profile (None if invalid), and its compiled form when fresh.
 
-    A missing or stale compiled form (the text changed since) is rebuilt and, with ``store``,
-    kept on the row, so each profile is parsed once, not on every run. None if invalid.
+    The stored compiled form is used when it is for the current text; otherwise the text is
+    parsed and the second value is the compiled form to store, so each profile is parsed
+    once, not on every run.
     """
     stored = _load_compiled(row.profile_compiled, row.profile)
     if stored is not None:
-        return stored
+        return stored, None
     try:
         profile = parse_profile(row.profile)
     except ProfileError:
-        return None
-    if store:
-        row.profile_compiled = json.dumps({"text": row.profile, "profile": profile.to_json()})
-    return profile
+        return None, None
+    return profile, json.dumps({"text": row.profile, "profile": profile.to_json()})
 
 
 def _load_compiled(compiled: str | None, text: str) -> Profile | None:
@@ -323,16 +334,27 @@ def _load_compiled(compiled: str | None, text: str) -> Profile | None:
         return None
 
 
-def _due_periods(cadence: Cadence, next_due: datetime | None, now: datetime) -> list[str]:
+def _due_periods(cadence: Cadence, next_due: datetime | None, now: datetime) -> list[Period]:
     """Periods from the one ``next_due`` belongs to up to the latest due, oldest first (capped)."""
     latest = latest_due_period(cadence, now)
     first = current_period(cadence, next_due) if next_due is not None else latest
-    if len(first) != len(latest) or first > latest:  # cadence changed under us: just the latest
-        first = latest
+    if first.frequency is not latest.frequency or first > latest:
+        first = latest  # the cadence changed under us: just the latest
     periods = [latest]
     while periods[-1] > first and len(periods) < MAX_CATCH_UP_PERIODS:
-        periods.append(shift_period(cadence, periods[-1], -1))
+        periods.append(periods[-1].shifted(-1))
     return periods[::-1]
+
+
+def _write(session: Session, chunk: ChunkPlan, now: datetime) -> None:
+    """Store what a chunk's planning decided (the caller commits)."""
+    digest_repo.insert_digests(session, chunk.digests, now)
+    subscriber_repo.set_next_due(session, chunk.next_due)
+    subscriber_repo.store_compiled_profiles(session, chunk.compiled_profiles)
+
+
+def _lines(chunk: ChunkPlan) -> list[PlanLine]:
+    return [_line(plan, chunk.emails[plan.subscriber_id]) for plan in chunk.digests]
 
 
 def _line(plan: PlannedDigest, email: str) -> PlanLine:

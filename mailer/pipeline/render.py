@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from email.message import EmailMessage
 
 from mailer.context import Context
@@ -56,17 +55,8 @@ def render_digest(ctx: Context, stored: StoredDigest) -> RenderedDigest:
         message_id=stored.message_id,
     )
     links = digest_links(ctx, stored.subscriber.id, stored.id)
-    rendered = ctx.renderer.digest(digest, links, date_label=date_label(stored.period))
+    rendered = ctx.renderer.digest(digest, links, date_label=stored.period.label)
     return RenderedDigest(digest, links, rendered)
-
-
-def date_label(period: str) -> str:
-    """A human label for a period key: ``Sun 22 Nov 2026`` or ``week 47, 2026``."""
-    if "-W" in period:
-        year, week = period.split("-W")
-        return f"week {int(week)}, {year}"
-    day = date.fromisoformat(period)
-    return f"{day:%a} {day.day} {day:%b %Y}"
 
 
 def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> WireMessage:

@@ -168,7 +168,7 @@ class Renderer:
     def digest(self, digest: Digest, links: Links, *, date_label: str) -> RenderedEmail:
         """The digest email for one subscriber and period."""
         matches = dedupe(digest.matches)
-        weekly = "-W" in digest.period or digest.subscriber.frequency == Frequency.WEEKLY
+        weekly = digest.period.frequency is Frequency.WEEKLY
         # a paper seen twice in a week is one paper, not one more match
         count = max(digest.total_matched - (len(digest.matches) - len(matches)), len(matches))
         interests = [i for m in matches for i in m.interests]

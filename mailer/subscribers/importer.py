@@ -21,8 +21,8 @@ from mailer.db.tables import SubscriberRow
 from mailer.errors import InputError
 from mailer.matching import parse_profile
 from mailer.models import Subscriber, SubscriberStatus
-from mailer.schedule import Cadence, first_due
-from mailer.subscribers.manage import SubscriberInput, cadence_of, validate
+from mailer.schedule import Cadence, cadence_of, first_due
+from mailer.subscribers.manage import SubscriberInput, validate
 
 COLUMNS = ("email", "keywords", "frequency", "timezone", "send_time", "weekday")
 REQUIRED = ("email", "keywords")

@@ -18,7 +18,7 @@ from mailer.errors import InputError, NotFound
 from mailer.matching import parse_profile
 from mailer.models import Frequency, Subscriber, SubscriberStatus
 from mailer.schedule import (
-    Cadence,
+    cadence_of,
     current_period,
     due_at,
     first_due,
@@ -79,16 +79,6 @@ def validate(
         timezone=timezone,
         weekday=weekday,
         created_at=now,
-    )
-
-
-def cadence_of(subscriber: Subscriber | SubscriberRow) -> Cadence:
-    """The delivery rhythm of a subscriber (dataclass or row)."""
-    return Cadence(
-        frequency=Frequency(subscriber.frequency),
-        send_time=subscriber.send_time,
-        timezone=subscriber.timezone,
-        weekday=subscriber.weekday,
     )
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mailer.models import Digest, Frequency, Links, Match, Paper, Span, Subscriber, SubscriberStatus
+from mailer.models import (
+    Digest,
+    Frequency,
+    Links,
+    Match,
+    Paper,
+    Period,
+    Span,
+    Subscriber,
+    SubscriberStatus,
+)
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
 
@@ -95,7 +105,7 @@ def sample_digest(*, weekly: bool = False) -> tuple[Digest, Links]:
         Match(plain, 1.0, ('"world model"', "diffusion policy"), ("world", "model")),
     )
     period = "2026-W47" if weekly else "2026-11-22"
-    digest = Digest(subscriber, period, matches, total_matched=5, considered=312)
+    digest = Digest(subscriber, Period.parse(period), matches, total_matched=5, considered=312)
     links = Links(
         unsubscribe="https://digest.example.org/unsubscribe/UNSUB.TOKEN",
         preferences="https://digest.example.org/preferences/PREFS.TOKEN",
