@@ -154,11 +154,6 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r}")
         return value
 
-    @property
-    def uses_smtp(self) -> bool:
-        """True when mail goes to an SMTP server rather than the Maildir."""
-        return bool(self.smtp_host)
-
     def source_specs(self) -> list[str]:
         """The configured source specs, in order, without blanks."""
         return [part.strip() for part in self.sources.split(",") if part.strip()]

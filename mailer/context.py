@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from mailer.clock import Clock, utc_now
 from mailer.config import Settings
 from mailer.db.session import SessionFactory
 from mailer.errors import ConfigError
-from mailer.mail.message import parse_address
+from mailer.mail.message import list_id_for, parse_address
 from mailer.rendering import Renderer
 from mailer.tokens import Purpose, Tokens
 
@@ -37,8 +36,7 @@ class Context:
     @property
     def list_id(self) -> str:
         """The List-Id header value, at the From domain."""
-        domain = parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
-        return f"Paper digest <digest.{domain}>"
+        return list_id_for(self.sender)
 
     @property
     def envelope_sender(self) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from mailer.db.session import make_engine
 from mailer.db.tables import DigestRow, PaperRow, SubscriberRow
+from mailer.mail.message import list_id_for
 from tests.helpers.http_server import Canned, LocalHTTPServer
 from tests.helpers.smtp_server import SmtpServer
 
@@ -119,6 +120,7 @@ def test_run_once_sends_each_subscriber_exactly_their_papers_once(
         recipient = message.rcpt_tos[0]
         text = message.message.get_body(("plain",)).get_content()
         assert _titles(text) == PROFILES[recipient][1], recipient
+        assert message.message["List-Id"] == list_id_for(env["MAILER_FROM"])
 
     second = mailer(env, "run", "--once")
     assert second.returncode == 0, second.stderr

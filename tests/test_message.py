@@ -144,7 +144,7 @@ def test_message_ids_are_unique_at_the_from_domain() -> None:
 
 
 def test_list_id_is_derived_from_the_sender() -> None:
-    assert list_id_for("Digest <Paper+News@Example.ORG>") == "Paper digest <paper-news.example.org>"
+    assert list_id_for("Digest <Paper+News@Example.ORG>") == "Paper digest <digest.example.org>"
 
 
 @pytest.mark.parametrize(

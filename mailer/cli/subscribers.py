@@ -88,7 +88,7 @@ def add(
 
 
 def _confirm_by_mail(settings: Settings, sessions: SessionFactory, emails: list[str]) -> None:
-    """Send pending addresses their confirmation link (DESIGN: double opt-in for everyone)."""
+    """Send pending addresses their confirmation link (double opt-in for everyone)."""
     from mailer.context import make_context
     from mailer.delivery import transport_from_settings
     from mailer.subscribers import confirmations

@@ -417,6 +417,37 @@ def digests_for(session: Session, subscriber_id: int, limit: int = 20) -> list[D
     )
 
 
+def every_digest_of(session: Session, subscriber_id: int) -> list[DigestRow]:
+    """All of a subscriber's outbox rows, oldest first (for a data access request)."""
+    query = select(DigestRow).where(DigestRow.subscriber_id == subscriber_id)
+    return list(session.scalars(query.order_by(DigestRow.created_at, DigestRow.id)))
+
+
+def listed_titles(session: Session, digest_id: int) -> list[tuple[str, str | None, list[str]]]:
+    """What a digest listed, in rank order: (title, url, interests matched) per paper."""
+    rows = session.execute(
+        select(PaperRow.title, PaperRow.url, DigestPaperRow.interests)
+        .join(DigestPaperRow, DigestPaperRow.paper_id == PaperRow.id)
+        .where(DigestPaperRow.digest_id == digest_id)
+        .order_by(DigestPaperRow.rank)
+    ).all()
+    return [(title, url, list(interests)) for title, url, interests in rows]
+
+
+def sent_digests(session: Session, subscriber_id: int, limit: int) -> list[DigestRow]:
+    """A subscriber's latest sent digests, newest first."""
+    query = (
+        select(DigestRow)
+        .where(
+            DigestRow.subscriber_id == subscriber_id,
+            DigestRow.status == DigestStatus.SENT.value,
+        )
+        .order_by(DigestRow.sent_at.desc(), DigestRow.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def count_by_status(session: Session) -> dict[str, int]:
     """How many outbox rows are in each status."""
     rows = session.execute(select(DigestRow.status, func.count()).group_by(DigestRow.status)).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from mailer.db.tables import FetchRunRow, SourceStateRow
@@ -75,6 +75,53 @@ def fetch_runs_on(session: Session, day: date) -> list[FetchRunRow]:
     )
 
 
-def last_fetch_at(session: Session) -> datetime | None:
-    """When any source last fetched successfully."""
-    return session.scalar(select(func.max(SourceStateRow.last_success_at)))
+@dataclass(frozen=True, slots=True)
+class FetchDay:
+    """One source's fetches for one announcement day, summed."""
+
+    source: str
+    day: date | None
+    new: int
+    updated: int
+    fetches: int
+    errors: int
+    last_outcome: str
+
+
+def fetch_days(session: Session, since: date) -> list[FetchDay]:
+    """Each (source, day) of the fetch log since ``since``, summed, newest day first."""
+    rows = session.execute(
+        select(
+            FetchRunRow.source,
+            FetchRunRow.day,
+            func.sum(FetchRunRow.new),
+            func.sum(FetchRunRow.updated),
+            func.count(),
+            func.sum(case((FetchRunRow.outcome == FetchOutcome.ERROR.value, 1), else_=0)),
+            func.max(FetchRunRow.at),
+        )
+        .where(FetchRunRow.day >= since)
+        .group_by(FetchRunRow.source, FetchRunRow.day)
+        .order_by(FetchRunRow.day.desc(), FetchRunRow.source)
+    ).all()
+    last = _last_outcomes(session, since)
+    return [
+        FetchDay(
+            source, day, int(new or 0), int(updated or 0), int(count), int(errors or 0),
+            last.get((source, day), ""),
+        )
+        for source, day, new, updated, count, errors, _ in rows
+    ]  # fmt: skip
+
+
+def _last_outcomes(session: Session, since: date) -> dict[tuple[str, date | None], str]:
+    """The outcome of the latest fetch of each (source, day)."""
+    outcomes: dict[tuple[str, date | None], str] = {}
+    query = (
+        select(FetchRunRow.source, FetchRunRow.day, FetchRunRow.outcome)
+        .where(FetchRunRow.day >= since)
+        .order_by(FetchRunRow.at, FetchRunRow.id)
+    )
+    for source, day, outcome in session.execute(query):
+        outcomes[(source, day)] = outcome
+    return outcomes

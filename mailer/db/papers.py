@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -133,12 +133,3 @@ def papers_first_seen(session: Session, start: datetime | None, end: datetime) -
     if start is not None:
         query = query.where(PaperRow.first_seen_at > start)
     return [to_paper(row) for row in session.scalars(query)]
-
-
-def papers_by_id(session: Session, ids: Iterable[int]) -> dict[int, Paper]:
-    """Stored papers by id."""
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    rows = session.scalars(select(PaperRow).where(PaperRow.id.in_(wanted)))
-    return {row.id: to_paper(row) for row in rows}

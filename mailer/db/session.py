@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,6 +45,6 @@ def make_session_factory(engine: Engine) -> SessionFactory:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def is_sqlite(engine: Engine) -> bool:
-    """True for SQLite, where only one worker may claim rows at a time."""
-    return engine.dialect.name == "sqlite"
+def ping(connection: Connection | Session) -> None:
+    """Ask the database a trivial question; SQLAlchemyError when it cannot answer."""
+    connection.execute(text("SELECT 1"))

@@ -73,6 +73,37 @@ def list_subscribers(
         yield to_subscriber(row)
 
 
+def iter_rows(session: Session, email: str | None = None) -> Iterator[SubscriberRow]:
+    """Every subscriber row in id order, streamed (or the one with this normalised address)."""
+    query = select(SubscriberRow).order_by(SubscriberRow.id)
+    if email is not None:
+        query = query.where(SubscriberRow.email == email)
+    yield from session.scalars(query.execution_options(yield_per=1000))
+
+
+def pending_unmailed(session: Session, emails: Sequence[str]) -> list[tuple[int, str]]:
+    """(id, address) of those of these addresses that are pending and were never mailed a
+    confirmation."""
+    found: list[tuple[int, str]] = []
+    for start in range(0, len(emails), LOOKUP_CHUNK):
+        chunk = emails[start : start + LOOKUP_CHUNK]
+        query = select(SubscriberRow.id, SubscriberRow.email).where(
+            among(session, SubscriberRow.email, chunk),
+            SubscriberRow.status == SubscriberStatus.PENDING.value,
+            SubscriberRow.confirmation_sent_at.is_(None),
+        )
+        found.extend((id_, email) for id_, email in session.execute(query))
+    return found
+
+
+def mark_confirmation_sent(session: Session, ids: Sequence[int], now: datetime) -> None:
+    """Record that these subscribers were mailed their confirmation link."""
+    if ids:
+        session.execute(
+            update(SubscriberRow).where(SubscriberRow.id.in_(ids)).values(confirmation_sent_at=now)
+        )
+
+
 def count_by_status(session: Session) -> dict[str, int]:
     """How many subscribers are in each status."""
     rows = session.execute(
@@ -250,3 +281,39 @@ def add_tombstone(session: Session, email: str, reason: str, now: datetime) -> N
 def drop_tombstone(session: Session, email: str) -> None:
     """Forget an address's tombstone (the person consented again)."""
     session.execute(delete(SuppressionRow).where(SuppressionRow.email_hash == email_hash(email)))
+
+
+_BATCH = 2000
+COPY_COLUMNS = (
+    "email", "status", "profile", "frequency", "send_time", "timezone", "weekday",
+    "next_due_at", "created_at", "confirmed_at", "hard_bounces", "soft_bounces",
+)  # fmt: skip
+"""The columns ``bulk_insert`` writes, in COPY order."""
+
+
+def bulk_insert(session: Session, rows: Iterable[dict[str, object]]) -> None:
+    """Insert subscriber rows (dicts keyed by ``COPY_COLUMNS``): COPY on PostgreSQL, else
+    Core executemany in batches; in the session's transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        _copy(session, rows)
+        return
+    batch: list[dict[str, object]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == _BATCH:
+            session.execute(_SUBSCRIBER.insert(), batch)
+            batch = []
+    if batch:
+        session.execute(_SUBSCRIBER.insert(), batch)
+
+
+def _copy(session: Session, rows: Iterable[dict[str, object]]) -> None:
+    """PostgreSQL COPY in the session's transaction: 100k rows in about a second."""
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY subscriber ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[name] for name in COPY_COLUMNS])

@@ -69,7 +69,6 @@ DKIM_HEADERS = (
 )
 MAX_7BIT_LINE = 998  # RFC 5322 §2.1.1, without the CRLF
 _MSGID = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
-_LIST_LABEL = re.compile(r"[^a-z0-9-]+")
 _UNSAFE_IN_ANGLES = re.compile(r"[\s<>,]")
 
 
@@ -128,10 +127,13 @@ def make_message_id(sender: str) -> str:
 
 
 def list_id_for(sender: str, description: str = "Paper digest") -> str:
-    """A List-Id value derived from the From address: ``Paper digest <digest.example.org>``."""
+    """The List-Id of the digests sent from ``sender``: ``Paper digest <digest.example.org>``.
+
+    One list per From domain, whatever the From mailbox: readers' filters keep working when
+    the operator changes the sender's local part.
+    """
     address = parse_address(sender, what="From address")
-    label = _LIST_LABEL.sub("-", address.username.lower()).strip("-") or "digest"
-    return f"{description} <{label}.{address.domain.lower()}>"
+    return f"{description} <digest.{address.domain.lower()}>"
 
 
 class ListHeader(UnstructuredHeader, BaseHeader):
@@ -183,7 +185,7 @@ def build_message(
     auto_submitted: bool = False,
     reply_to: str | None = None,
 ) -> EmailMessage:
-    """A multipart/alternative message (text, then HTML) with the headers of DESIGN.md §6.
+    """A multipart/alternative message (text, then HTML) with the headers the README lists.
 
     ``links`` given: a bulk digest with one-click List-Unsubscribe (RFC 8058) and
     ``Precedence: bulk``. ``auto_submitted``: a transactional mail (confirmation) that

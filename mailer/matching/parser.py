@@ -1,4 +1,4 @@
-"""The keyword-profile parser (DESIGN.md §5): text in, a compiled Profile or a ProfileError out."""
+"""The keyword-profile parser (README, "The keyword profile"): text in, a Profile or an error."""
 
 from __future__ import annotations
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer.db.migrate import current_revision, head_revision
-from mailer.db.session import make_engine
+from mailer.db.session import make_engine, ping
 from mailer.logs import MASK, url_password
 
 
@@ -26,7 +25,7 @@ def check(database_url: str) -> list[Check]:
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+            ping(connection)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         password = url_password(database_url)

@@ -15,7 +15,6 @@ from mailer.delivery import DeliveryReport, RetryPolicy, Transport, transport_fr
 from mailer.pipeline.fetch import SourceOutcome, fetch_all, make_sources
 from mailer.pipeline.plan import PlanReport, plan
 from mailer.pipeline.send import send_queued
-from mailer.sources.http import user_agent_for
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +29,8 @@ class CycleReport:
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
-    """The shared HTTP client for sources: a project User-Agent and a timeout."""
-    return httpx.AsyncClient(
-        timeout=settings.http_timeout,
-        headers={"User-Agent": user_agent_for(settings.base_url)},
-        follow_redirects=True,
-    )
+    """The shared HTTP client for sources (each request names us: see ``HttpPolicy``)."""
+    return httpx.AsyncClient(timeout=settings.http_timeout, follow_redirects=True)
 
 
 async def fetch_now(

@@ -8,15 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
-
 from mailer.context import Context
 from mailer.db import subscribers as repo
 from mailer.db.session import SessionFactory
-from mailer.db.tables import SubscriberRow
 from mailer.delivery import Transport
 from mailer.errors import MailerError
-from mailer.models import SubscriberStatus
 from mailer.subscribers.signup import PendingConfirmation, confirmation_message
 
 log = logging.getLogger(__name__)
@@ -36,19 +32,9 @@ def awaiting_mail(
     session_factory: SessionFactory, emails: Sequence[str]
 ) -> list[PendingConfirmation]:
     """Those of these addresses that are pending and were never sent a confirmation email."""
-    found: list[PendingConfirmation] = []
     with session_factory() as session:
-        for start in range(0, len(emails), repo.LOOKUP_CHUNK):
-            chunk = emails[start : start + repo.LOOKUP_CHUNK]
-            query = select(SubscriberRow.id, SubscriberRow.email).where(
-                and_(
-                    repo.among(session, SubscriberRow.email, chunk),
-                    SubscriberRow.status == SubscriberStatus.PENDING.value,
-                    SubscriberRow.confirmation_sent_at.is_(None),
-                )
-            )
-            found.extend(PendingConfirmation(id_, email) for id_, email in session.execute(query))
-    return sorted(found, key=lambda pending: pending.subscriber_id)
+        found = repo.pending_unmailed(session, emails)
+    return [PendingConfirmation(id_, email) for id_, email in sorted(found)]
 
 
 async def send_all(
@@ -82,6 +68,4 @@ def _mark_sent(session_factory: SessionFactory, ids: Sequence[int], now: datetim
     if not ids:
         return
     with session_factory.begin() as session:
-        session.execute(
-            update(SubscriberRow).where(SubscriberRow.id.in_(ids)).values(confirmation_sent_at=now)
-        )
+        repo.mark_confirmation_sent(session, ids, now)

@@ -8,11 +8,12 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.addresses import normalise_email
-from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
+from mailer.db import digests as digest_repo
+from mailer.db import subscribers as repo
+from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.errors import NotFound
 from mailer.subscribers.importer import FORMULA_STARTS
 
@@ -54,45 +55,33 @@ def record(row: SubscriberRow) -> dict[str, Any]:
 
 def records(session: Session, email: str | None = None) -> Iterator[dict[str, Any]]:
     """Every subscriber's record in id order (streamed), or one address's."""
-    query = select(SubscriberRow).order_by(SubscriberRow.id)
-    if email is not None:
-        query = query.where(SubscriberRow.email == _known(session, email))
-    for row in session.scalars(query.execution_options(yield_per=1000)):
+    wanted = _known(session, email) if email is not None else None
+    for row in repo.iter_rows(session, wanted):
         yield record(row)
 
 
 def _known(session: Session, email: str) -> str:
     normalised = normalise_email(email)
-    if session.scalar(select(SubscriberRow.id).where(SubscriberRow.email == normalised)) is None:
+    if repo.get_row_by_email(session, normalised) is None:
         raise NotFound(f"no subscriber {normalised}")
     return normalised
 
 
 def full_record(session: Session, email: str) -> dict[str, Any]:
     """Everything stored about one person (a GDPR access request): settings and every digest."""
-    row = session.scalars(
-        select(SubscriberRow).where(SubscriberRow.email == _known(session, email))
-    ).one()
+    row = repo.get_row_by_email(session, _known(session, email))
+    assert row is not None
     data = record(row)
     data["soft_bounces"] = row.soft_bounces
     data["last_bounce_at"] = _plain(row.last_bounce_at)
     data["confirmation_sent_at"] = _plain(row.confirmation_sent_at)
-    data["digests"] = [_digest(session, digest) for digest in _digests(session, row.id)]
+    digests = digest_repo.every_digest_of(session, row.id)
+    data["digests"] = [_digest(session, digest) for digest in digests]
     return data
 
 
-def _digests(session: Session, subscriber_id: int) -> list[DigestRow]:
-    query = select(DigestRow).where(DigestRow.subscriber_id == subscriber_id)
-    return list(session.scalars(query.order_by(DigestRow.created_at, DigestRow.id)))
-
-
 def _digest(session: Session, row: DigestRow) -> dict[str, Any]:
-    papers = session.execute(
-        select(PaperRow.title, PaperRow.url, DigestPaperRow.interests)
-        .join(DigestPaperRow, DigestPaperRow.paper_id == PaperRow.id)
-        .where(DigestPaperRow.digest_id == row.id)
-        .order_by(DigestPaperRow.rank)
-    ).all()
+    papers = digest_repo.listed_titles(session, row.id)
     return {
         "period": row.period,
         "status": row.status,

@@ -6,18 +6,16 @@ import csv
 import functools
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from mailer.addresses import MAX_EMAIL_LENGTH, normalise_email
 from mailer.context import Defaults
 from mailer.db import subscribers as repo
 from mailer.db.session import SessionFactory
-from mailer.db.tables import SubscriberRow
 from mailer.errors import InputError
 from mailer.matching import parse_profile
 from mailer.models import Subscriber, SubscriberStatus
@@ -32,7 +30,6 @@ ALIASES = {
     "time_zone": "timezone", "tz": "timezone", "sendtime": "send_time", "time": "send_time",
     "day": "weekday",
 }  # fmt: skip
-BATCH = 2000
 # Characters that make a spreadsheet treat a cell as a formula (see the exporter).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -239,34 +236,8 @@ def store(
 def _insert(
     session: Session, subscribers: Sequence[Subscriber], *, confirmed: bool, now: datetime
 ) -> None:
-    """Bulk insert: COPY on PostgreSQL, Core executemany in batches elsewhere."""
     due = functools.lru_cache(maxsize=1024)(lambda cadence: first_due(cadence, now))
-    rows = (_values(s, confirmed, now, due) for s in subscribers)
-    if session.get_bind().dialect.name == "postgresql":
-        _copy(session, rows)
-        return
-    table = SubscriberRow.__table__
-    assert isinstance(table, Table)
-    batch: list[dict[str, object]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == BATCH:
-            session.execute(table.insert(), batch)
-            batch = []
-    if batch:
-        session.execute(table.insert(), batch)
-
-
-def _copy(session: Session, rows: Iterable[dict[str, object]]) -> None:
-    """PostgreSQL COPY in the session's transaction: 100k rows in about a second."""
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY subscriber ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row([row[name] for name in COPY_COLUMNS])
+    repo.bulk_insert(session, (_values(s, confirmed, now, due) for s in subscribers))
 
 
 def import_csv(
@@ -301,12 +272,6 @@ def _refused(session: Session, emails: Sequence[str]) -> dict[str, str]:
 
 
 _COME_BACK = "only the person can bring it back (signup form, or `subscribers add --reconsented`)"
-
-
-COPY_COLUMNS = (
-    "email", "status", "profile", "frequency", "send_time", "timezone", "weekday",
-    "next_due_at", "created_at", "confirmed_at", "hard_bounces", "soft_bounces",
-)  # fmt: skip
 
 
 def _values(

@@ -6,13 +6,11 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from mailer.context import Context
+from mailer.db import digests as digest_repo
 from mailer.db import subscribers as repo
-from mailer.db.tables import DigestRow
 from mailer.errors import NotFound
-from mailer.models import DigestStatus, Subscriber
+from mailer.models import Subscriber
 from mailer.subscribers import manage as subscriptions
 from mailer.web.forms import Choices
 
@@ -38,19 +36,9 @@ def load(ctx: Context, subscriber_id: int) -> Subscriber:
 
 def recent_digests(ctx: Context, subscriber_id: int, limit: int = 5) -> list[SentDigest]:
     """The subscriber's latest sent digests, newest first."""
-    query = (
-        select(DigestRow)
-        .where(
-            DigestRow.subscriber_id == subscriber_id,
-            DigestRow.status == DigestStatus.SENT.value,
-        )
-        .order_by(DigestRow.sent_at.desc(), DigestRow.id.desc())
-        .limit(limit)
-    )
     with ctx.session_factory() as session:
-        return [
-            SentDigest(r.id, r.period, r.paper_count, r.sent_at) for r in session.scalars(query)
-        ]
+        rows = digest_repo.sent_digests(session, subscriber_id, limit)
+    return [SentDigest(r.id, r.period, r.paper_count, r.sent_at) for r in rows]
 
 
 def update_choices(ctx: Context, subscriber_id: int, choices: Choices, now: datetime) -> Subscriber:

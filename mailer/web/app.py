@@ -10,12 +10,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailer.context import Context
 from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
+from mailer.db.session import ping
 from mailer.subscribers.signup import TransportFactory
 from mailer.web import signup_routes, subscriber_routes
 from mailer.web.csrf import Csrf
@@ -106,7 +106,7 @@ def _health(ctx: Context) -> dict[str, Any]:
     report: dict[str, Any] = {"status": "ok", "checked_at": datetime.now(UTC).isoformat()}
     try:
         with ctx.session_factory() as session:
-            session.execute(text("SELECT 1"))
+            ping(session)
             report["database"] = "ok"
             report["sources"] = {
                 state.name: {
