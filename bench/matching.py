@@ -16,7 +16,7 @@ The baseline takes about 0.1 s per subscriber, so at 10k it is measured on a sam
 depend on how many run) and its 10k time extrapolated; the JSON and the table say so. Times are
 wall-clock (``match_s``) with the process CPU time beside them (``match_cpu_s``): on a shared
 machine the difference is time spent waiting for a core. Every kind streams under the
-garbage-collector settings the planner matches under (``mailer.matching.batch_collection``).
+process tuning the planner runs under (``mailer.daemon.tuning.tuned``).
 
     python bench/matching.py                      # 10k engine + baseline, 100k and 1M engine
     python bench/matching.py --quick              # a smaller run for a smoke test
@@ -41,9 +41,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mailer.matching import PaperIndex, Profile, batch_collection, parse_profile  # noqa: E402
+from mailer.daemon.tuning import YOUNG_THRESHOLD, tuned  # noqa: E402
+from mailer.matching import PaperIndex, Profile, parse_profile  # noqa: E402
 from mailer.matching.baseline import NaiveMatcher  # noqa: E402
-from mailer.matching.collector import YOUNG_THRESHOLD  # noqa: E402
 from mailer.models import Match, Paper  # noqa: E402
 
 SAMPLE = ROOT / "mailer" / "data" / "sample_papers.jsonl"
@@ -186,7 +186,7 @@ def run_child(kind: str, subscribers: int, pool: int, part: int) -> dict[str, ob
     matches: Sequence[Match] | Sequence[Paper]
     stream = ProfileMaker(sample, SEED + 1 + part).stream(subscribers, pool)
     cpu = time.process_time()
-    with batch_collection():  # the garbage-collector settings the planner matches under
+    with tuned():  # the process tuning the planner runs under
         for n, (compiled, sent) in enumerate(stream, 1):
             started = time.perf_counter()
             profile = Profile.from_json(compiled)
@@ -360,7 +360,7 @@ def main() -> None:
         "speedup_engine_vs_baseline_cpu": round(speedup_cpu, 1),
         "collector": (
             f"young-generation GC threshold {YOUNG_THRESHOLD:,} while streaming, as the planner "
-            "(mailer.matching.collector)"
+            "(mailer.daemon.tuning)"
         ),
         "baseline_note": (
             f"baseline run on the first {sample:,} of the {compare:,} subscribers (it has no "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +31,8 @@ class Context:
     unsubscribe_mailto: str | None = None
     reply_to: str | None = None
     dkim: DkimKey | None = None
+    # Run first in each render process (the runtime's ``daemon.tuning.render_child_setup``).
+    render_child_setup: Callable[[], None] | None = None
     # Lets the sender start render processes configured like itself (holds secrets: no repr).
     settings: Settings | None = field(default=None, repr=False)
 
@@ -77,7 +80,11 @@ def dkim_from_settings(settings: Settings) -> DkimKey | None:
 
 
 def make_context(
-    settings: Settings, session_factory: SessionFactory, clock: Clock = utc_now
+    settings: Settings,
+    session_factory: SessionFactory,
+    clock: Clock = utc_now,
+    *,
+    render_child_setup: Callable[[], None] | None = None,
 ) -> Context:
     """Build the pipeline context from settings (raises ConfigError in production if unsafe)."""
     return Context(
@@ -96,6 +103,7 @@ def make_context(
         unsubscribe_mailto=settings.unsubscribe_mailto,
         reply_to=settings.reply_to,
         dkim=dkim_from_settings(settings),
+        render_child_setup=render_child_setup,
         settings=settings,
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import mailbox
-import sys
 import threading
 import time
 from collections import Counter
@@ -648,32 +647,6 @@ def test_a_cancelled_run_hands_back_what_it_claimed(
     rows = outbox(session_factory)
     assert {row.status for row in rows.values()} == {"pending"}
     assert all(row.attempts == 0 for row in rows.values())
-
-
-def test_threads_switch_sooner_during_a_run_and_as_before_after_it(
-    session_factory: SessionFactory, smtp: SmtpServer
-) -> None:
-    from mailer.delivery import worker
-
-    seed(session_factory, 3)
-    seen: list[float] = []
-
-    def build(claimed: ClaimedDigest) -> EmailMessage:
-        seen.append(sys.getswitchinterval())
-        return build_message(claimed)
-
-    before = sys.getswitchinterval()
-    assert before > worker.SWITCH_INTERVAL  # Python's default, 5 ms
-    report = deliver(session_factory, transport_for(smtp), Clock(), build=build)
-    assert report.sent == 3
-    assert seen == [worker.SWITCH_INTERVAL] * 3
-    assert sys.getswitchinterval() == before
-    # Overlapping runs: the interval comes back only when the last one ends.
-    with worker.short_thread_switches():
-        with worker.short_thread_switches():
-            assert sys.getswitchinterval() == worker.SWITCH_INTERVAL
-        assert sys.getswitchinterval() == worker.SWITCH_INTERVAL
-    assert sys.getswitchinterval() == before
 
 
 def test_renewal_falls_due_at_half_of_the_earliest_lease_still_held() -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 
-from mailer.matching import PaperIndex, batch_collection, parse_profile
+from mailer.matching import PaperIndex, parse_profile
 from mailer.matching.baseline import NaiveMatcher
-from mailer.matching.collector import YOUNG_THRESHOLD
 from mailer.matching.reasons import new_match, new_span
 from mailer.matching.scoring import text_score, text_scores
 from mailer.models import Match, Paper, Span
@@ -306,21 +303,3 @@ def test_explanations_survive_cache_clears(monkeypatch: pytest.MonkeyPatch) -> N
     for profile in profiles * 2:
         assert list(index.digest(profile, limit=4).matches) == naive.match(profile, limit=4)[1]
     assert index.cache_clears > 10
-
-
-def test_batch_collection_sets_and_restores_thresholds() -> None:
-    """Inside: the youngest generation is collected rarely, older ones as before; outside
-    (even after an error): the thresholds as they were. A higher setting is never lowered."""
-    before = gc.get_threshold()
-    try:
-        gc.set_threshold(700, 10, 10)
-        with pytest.raises(RuntimeError), batch_collection():
-            assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
-            raise RuntimeError
-        assert gc.get_threshold() == (700, 10, 10)
-        gc.set_threshold(10 * YOUNG_THRESHOLD, 5, 5)
-        with batch_collection():
-            assert gc.get_threshold() == (10 * YOUNG_THRESHOLD, 5, 5)
-        assert gc.get_threshold() == (10 * YOUNG_THRESHOLD, 5, 5)
-    finally:
-        gc.set_threshold(*before)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
-import os
 import re
 import subprocess
 import sys
@@ -270,20 +269,3 @@ def _children_of(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
-
-
-def test_render_processes_yield_the_cpu_to_the_sender(db_url: str) -> None:
-    from mailer.pipeline import render_pool
-
-    pool = RenderPool(_settings(db_url), 1)
-    try:
-        assert pool.submit([]).result(timeout=60) == {}
-        executor = pool._executor
-        assert executor is not None
-        children = list(executor._processes)  # the pids of the running children
-        ours = os.getpriority(os.PRIO_PROCESS, 0)
-        expected = min(19, ours + render_pool.NICENESS)
-        assert children and ours < 19
-        assert all(os.getpriority(os.PRIO_PROCESS, pid) == expected > ours for pid in children)
-    finally:
-        pool.shutdown()

@@ -1,5 +1,5 @@
 """The admin CLI: the Typer app, one module per command group, output beside its command."""
 
-from mailer.cli.app import app, main
+from mailer.cli.commands import app, main
 
 __all__ = ["app", "main"]

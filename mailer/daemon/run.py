@@ -12,6 +12,7 @@ import uvicorn
 
 from mailer.config import Settings
 from mailer.context import Context
+from mailer.daemon import tuning
 from mailer.daemon.scheduler import build_scheduler
 from mailer.delivery import RetryPolicy, Transport, stop_on_signals, transport_from_settings
 from mailer.pipeline.cycle import fetch_now, send_now
@@ -97,7 +98,8 @@ def _start_jobs(
     async def due_job() -> None:
         async with jobs.busy:
             if not jobs.stop.is_set():
-                await _send_and_log(ctx, transport, policy, jobs.stop)
+                with tuning.tuned():
+                    await _send_and_log(ctx, transport, policy, jobs.stop)
 
     sched = build_scheduler(
         fetch_job=fetch_job,

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import random
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -94,41 +92,13 @@ async def deliver_due(
     width = concurrency or int(getattr(transport, "concurrency", 1))
     run = _Run(session_factory, transport, build_message, policy, now, rand, width, prepare)
     started = time.perf_counter()
-    with short_thread_switches():
-        run.start()
-        try:
-            await run.loop(batch_size, stop or asyncio.Event())
-        finally:
-            await run.finish()
-            run.report.seconds = time.perf_counter() - started
-    return run.report
-
-
-SWITCH_INTERVAL = 0.001
-"""Seconds a thread may hold the GIL while another waits for it, during a sending run.
-
-Python's default is 5 ms. A run's event loop shares the process with the threads that claim
-rows and record outcomes and with the render pool's result thread; each of them may wait up
-to that long for the loop thread. In ten paired runs of ``bench/delivery.py`` (5,000
-digests, two cores; four at 1 ms, six at 0.5 ms) the shorter interval sent more messages
-per second every time, 1 to 10 % more.
-"""
-_switching = {"runs": 0, "saved": 0.0}
-
-
-@contextlib.contextmanager
-def short_thread_switches() -> Iterator[None]:
-    """Shorten the interpreter's thread switch interval while any sending run is active."""
-    if _switching["runs"] == 0:
-        _switching["saved"] = sys.getswitchinterval()
-        sys.setswitchinterval(min(_switching["saved"], SWITCH_INTERVAL))
-    _switching["runs"] += 1
+    run.start()
     try:
-        yield
+        await run.loop(batch_size, stop or asyncio.Event())
     finally:
-        _switching["runs"] -= 1
-        if _switching["runs"] == 0:
-            sys.setswitchinterval(_switching["saved"])
+        await run.finish()
+        run.report.seconds = time.perf_counter() - started
+    return run.report
 
 
 class _Run:

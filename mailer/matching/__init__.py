@@ -1,7 +1,6 @@
 """Keyword-profile matching: parse profiles, index a batch of papers, rank and explain matches."""
 
 from mailer.matching.baseline import baseline_match
-from mailer.matching.collector import batch_collection
 from mailer.matching.index import PaperIndex, Ranked
 from mailer.matching.parser import MAX_CHARS, MAX_INTERESTS, parse_profile
 from mailer.matching.profile import Interest, Profile, Term
@@ -15,6 +14,5 @@ __all__ = [
     "Ranked",
     "Term",
     "baseline_match",
-    "batch_collection",
     "parse_profile",
 ]

@@ -25,7 +25,7 @@ from mailer.db.session import SessionFactory
 from mailer.db.subscribers import DueSubscriber
 from mailer.errors import ProfileError
 from mailer.mail.message import make_message_id
-from mailer.matching import PaperIndex, Profile, batch_collection, parse_profile
+from mailer.matching import PaperIndex, Profile, parse_profile
 from mailer.models import DigestNote, DigestStatus, Match
 from mailer.schedule import (
     Cadence,
@@ -106,8 +106,7 @@ class DigestPlanner:
 
         Per-subscriber lines are kept only for dry runs, so memory stays flat at scale.
         """
-        with batch_collection():  # the indexes' caches only grow: fewer GC passes over them
-            return self._run(now=now, force=force, dry_run=dry_run)
+        return self._run(now=now, force=force, dry_run=dry_run)
 
     def _run(self, *, now: datetime, force: bool, dry_run: bool) -> PlanReport:
         report = PlanReport()

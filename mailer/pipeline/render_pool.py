@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,21 +41,11 @@ class Rendered:
     crlf_checked: bool = False  # ``data`` is known to pass ``crlf_only``: the sender skips the scan
 
 
-NICENESS = 10
-"""How much lower a render process's CPU priority is than the sender's (``nice``).
-
-The sender holds SMTP connections that wait on it: every message is four exchanges, each
-delayed by as long as the sender waits for a core. Render processes only need to stay ahead
-of it, so when cores are short they yield to it (and to the web server, in ``mailer run``)
-rather than share equally. On two cores (``bench/delivery.py``, 5,000 digests, three rounds
-each, a noisy machine) that sent 236 messages per second on average against 223.
-"""
-
 _context: Context | None = None  # the child's own pipeline context
 _papers: digest_repo.PaperCache | None = None  # papers read by earlier chunks of this run
 
 
-def _start_child(settings: Settings) -> None:
+def _start_child(settings: Settings, setup: Callable[[], None] | None) -> None:
     global _context, _papers
     from mailer.context import make_context
     from mailer.db.session import make_engine, make_session_factory
@@ -64,19 +54,12 @@ def _start_child(settings: Settings) -> None:
     # the parent decides when children stop (it finishes their chunks, then shuts them down).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _lower_priority()
+    if setup is not None:  # the runtime's process tuning (``daemon.tuning``)
+        setup()
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     logs.configure(settings.log_level, settings.log_format, logs.secrets_of(settings))
     _context = make_context(settings, make_session_factory(make_engine(settings.database_url)))
     _papers = digest_repo.PaperCache()
-
-
-def _lower_priority() -> None:
-    """Yield the CPU to the sender when both want it (see ``NICENESS``)."""
-    try:
-        os.nice(NICENESS)
-    except (AttributeError, OSError):  # no nice() on this platform, or not allowed: run as is
-        log.debug("render process runs at the sender's priority")
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -113,10 +96,13 @@ def render_chunk(digest_ids: Sequence[int]) -> dict[int, Rendered]:
 class RenderPool:
     """``processes`` spawned children rendering chunks of outbox ids; started on first use."""
 
-    def __init__(self, settings: Settings, processes: int) -> None:
+    def __init__(
+        self, settings: Settings, processes: int, child_setup: Callable[[], None] | None = None
+    ) -> None:
         # The children must sign links with the key this process uses, even a generated one.
         self._settings = settings.model_copy(update={"secret_key": settings.effective_secret_key()})
         self.processes = processes
+        self._child_setup = child_setup  # module-level: it is pickled to each child
         self.submitted = 0  # outbox ids handed to the children so far
         self._executor: ProcessPoolExecutor | None = None
 
@@ -128,7 +114,7 @@ class RenderPool:
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_child,
-                initargs=(self._settings,),
+                initargs=(self._settings, self._child_setup),
             )
             log.info("started %d render processes", self.processes)
         future = self._executor.submit(render_chunk, list(digest_ids))

@@ -138,7 +138,8 @@ def digest_messages(ctx: Context) -> DigestMessages:
     settings = ctx.settings
     if settings is None or settings.render_processes == 0 or ctx.clock is not utc_now:
         return DigestMessages(ctx)
-    return PooledDigestMessages(ctx, RenderPool(settings, settings.render_processes))
+    pool = RenderPool(settings, settings.render_processes, ctx.render_child_setup)
+    return PooledDigestMessages(ctx, pool)
 
 
 async def send_queued(

@@ -33,6 +33,7 @@ from mailer.cli.support import (
 )
 from mailer.config import Settings, get_settings
 from mailer.context import Context, make_context
+from mailer.daemon import tuning
 from mailer.db.migrate import current_revision, head_revision, upgrade
 from mailer.db.session import SessionFactory, make_engine, make_session_factory
 from mailer.errors import ConfigError, InputError, MailerError
@@ -114,7 +115,7 @@ def _daemon_settings() -> Settings:
 def _context(settings: Settings, migrate: bool = False) -> Context:
     if migrate:
         upgrade(settings.database_url)
-    return make_context(settings, _sessions(settings))
+    return make_context(settings, _sessions(settings), render_child_setup=tuning.render_child_setup)
 
 
 def _sessions(settings: Settings) -> SessionFactory:
@@ -128,6 +129,12 @@ def _run(coro_factory: Callable[[], Any]) -> Any:
     return asyncio.run(coro_factory())
 
 
+def _run_tuned(coro_factory: Callable[[], Any]) -> Any:
+    """A planning or sending run under the runtime's process tuning (``daemon.tuning``)."""
+    with tuning.tuned():
+        return _run(coro_factory)
+
+
 def _run_stoppable(coro_factory: Callable[[asyncio.Event], Any]) -> Any:
     """Run a sending command whose stop event SIGTERM and Ctrl-C set: messages in flight
     finish, the rest go back to the queue, and the command exits 0."""
@@ -137,7 +144,8 @@ def _run_stoppable(coro_factory: Callable[[asyncio.Event], Any]) -> Any:
         with stop_on_signals(asyncio.Event()) as stop:
             return await coro_factory(stop)
 
-    return asyncio.run(go())
+    with tuning.tuned():
+        return asyncio.run(go())
 
 
 # --- database -----------------------------------------------------------------------------
@@ -238,7 +246,7 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
     settings = demo_module.demo_settings(_daemon_settings())
     ctx = _context(settings, migrate=True)
     _announce_transport(settings)
-    report = _run(lambda: demo_module.first_cycle(ctx, settings))
+    report = _run_tuned(lambda: demo_module.first_cycle(ctx, settings))
     output.cycle_summary(report)
     bind_host, bind_port = host or settings.web_host, port or settings.web_port
     output.say(f"demo running: open http://{bind_host}:{bind_port}  (Ctrl-C to stop)")
@@ -307,7 +315,8 @@ def send(
     ctx = _context(settings)
     instant = _parse_instant(at)
     if dry_run:
-        report = plan.plan(ctx, force=now, dry_run=True, at=instant)
+        with tuning.tuned():
+            report = plan.plan(ctx, force=now, dry_run=True, at=instant)
         output.plan_lines(report, as_json=as_json)
         return
     if instant is not None:
