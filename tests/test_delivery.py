@@ -43,7 +43,7 @@ from mailer.delivery import (
     stamp_message_id,
 )
 from mailer.delivery.leases import HeldRows
-from mailer.mail.message import message_bytes
+from mailer.mail.wire import message_bytes
 
 
 class Clock:

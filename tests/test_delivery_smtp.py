@@ -251,7 +251,7 @@ def test_a_message_the_client_cannot_encode_is_not_a_bounce() -> None:
 
 def test_wire_message_goes_out_byte_for_byte_with_its_envelope_sender(smtp: SmtpServer) -> None:
     from mailer.delivery import WireMessage
-    from mailer.mail.message import message_bytes
+    from mailer.mail.wire import message_bytes
 
     data = message_bytes(message(3))
     wire = WireMessage(data, "bounces@example.org")
@@ -270,7 +270,7 @@ def test_wire_message_goes_out_byte_for_byte_with_its_envelope_sender(smtp: Smtp
 
 def test_wire_message_to_a_non_ascii_address_goes_out_with_smtputf8(smtp: SmtpServer) -> None:
     from mailer.delivery import WireMessage
-    from mailer.mail.message import message_bytes
+    from mailer.mail.wire import message_bytes
 
     wire = WireMessage(message_bytes(message(4)), "digest@example.org")
     transport = SmtpTransport(config(smtp))
@@ -295,7 +295,7 @@ def test_wire_message_refusals_keep_their_stage_and_code_and_the_connection(
     smtp: SmtpServer, stage: str, reply: str, error: type[Exception], code: int
 ) -> None:
     from mailer.delivery import WireMessage
-    from mailer.mail.message import message_bytes
+    from mailer.mail.wire import message_bytes
 
     smtp.fail(stage, reply, times=1)  # type: ignore[arg-type]
     transport = SmtpTransport(config(smtp, concurrency=1))

@@ -19,16 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailer.errors import ConfigError, InvalidEmail
-from mailer.mail.message import (
-    SMTP_POLICY,
-    build_message,
-    list_id_for,
-    make_message_id,
-    message_bytes,
-    sign_message,
-    wire_bytes,
-)
-from mailer.mail.wire import crlf_only
+from mailer.mail import _fast
+from mailer.mail._fast import MESSAGE_POLICY, SMTP_POLICY, SMTPUTF8_POLICY
+from mailer.mail.dkim import sign_message
+from mailer.mail.message import build_message, list_id_for, make_message_id
+from mailer.mail.wire import crlf_only, message_bytes, wire_bytes
 from mailer.models import Links
 from mailer.rendering import RenderedEmail, Renderer
 from tests.helpers.golden import assert_golden, sample_digest
@@ -304,9 +299,8 @@ def test_text_travels_as_7bit_when_ascii_lines_fit(text: str, cte: str) -> None:
     ],
 )
 def test_shared_headers_fold_as_the_email_package_folds_them(name: str, value: str) -> None:
-    from mailer.mail.message import MESSAGE_POLICY, SMTPUTF8_POLICY, _fixed_header
 
-    shared = _fixed_header(name, value)
+    shared = _fast.fixed_header(name, value)
     policies = [
         MESSAGE_POLICY,
         SMTP_POLICY,
@@ -357,11 +351,10 @@ def test_parts_round_trip_whatever_the_body(renderer: Renderer, subtype: str) ->
 
 
 def test_a_body_holding_the_boundary_gets_another(renderer: Renderer) -> None:
-    from mailer.mail import message as message_module
 
-    html = f"<p>{message_module._BOUNDARY}</p>\n"
+    html = f"<p>{_fast._BOUNDARY}</p>\n"
     msg = plain_message(html, "text\n")
-    assert msg.get_boundary() != message_module._BOUNDARY
+    assert msg.get_boundary() != _fast._BOUNDARY
     back = parse(message_bytes(msg))
     html_part, text_part = back.get_body(("html",)), back.get_body(("plain",))
     assert html_part is not None and text_part is not None
@@ -392,7 +385,6 @@ def test_per_message_headers_fold_as_the_email_package_folds_them(
     recipient: str, subject: str
 ) -> None:
     """To is parsed once, Subject and Date are shared: each still folds like a fresh header."""
-    from mailer.mail.message import SMTPUTF8_POLICY
 
     when = datetime(2026, 11, 22, 8, 0, 1, 987654, tzinfo=UTC)
     links = Links(
@@ -458,11 +450,10 @@ def test_a_list_header_that_could_hold_an_encoded_word_is_parsed() -> None:
 def test_built_messages_are_written_as_the_stock_generator_writes_them(
     text: str, html: str, utf8: bool
 ) -> None:
-    from mailer.mail.message import SMTPUTF8_POLICY, _alternative_bytes
 
     msg = plain_message(html, text)
     chosen = SMTPUTF8_POLICY if utf8 else SMTP_POLICY
-    direct = _alternative_bytes(msg, chosen)
+    direct = _fast.alternative_chunks(msg, chosen)
     assert message_bytes(msg, utf8=utf8) == msg.as_bytes(policy=chosen)
     # Every body build_message makes is ASCII without CR (7bit or quoted-printable).
     assert direct is not None
@@ -490,15 +481,13 @@ def _other_shapes() -> list[EmailMessage]:
 
 @pytest.mark.parametrize("msg", _other_shapes(), ids=["preamble", "nested", "8bit", "empty"])
 def test_other_shapes_go_through_the_generator(msg: EmailMessage) -> None:
-    from mailer.mail.message import _alternative_bytes
 
-    assert _alternative_bytes(msg, SMTP_POLICY) is None
+    assert _fast.alternative_chunks(msg, SMTP_POLICY) is None
     assert message_bytes(msg) == msg.as_bytes(policy=SMTP_POLICY)
     assert wire_bytes(msg) == (msg.as_bytes(policy=SMTP_POLICY), False)  # not known: scanned
 
 
 def test_a_header_line_that_is_not_crlf_sends_the_message_through_the_generator() -> None:
-    from mailer.mail.message import _alternative_bytes
 
     class BareLineFeed(str):
         """A header object from elsewhere that folds with a bare LF (none made here does)."""
@@ -510,8 +499,7 @@ def test_a_header_line_that_is_not_crlf_sends_the_message_through_the_generator(
 
     msg = plain_message("<p>h</p>\n", "t\n")
     msg["X-Raw"] = BareLineFeed("a b")
-    assert _alternative_bytes(msg, SMTP_POLICY) is None
-    assert wire_bytes(msg)[1] is False
+    assert wire_bytes(msg) == (msg.as_bytes(policy=SMTP_POLICY), False)
 
 
 @pytest.mark.parametrize("subject", ["s\r\nBcc: victim@example.org", "s\nX-Evil: 1", "s\rx"])

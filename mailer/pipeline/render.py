@@ -10,7 +10,9 @@ from mailer.db import digests as digest_repo
 from mailer.db.digests import StoredDigest
 from mailer.delivery import ClaimedDigest, WireMessage
 from mailer.errors import NotFound
-from mailer.mail.message import build_message, sign_message, wire_bytes
+from mailer.mail.dkim import sign_message
+from mailer.mail.message import build_message
+from mailer.mail.wire import wire_bytes
 from mailer.models import Digest, Links
 from mailer.rendering import RenderedEmail
 from mailer.tokens import Purpose
