@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import click
 import typer
@@ -38,6 +39,12 @@ from mailer.db.migrate import current_revision, head_revision, upgrade
 from mailer.db.session import SessionFactory, make_engine, make_session_factory
 from mailer.errors import ConfigError, InputError, MailerError
 from mailer.models import FetchOutcome
+
+if TYPE_CHECKING:
+    from mailer.delivery import DeliveryReport
+    from mailer.pipeline.cycle import CycleReport
+    from mailer.pipeline.fetch import SourceOutcome
+    from mailer.pipeline.plan import PlanReport
 
 log = logging.getLogger("mailer.cli")
 
@@ -201,7 +208,7 @@ def run(
     _announce_transport(settings)
     if once:
         report = _run_stoppable(lambda stop: cycle.run_cycle(ctx, settings, stop=stop))
-        output.cycle_summary(report)
+        cycle_summary(report)
         return
     _run(
         lambda: daemon.serve(
@@ -247,7 +254,7 @@ def demo(host: HostOption = None, port: PortOption = None) -> None:
     ctx = _context(settings, migrate=True)
     _announce_transport(settings)
     report = _run_tuned(lambda: demo_module.first_cycle(ctx, settings))
-    output.cycle_summary(report)
+    cycle_summary(report)
     bind_host, bind_port = host or settings.web_host, port or settings.web_port
     output.say(f"demo running: open http://{bind_host}:{bind_port}  (Ctrl-C to stop)")
     _run(
@@ -289,7 +296,7 @@ def fetch(
             outcome.source, outcome.outcome, outcome.new, outcome.updated, outcome.skipped,
             f" error={outcome.error!r}" if outcome.error else "",
         )  # fmt: skip
-    output.fetch_table(outcomes)
+    fetch_table(outcomes)
     if outcomes and all(o.outcome is FetchOutcome.ERROR for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
 
@@ -317,7 +324,7 @@ def send(
     if dry_run:
         with tuning.tuned():
             report = plan.plan(ctx, force=now, dry_run=True, at=instant)
-        output.plan_lines(report, as_json=as_json)
+        plan_lines(report, as_json=as_json)
         return
     if instant is not None:
         raise InputError("--at only works with --dry-run (sending happens now)")
@@ -334,7 +341,7 @@ def send(
         "due digests planned=%d sent=%d retried=%d failed=%d bounced=%d",
         planned.queued, delivered.sent, delivered.retried, delivered.failed, delivered.bounced,
     )  # fmt: skip
-    output.send_summary(planned, delivered, as_json=as_json)
+    send_summary(planned, delivered, as_json=as_json)
 
 
 @app.command()
@@ -357,3 +364,62 @@ def preview(
 
 
 cli_ops.register(app)  # after the core commands, so --help lists those first
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+def fetch_table(outcomes: Sequence[SourceOutcome]) -> None:
+    """The summary of a fetch: one row per source."""
+    output.table(
+        "fetch",
+        ["source", "outcome", "new", "updated", "skipped", "error"],
+        [(o.source, o.outcome, o.new, o.updated, o.skipped, o.error or "") for o in outcomes],
+    )
+    for outcome in outcomes:
+        for reason in outcome.skip_reasons[:20]:
+            output.info(f"skipped in {outcome.source}: {reason}")
+
+
+def plan_lines(report: PlanReport, *, as_json: bool) -> None:
+    """Who would get what (``send --dry-run``)."""
+    if as_json:
+        output.emit_json([asdict(line) for line in report.lines])
+        return
+    rows = [
+        (
+            line.email,
+            line.period,
+            "send" if line.status.value == "pending" else f"skip ({line.note})",
+            f"{len(line.papers)} of {line.matched} matched / {line.considered}",
+            "; ".join(line.papers[:3]) + (" …" if len(line.papers) > 3 else ""),
+        )
+        for line in report.lines
+    ]
+    output.table("due digests", ["email", "period", "action", "papers", "top titles"], rows)
+    if not report.lines:
+        output.say("nothing is due")
+
+
+def send_summary(planned: PlanReport, delivered: DeliveryReport, *, as_json: bool) -> None:
+    """What a send did."""
+    data = {
+        "queued": planned.queued,
+        "skipped_no_papers": planned.no_papers,
+        "skipped_no_match": planned.no_match,
+        "sent": delivered.sent,
+        "retry": delivered.retried,
+        "failed": delivered.failed,
+        "bounced": delivered.bounced,
+    }
+    if as_json:
+        output.emit_json(data)
+        return
+    output.say(" ".join(f"{key}={value}" for key, value in data.items()))
+
+
+def cycle_summary(report: CycleReport) -> None:
+    """What ``run --once`` (or the demo's first cycle) did."""
+    fetch_table(report.fetched)
+    if report.delivered is not None:
+        send_summary(report.planned, report.delivered, as_json=False)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailer.cli import output
 from mailer.cli.support import EXIT_FAILED, JsonOption, database, load_settings, now, parse_day
+
+if TYPE_CHECKING:
+    from mailer.ops.health import Check
+    from mailer.ops.stats import Stats
+    from mailer.ops.why import Explanation
 
 
 def why(
@@ -25,7 +32,7 @@ def why(
     wanted = parse_day(day)
     with database(settings) as sessions:
         result = explain(sessions, email, wanted, now())
-    output.explanation(result, as_json=as_json)
+    explanation(result, as_json=as_json)
 
 
 def stats(
@@ -38,7 +45,7 @@ def stats(
     settings = load_settings()
     with database(settings) as sessions, sessions() as session:
         result = collect(session, now().date(), days)
-    output.stats_report(result, as_json=as_json)
+    stats_report(result, as_json=as_json)
 
 
 def check_health(as_json: JsonOption = False) -> None:
@@ -47,7 +54,7 @@ def check_health(as_json: JsonOption = False) -> None:
 
     settings = load_settings()
     checks = check(settings.database_url)
-    output.health_report(checks, as_json=as_json)
+    health_report(checks, as_json=as_json)
     if not all(c.ok for c in checks):
         raise typer.Exit(EXIT_FAILED)
 
@@ -57,3 +64,42 @@ def register(app: typer.Typer) -> None:
     app.command("why")(why)
     app.command("stats")(stats)
     app.command("check-health")(check_health)
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+def explanation(result: Explanation, *, as_json: bool) -> None:
+    """The answer of ``mailer why``."""
+    if as_json:
+        output.emit_json(asdict(result))
+        return
+    output.say(f"{result.email} on {result.day.isoformat()}: {result.summary}")
+    for line in result.details:
+        output.say(f"  {line}")
+
+
+def stats_report(stats: Stats, *, as_json: bool) -> None:
+    """The answer of ``mailer stats``."""
+    if as_json:
+        output.emit_json(stats.as_dict())
+        return
+    output.table("subscribers", ["subscriber status", "count"], sorted(stats.subscribers.items()))
+    output.table("digests", ["digest status", "count"], sorted(stats.digests.items()))
+    output.table(
+        "papers per source per day",
+        ["day", "source", "new", "updated", "fetches", "errors", "last outcome"],
+        [
+            (s.day, s.source, s.new, s.updated, s.fetches, s.errors, s.last_outcome)
+            for s in stats.papers
+        ],
+    )
+
+
+def health_report(checks: Sequence[Check], *, as_json: bool) -> None:
+    """The answer of ``mailer check-health``."""
+    if as_json:
+        output.emit_json({c.name: {"ok": c.ok, "detail": c.detail} for c in checks})
+        return
+    for check in checks:
+        output.say(f"{check.name}: {'ok' if check.ok else 'FAIL'} ({check.detail})")

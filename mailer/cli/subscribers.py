@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +27,11 @@ from mailer.config import Settings
 from mailer.db.session import SessionFactory
 from mailer.errors import InputError
 from mailer.subscribers import manage as subscriptions
+
+if TYPE_CHECKING:
+    from mailer.db.tables import DigestRow
+    from mailer.models import Subscriber
+    from mailer.subscribers.importer import ImportReport
 
 app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
 
@@ -122,7 +128,7 @@ def list_(
     wanted = parse_status(status)
     with database(settings) as sessions, sessions() as session:
         rows = list(repo.list_subscribers(session, wanted, search))
-    output.subscriber_table(rows, as_json=as_json)
+    subscriber_table(rows, as_json=as_json)
 
 
 @app.command("show")
@@ -135,7 +141,7 @@ def show(email: EmailArg, as_json: JsonOption = False) -> None:
         subscriber = subscriptions.get(sessions, email)
         with sessions() as session:
             recent = digest_repo.digests_for(session, subscriber.id)
-    output.subscriber_detail(subscriber, recent, as_json=as_json)
+    subscriber_detail(subscriber, recent, as_json=as_json)
 
 
 @app.command("set")
@@ -238,7 +244,7 @@ def import_(
             sessions, data, defaults=defaults_of(settings), confirmed=confirmed,
             now=now(), dry_run=dry_run, name=str(file),
         )  # fmt: skip
-        output.import_report(report, confirmed=confirmed, as_json=as_json)
+        import_report(report, confirmed=confirmed, as_json=as_json)
         if not (confirmed or dry_run or no_email):
             _confirm_by_mail(settings, sessions, [s.email for s in report.imported])
     if report.errors:
@@ -279,3 +285,96 @@ def export(
         count = write(rows, handle)
     if out is not None:
         output.info(f"wrote {count} subscribers to {out}")
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+MAX_ERRORS_SHOWN = 200
+
+
+def subscriber_table(subscribers: Sequence[Subscriber], *, as_json: bool) -> None:
+    """A list of subscribers."""
+    if as_json:
+        output.emit_json([_subscriber_dict(s) for s in subscribers])
+        return
+    output.table(
+        "subscribers",
+        ["email", "status", "frequency", "send time", "timezone", "profile"],
+        [
+            (s.email, s.status.value, s.frequency.value, s.send_time, s.timezone, s.profile)
+            for s in subscribers
+        ],
+    )
+
+
+def _subscriber_dict(subscriber: Subscriber) -> dict[str, Any]:
+    data = asdict(subscriber)
+    data["status"] = subscriber.status.value
+    data["frequency"] = subscriber.frequency.value
+    return data
+
+
+def subscriber_detail(
+    subscriber: Subscriber, recent: Sequence[DigestRow], *, as_json: bool
+) -> None:
+    """One subscriber and their recent digests."""
+    digests = [
+        {
+            "period": row.period,
+            "status": row.status,
+            "note": row.note,
+            "papers": row.paper_count,
+            "matched": row.matched_count,
+            "considered": row.considered_count,
+            "attempts": row.attempts,
+            "last_code": row.last_code,
+            "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+            "message_id": row.message_id,
+        }
+        for row in recent
+    ]
+    if as_json:
+        output.emit_json({**_subscriber_dict(subscriber), "digests": digests})
+        return
+    for key, value in _subscriber_dict(subscriber).items():
+        output.say(f"{key}: {value}")
+    output.table(
+        "recent digests",
+        ["period", "status", "papers", "sent at", "message-id"],
+        [
+            (row.period, row.status + (f" ({row.note})" if row.note else ""),
+             row.paper_count, row.sent_at, row.message_id)
+            for row in recent
+        ],
+    )  # fmt: skip
+
+
+def import_report(report: ImportReport, *, confirmed: bool, as_json: bool) -> None:
+    """What an import did: counts on stdout, one line per rejected row on stderr."""
+    if as_json:
+        output.emit_json(
+            {
+                "dry_run": report.dry_run,
+                "rows": report.rows,
+                "imported": len(report.imported),
+                "status": "active" if confirmed else "pending",
+                "errors": [{"line": e.line, "message": e.message} for e in report.errors],
+                "warnings": report.warnings,
+            }
+        )
+        return
+    for warning in report.warnings:
+        output.info(f"warning: {warning}")
+    for error in report.errors[:MAX_ERRORS_SHOWN]:
+        output.info(str(error))
+    if len(report.errors) > MAX_ERRORS_SHOWN:
+        output.info(
+            f"… and {len(report.errors) - MAX_ERRORS_SHOWN} more rejected rows (see --json)"
+        )
+    verb = "would import" if report.dry_run else "imported"
+    status = "active" if confirmed else "pending confirmation"
+    output.say(
+        f"{verb} {len(report.imported)} of {report.rows} rows ({status}); "
+        f"{len(report.errors)} rejected"
+    )
