@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mailer.cli import output
-from mailer.cli.support import EXIT_FAILED, JsonOption, database, load_settings, now, parse_day
+from mailer.cli.support import EXIT_FAILED, JsonOption, database, load_settings, parse_day
+from mailer.clock import utc_now
 
 if TYPE_CHECKING:
     from mailer.ops.health import Check
@@ -31,7 +32,7 @@ def why(
     settings = load_settings()
     wanted = parse_day(day)
     with database(settings) as sessions:
-        result = explain(sessions, email, wanted, now())
+        result = explain(sessions, email, wanted, utc_now())
     explanation(result, as_json=as_json)
 
 
@@ -44,7 +45,7 @@ def stats(
 
     settings = load_settings()
     with database(settings) as sessions, sessions() as session:
-        result = collect(session, now().date(), days)
+        result = collect(session, utc_now().date(), days)
     stats_report(result, as_json=as_json)
 
 

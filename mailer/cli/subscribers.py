@@ -20,9 +20,9 @@ from mailer.cli.support import (
     database,
     defaults_of,
     load_settings,
-    now,
     parse_status,
 )
+from mailer.clock import utc_now
 from mailer.config import Settings
 from mailer.db.session import SessionFactory
 from mailer.errors import InputError
@@ -86,7 +86,7 @@ def add(
     with database(settings) as sessions:
         added = subscriptions.add(
             sessions, raw, confirmed=confirmed, defaults=defaults_of(settings),
-            now=now(), reconsented=reconsented,
+            now=utc_now(), reconsented=reconsented,
         )  # fmt: skip
         output.say(f"added {added.email} ({added.status.value})")
         if not confirmed and not no_email:
@@ -164,7 +164,7 @@ def set_(
         )
     settings = load_settings()
     with database(settings) as sessions:
-        changed = subscriptions.update(sessions, email, changes, now())
+        changed = subscriptions.update(sessions, email, changes, utc_now())
     output.say(f"updated {changed.email}")
 
 
@@ -173,7 +173,7 @@ def pause(email: EmailArg) -> None:
     """Stop sending digests to a subscriber until `resume`."""
     settings = load_settings()
     with database(settings) as sessions:
-        paused = subscriptions.pause(sessions, email, now())
+        paused = subscriptions.pause(sessions, email, utc_now())
     output.say(f"paused {paused.email}")
 
 
@@ -182,7 +182,7 @@ def resume(email: EmailArg) -> None:
     """Start sending again to a paused subscriber (this period's digest is due)."""
     settings = load_settings()
     with database(settings) as sessions:
-        resumed = subscriptions.resume(sessions, email, now())
+        resumed = subscriptions.resume(sessions, email, utc_now())
     output.say(f"resumed {resumed.email}")
 
 
@@ -191,7 +191,7 @@ def unsubscribe(email: EmailArg) -> None:
     """Unsubscribe (keeps the record; `remove` erases it)."""
     settings = load_settings()
     with database(settings) as sessions:
-        gone = subscriptions.unsubscribe(sessions, email, now())
+        gone = subscriptions.unsubscribe(sessions, email, utc_now())
     output.say(f"unsubscribed {gone.email}")
 
 
@@ -209,7 +209,7 @@ def remove(
         raise typer.Exit(EXIT_FAILED)
     settings = load_settings()
     with database(settings) as sessions:
-        erased = subscriptions.remove(sessions, email, now())
+        erased = subscriptions.remove(sessions, email, utc_now())
     output.say(f"erased {erased}")
 
 
@@ -242,7 +242,7 @@ def import_(
     with database(settings) as sessions:
         report = importer.import_csv(
             sessions, data, defaults=defaults_of(settings), confirmed=confirmed,
-            now=now(), dry_run=dry_run, name=str(file),
+            now=utc_now(), dry_run=dry_run, name=str(file),
         )  # fmt: skip
         import_report(report, confirmed=confirmed, as_json=as_json)
         if not (confirmed or dry_run or no_email):

@@ -60,11 +60,6 @@ def defaults_of(settings: Settings) -> Defaults:
     return Defaults(send_time=settings.default_send_time, timezone=settings.default_timezone)
 
 
-def now() -> datetime:
-    """The current instant (UTC)."""
-    return datetime.now(UTC)
-
-
 def parse_day(value: str | None) -> date | None:
     """A ``--date YYYY-MM-DD`` value; InputError otherwise."""
     if value is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -103,7 +103,7 @@ def _static(app: FastAPI) -> None:
 
 def _health(ctx: Context) -> dict[str, Any]:
     """Database reachability, last fetch per source, last send."""
-    report: dict[str, Any] = {"status": "ok", "checked_at": datetime.now(UTC).isoformat()}
+    report: dict[str, Any] = {"status": "ok", "checked_at": ctx.clock().isoformat()}
     try:
         with ctx.session_factory() as session:
             ping(session)
