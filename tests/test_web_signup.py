@@ -150,13 +150,35 @@ def test_new_pending_and_active_addresses_get_the_identical_page(
 
 
 def test_one_confirmation_per_address_per_ten_minutes(client: httpx.Client, app: Harness) -> None:
-    assert subscribe(client).status_code == 200
+    first = subscribe(client)
+    assert first.status_code == 200 and app.smtp.wait_for(1)
     again = subscribe(client, email="alice@example.org")
-    assert again.status_code == 429 and int(again.headers["retry-after"]) > 0
+    # A throttled address gets exactly the answer any other address gets: no 429, no
+    # Retry-After, the same page, so a stranger cannot tell that it was just submitted.
+    stranger = subscribe(client, email="nobody-yet@example.org")
+    assert again.status_code == stranger.status_code == 200
+    assert again.text == stranger.text == first.text
+    assert "retry-after" not in again.headers
+    assert dict(again.headers).keys() == dict(stranger.headers).keys()
+    assert app.smtp.wait_for(2) and not app.smtp.wait_for(3, timeout=0.5)
+    assert len(app.smtp.received_by("alice@example.org")) == 1  # the throttled one sent nothing
     app.clock.advance(minutes=10, seconds=1)
     assert subscribe(client).status_code == 200
-    assert app.smtp.wait_for(2)
+    assert app.smtp.wait_for(3)
     assert len(app.smtp.received_by("alice@example.org")) == 2
+
+
+def test_resend_for_a_throttled_address_answers_like_any_other(
+    client: httpx.Client, app: Harness
+) -> None:
+    subscribe(client)
+    assert app.smtp.wait_for(1)
+    token = csrf_token(client)
+    throttled = client.post("/resend", data={"email": "alice@example.org", "csrf_token": token})
+    unknown = client.post("/resend", data={"email": "bob@example.org", "csrf_token": token})
+    assert throttled.status_code == unknown.status_code == 200
+    assert throttled.text == unknown.text
+    assert not app.smtp.wait_for(2, timeout=0.5)
 
 
 def test_per_ip_throttle_answers_429(session_factory: SessionFactory) -> None:

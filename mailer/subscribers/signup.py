@@ -44,7 +44,7 @@ _REPLACEABLE = {
 
 
 class Throttled(InputError):
-    """Too many requests: the caller should answer 429 and try again later."""
+    """Too soon for another confirmation email to this address (the web form says nothing)."""
 
     def __init__(self, message: str, retry_after: int) -> None:
         self.retry_after = retry_after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
@@ -19,6 +20,8 @@ from mailer.web.pages import timezone_choices
 from mailer.web.preview import PreviewResult
 
 HONEYPOT = "website"
+
+log = logging.getLogger(__name__)
 
 routes = APIRouter()
 
@@ -150,8 +153,11 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
         return _signup_page(request, form, status=400)
     try:
         pending = await run_in_threadpool(signup.request, web.ctx, form.to_input(), web.ctx.clock())
-    except signup.Throttled as exc:
-        return _throttled(web, exc.retry_after, f"Not sent: {exc}.")
+    except signup.Throttled:
+        # The same page as for any other address: a 429 here would tell a stranger that
+        # this address was just submitted. Only the per-IP limit above may answer 429.
+        log.info("signup: confirmation not sent, one went to this address recently")
+        return _inbox_page(web, None)
     except InputError as exc:
         form.errors["form"] = str(exc)
         return _signup_page(request, form, status=400)
@@ -173,8 +179,9 @@ async def resend(request: Request, background: BackgroundTasks) -> Response:
         pending = await run_in_threadpool(
             signup.resend, web.ctx, values.get("email", ""), web.ctx.clock()
         )
-    except signup.Throttled as exc:
-        return _throttled(web, exc.retry_after, f"Not sent: {exc}.")
+    except signup.Throttled:
+        log.info("resend: confirmation not sent, one went to this address recently")
+        return _inbox_page(web, None)  # the same answer as for any address (see subscribe)
     except InputError as exc:
         return _resend_page(request, str(exc), 400)
     if pending is not None:
