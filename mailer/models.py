@@ -173,3 +173,4 @@ class Links:
     preferences: str
     view_online: str
     unsubscribe_mailto: str | None = None
+    feed: str | None = None  # the subscriber's personal Atom feed (digests carry it)

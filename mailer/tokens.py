@@ -17,6 +17,7 @@ class Purpose(StrEnum):
     PREFERENCES = "preferences"
     UNSUBSCRIBE = "unsubscribe"
     DIGEST = "digest"
+    FEED = "feed"  # read the subscriber's personal Atom feed, nothing else
 
 
 # Confirmation links expire; the links in every digest must keep working for years.
@@ -25,6 +26,7 @@ MAX_AGE_SECONDS: dict[Purpose, int | None] = {
     Purpose.PREFERENCES: None,
     Purpose.UNSUBSCRIBE: None,
     Purpose.DIGEST: None,
+    Purpose.FEED: None,
 }
 
 

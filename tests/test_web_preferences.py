@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -118,10 +119,12 @@ def test_sent_digest_is_listed_and_viewable_in_the_browser(
     with app.ctx.session_factory.begin() as session:
         digest = session.scalars(select(DigestRow)).one()
         digest.status, digest.sent_at = "sent", app.clock()
-        digest_id = digest.id
     page = client.get(prefs(app, subscriber_id))
-    assert "Recent digests" in page.text
-    view = client.get(f"/digest/{app.ctx.tokens.make(Purpose.DIGEST, digest_id)}")
+    assert "Past digests" in page.text and "View in browser" in page.text
+    assert "/feed/" in page.text and "Atom feed" in page.text
+    view_path = re.search(r'href="http://mailer\.test(/digest/[^"]+)">View in browser', page.text)
+    assert view_path
+    view = client.get(view_path.group(1))
     assert view.status_code == 200 and "for Visuomotor Control" in view.text
     assert "style-src 'unsafe-inline'" in view.headers["content-security-policy"]
     assert "script-src" not in view.headers["content-security-policy"]  # default-src 'none'

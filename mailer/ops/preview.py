@@ -35,5 +35,6 @@ def preview(ctx: Context, email: str) -> RenderedEmail:
         preferences=ctx.link(Purpose.PREFERENCES, subscriber.id),
         view_online=ctx.link(Purpose.PREFERENCES, subscriber.id),
         unsubscribe_mailto=ctx.unsubscribe_mailto,
+        feed=ctx.link(Purpose.FEED, subscriber.id),
     )
     return ctx.renderer.digest(digest, links, date_label=plan.period.label)

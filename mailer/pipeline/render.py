@@ -25,6 +25,7 @@ def digest_links(ctx: Context, subscriber_id: int, digest_id: int) -> Links:
         preferences=ctx.link(Purpose.PREFERENCES, subscriber_id),
         view_online=ctx.link(Purpose.DIGEST, digest_id),
         unsubscribe_mailto=ctx.unsubscribe_mailto,
+        feed=ctx.link(Purpose.FEED, subscriber_id),
     )
 
 

@@ -226,11 +226,12 @@ def _require_url(url: str) -> str:
     return clean
 
 
-def _safe_links(links: Links) -> dict[str, str]:
+def _safe_links(links: Links) -> dict[str, str | None]:
     return {
         "unsubscribe": _require_url(links.unsubscribe),
         "preferences": _require_url(links.preferences),
         "view_online": _require_url(links.view_online),
+        "feed": _require_url(links.feed) if links.feed else None,
     }
 
 

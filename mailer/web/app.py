@@ -17,7 +17,7 @@ from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
 from mailer.db.session import ping
 from mailer.subscribers.signup import TransportFactory
-from mailer.web import signup_routes, subscriber_routes
+from mailer.web import feed_routes, signup_routes, subscriber_routes
 from mailer.web.csrf import Csrf
 from mailer.web.deps import Limits, Web
 from mailer.web.pages import Pages
@@ -62,6 +62,7 @@ def create_app(
     app.state.web = web
     app.include_router(signup_routes.routes)
     app.include_router(subscriber_routes.routes)
+    app.include_router(feed_routes.routes)
     _static(app)
 
     @app.get("/healthz")

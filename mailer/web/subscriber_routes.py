@@ -25,6 +25,8 @@ NOTICES = {
     "resume": "Your digest is back on.",
 }
 
+PAST_DIGESTS = 30  # listed on the preferences page, newest first
+
 routes = APIRouter()
 
 
@@ -63,8 +65,9 @@ def _preferences_page(
         "unsubscribe": web.ctx.link(Purpose.UNSUBSCRIBE, subscriber.id),
         "digests": [
             (d, web.ctx.link(Purpose.DIGEST, d.id))
-            for d in account.recent_digests(web.ctx, subscriber.id)
+            for d in account.recent_digests(web.ctx, subscriber.id, limit=PAST_DIGESTS)
         ],
+        "feed": web.ctx.link(Purpose.FEED, subscriber.id),
     }
     return web.pages.response("preferences", status, NO_STORE, **context)
 

@@ -111,5 +111,6 @@ def sample_digest(*, weekly: bool = False) -> tuple[Digest, Links]:
         preferences="https://digest.example.org/preferences/PREFS.TOKEN",
         view_online="https://digest.example.org/digest/VIEW.TOKEN",
         unsubscribe_mailto="mailto:unsubscribe@digest.example.org?subject=unsubscribe%20UNSUB.TOKEN",
+        feed="https://digest.example.org/feed/FEED.TOKEN",
     )
     return digest, links

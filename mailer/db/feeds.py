@@ -1,0 +1,76 @@
+"""Queries behind a subscriber's personal feed: the papers of their sent digests, newest first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailer.db.papers import to_paper
+from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow
+from mailer.models import DigestStatus, Match, Span
+
+FEED_ENTRIES = 100
+"""Papers a feed lists at most (a feed reader keeps what it has already read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What a conditional GET compares: the newest sent digest and how many were sent."""
+
+    digests: int
+    last_digest_id: int | None
+    last_sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One paper of one sent digest, with why it matched (as the email showed it)."""
+
+    match: Match
+    digest_id: int
+    period: str
+    sent_at: datetime
+
+
+def _sent(subscriber_id: int) -> Any:
+    return (DigestRow.subscriber_id == subscriber_id) & (
+        DigestRow.status == DigestStatus.SENT.value
+    )
+
+
+def feed_state(session: Session, subscriber_id: int) -> FeedState:
+    """The newest sent digest of a subscriber (one indexed aggregate, for ETag and 304s)."""
+    count, last_id, last_sent = session.execute(
+        select(func.count(), func.max(DigestRow.id), func.max(DigestRow.sent_at)).where(
+            _sent(subscriber_id)
+        )
+    ).one()
+    return FeedState(int(count or 0), last_id, last_sent)
+
+
+def feed_items(session: Session, subscriber_id: int, limit: int = FEED_ENTRIES) -> list[FeedItem]:
+    """The papers of the subscriber's sent digests: newest digest first, in digest order."""
+    query = (
+        select(DigestRow.id, DigestRow.period, DigestRow.sent_at, DigestPaperRow, PaperRow)
+        .join(DigestPaperRow, DigestPaperRow.digest_id == DigestRow.id)
+        .join(PaperRow, PaperRow.id == DigestPaperRow.paper_id)
+        .where(_sent(subscriber_id), DigestRow.sent_at.is_not(None))
+        .order_by(DigestRow.sent_at.desc(), DigestRow.id.desc(), DigestPaperRow.rank)
+        .limit(limit)
+    )
+    items = []
+    for digest_id, period, sent_at, link, paper in session.execute(query):
+        assert sent_at is not None  # filtered above
+        match = Match(
+            to_paper(paper),
+            link.score,
+            tuple(link.interests or ()),
+            tuple(link.terms or ()),
+            tuple(Span(str(f), int(s), int(e)) for f, s, e in link.spans or ()),
+        )
+        items.append(FeedItem(match, digest_id, period, sent_at))
+    return items
