@@ -159,6 +159,26 @@ def analyze(text: str) -> Field:
     )
 
 
+class _StemCache(dict[str, str]):
+    """word -> stem, filled on first sight: ``map(cache.__getitem__, words)`` stays in C."""
+
+    def __missing__(self, word: str) -> str:
+        if len(self) >= 500_000:  # bounded: a flood of odd tokens must not grow it forever
+            self.clear()
+        found = self[word] = stem(word)
+        return found
+
+
+_stems = _StemCache()
+
+
+def field_stems(text: str) -> tuple[str, ...]:
+    """``analyze(text).stems`` without offsets, at a third of the cost (whole-store index)."""
+    if text.isascii() and not _MARKUP.search(text):
+        return tuple(map(_stems.__getitem__, _WORD.findall(text.lower())))
+    return analyze(text).stems
+
+
 def _extend_marks(text: str, end: int) -> int:
     """Move a span end past combining accents that follow it in the original text."""
     while end < len(text) and unicodedata.combining(text[end]):

@@ -17,9 +17,11 @@ from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
 from mailer.db.session import ping
 from mailer.subscribers.signup import TransportFactory
-from mailer.web import feed_routes, signup_routes, subscriber_routes
+from mailer.web import feed_routes, papers_routes, signup_routes, subscriber_routes
+from mailer.web.catalog import Catalog
 from mailer.web.csrf import Csrf
 from mailer.web.deps import Limits, Web
+from mailer.web.page_cache import PageCache
 from mailer.web.pages import Pages
 from mailer.web.preview import RecentPapers
 from mailer.web.security import BodyLimit, SecurityHeaders
@@ -37,6 +39,8 @@ def create_app(
     demo: bool = False,
     secret_key: str | None = None,
     limits: Limits | None = None,
+    cache_seconds: float = 60.0,
+    warm_search: bool = False,
 ) -> FastAPI:
     """Build the web app around a pipeline context.
 
@@ -44,6 +48,9 @@ def create_app(
     the response, never in it); without one no email is sent. ``secret_key`` signs the
     CSRF cookie: pass the app's secret so every web process accepts every form; without
     it a random per-process key is used. ``demo`` shows the confirmation link on the page.
+    ``cache_seconds``: how long the public papers pages are cached and how often the search
+    index looks for new papers. ``warm_search`` builds the search index in the background now
+    (a server does; tests build it on the first search).
     """
     app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None)
     web = Web(
@@ -53,6 +60,8 @@ def create_app(
         recent=RecentPapers(ctx.session_factory, ctx.clock),
         transport_factory=transport_factory,
         limits=limits or Limits(),
+        catalog=Catalog(ctx, cache_seconds=cache_seconds),
+        page_cache=PageCache(cache_seconds),
         demo=demo,
         secure_cookies=ctx.base_url.startswith("https://"),
     )
@@ -63,6 +72,9 @@ def create_app(
     app.include_router(signup_routes.routes)
     app.include_router(subscriber_routes.routes)
     app.include_router(feed_routes.routes)
+    app.include_router(papers_routes.routes)
+    if warm_search:
+        web.catalog.index.warm()
     _static(app)
 
     @app.get("/healthz")

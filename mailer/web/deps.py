@@ -8,7 +8,9 @@ from fastapi import Request
 
 from mailer.context import Context
 from mailer.subscribers.signup import TransportFactory
+from mailer.web.catalog import Catalog
 from mailer.web.csrf import Csrf
+from mailer.web.page_cache import PageCache
 from mailer.web.pages import Pages
 from mailer.web.preview import RecentPapers
 from mailer.web.throttle import Throttle
@@ -35,6 +37,8 @@ class Web:
     recent: RecentPapers
     transport_factory: TransportFactory | None
     limits: Limits
+    catalog: Catalog
+    page_cache: PageCache
     demo: bool = False
     secure_cookies: bool = False
     signup_throttle: Throttle = field(init=False)

@@ -44,10 +44,14 @@ def _signup_page(
 ) -> Response:
     web = web_of(request)
     token = web.csrf.current(request.cookies.get(COOKIE))
-    response = web.pages.response(
+    html = _signup_html(web, form, preview, token)
+    response = HTMLResponse(html, status_code=status, headers=NO_STORE)
+    return _with_csrf_cookie(web, response, token)
+
+
+def _signup_html(web: Web, form: SignupForm, preview: PreviewResult | None, token: str) -> str:
+    return web.pages.html(
         "signup",
-        status,
-        NO_STORE,
         title="New papers for you, by email",
         form=form,
         preview=preview,
@@ -56,7 +60,6 @@ def _signup_page(
         honeypot=HONEYPOT,
         timezones=timezone_choices(),
     )
-    return _with_csrf_cookie(web, response, token)
 
 
 def _inbox_page(web: Web, pending: signup.PendingConfirmation | None) -> Response:
@@ -115,10 +118,36 @@ def _send_later(web: Web, background: BackgroundTasks, pending: signup.PendingCo
         background.add_task(signup.send_confirmation, web.ctx, web.transport_factory, pending)
 
 
+_TOKEN_SLOT = "csrf-token-slot-b9f2e1"
+
+
+def _blank_form(request: Request) -> Response:
+    """The empty signup form: rendered once per process, only the visitor's token differs."""
+    web = web_of(request)
+    halves: tuple[bytes, bytes] | None = getattr(request.app.state, "blank_signup", None)
+    if halves is None:
+        form = SignupForm.from_form({}, web.ctx.defaults)
+        html = _signup_html(web, form, None, _TOKEN_SLOT)
+        before, slot, after = html.partition(_TOKEN_SLOT)
+        assert slot and _TOKEN_SLOT not in after, "the form holds its token exactly once"
+        halves = request.app.state.blank_signup = (before.encode(), after.encode())
+    token = web.csrf.current(request.cookies.get(COOKIE))
+    body = halves[0] + token.encode("ascii") + halves[1]
+    return _with_csrf_cookie(web, HTMLResponse(body, headers=NO_STORE), token)
+
+
 @routes.get("/", response_class=HTMLResponse)
-def index(request: Request) -> Response:
-    """The signup form."""
-    return _signup_page(request, SignupForm.from_form({}, web_of(request).ctx.defaults))
+async def index(request: Request) -> Response:
+    """The signup form; ``?profile=`` fills in the keywords (and previews them)."""
+    web = web_of(request)
+    profile = request.query_params.get("profile", "")[:MAX_FIELD_CHARS].replace("\0", "")
+    if not profile.strip():
+        return _blank_form(request)
+    form = SignupForm.from_form({"profile": profile}, web.ctx.defaults)
+    preview = None
+    if not web.preview_throttle.hit(client_ip(request)):
+        preview = await run_in_threadpool(web.recent.preview, profile)
+    return _signup_page(request, form, preview)
 
 
 @routes.get("/preview", response_class=HTMLResponse)

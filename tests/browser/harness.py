@@ -107,7 +107,11 @@ def smtp_transport(smtp: SmtpServer) -> SmtpTransport:
 
 @contextmanager
 def running_app(
-    session_factory: SessionFactory, *, limits: Limits | None = None, demo: bool = False
+    session_factory: SessionFactory,
+    *,
+    limits: Limits | None = None,
+    demo: bool = False,
+    cache_seconds: float = 60.0,
 ) -> Iterator[Harness]:
     """The web app with papers seeded, mailing through a real local SMTP server."""
     clock = Clock()
@@ -120,6 +124,7 @@ def running_app(
             demo=demo,
             secret_key=SECRET,
             limits=limits or Limits(signups_per_ip=1000, previews_per_ip=1000),
+            cache_seconds=cache_seconds,
         )
         with WebServer(app) as server:
             yield Harness(ctx, clock, server, smtp)

@@ -1,0 +1,91 @@
+"""Rendered public pages kept for a minute, built once per key however many ask at once.
+
+Only the event loop touches the cache, so it needs no lock: a miss starts one build in the
+thread pool and every request for the same key meanwhile awaits that build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+MAX_ENTRIES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A finished response body with its status, type and validator (the body's hash)."""
+
+    body: bytes
+    media_type: str
+    status: int
+    etag: str
+    cache_seconds: int
+
+    @classmethod
+    def of(
+        cls, body: bytes, media_type: str, status: int = 200, cache_seconds: int = 60
+    ) -> Rendered:
+        """A rendered response; error answers are cached briefly too, but not by browsers."""
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        return cls(body, media_type, status, etag, cache_seconds if status == 200 else 0)
+
+    def response(self, request: Request) -> Response:
+        """The response, or 304 when the client already has this body (If-None-Match)."""
+        headers = {"ETag": self.etag, "Cache-Control": f"public, max-age={self.cache_seconds}"}
+        if self.status == 200 and _matches(request.headers.get("if-none-match"), self.etag):
+            return Response(status_code=304, headers=headers)
+        return Response(self.body, self.status, headers=headers, media_type=self.media_type)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in tags or "*" in tags
+
+
+class PageCache:
+    """Rendered responses by key for ``ttl`` seconds, at most ``MAX_ENTRIES`` of them."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, tuple[float, Rendered]] = OrderedDict()
+        self._building: dict[Hashable, asyncio.Future[Rendered]] = {}
+
+    async def get(self, key: Hashable, build: Callable[[], Rendered]) -> Rendered:
+        """The cached response for ``key``, built in a worker thread when missing or stale."""
+        found = self._entries.get(key)
+        if found is not None and self._clock() - found[0] < self.ttl:
+            return found[1]
+        pending = self._building.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
+        self._building[key] = future
+        try:
+            rendered = await run_in_threadpool(build)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so no "never retrieved" warning without waiters
+            raise
+        finally:
+            del self._building[key]
+        future.set_result(rendered)
+        self._store(key, rendered)
+        return rendered
+
+    def _store(self, key: Hashable, rendered: Rendered) -> None:
+        self._entries[key] = (self._clock(), rendered)
+        self._entries.move_to_end(key)
+        while len(self._entries) > MAX_ENTRIES:
+            self._entries.popitem(last=False)
