@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="Address the web server listens on.")
     web_port: int = Field(8000, ge=1, le=65535, description="Port the web server listens on.")
+    web_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Web server processes `mailer web` starts, sharing one listening socket"
+        " (about one per CPU core; each holds its own page cache and search index).",
+    )
     retry_base_seconds: float = Field(60.0, gt=0, description="First retry backoff, seconds.")
     retry_deadline_hours: float = Field(
         24.0, gt=0, description="Give up retrying a digest this many hours after it was queued."

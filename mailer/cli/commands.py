@@ -218,17 +218,32 @@ def run(
     )  # fmt: skip
 
 
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1, max=64, help="Web server processes (MAILER_WEB_WORKERS); about one per core."
+    ),
+]
+
+
 @app.command()
-def web(host: HostOption = None, port: PortOption = None) -> None:
-    """Only the web server (signup, confirm, unsubscribe, health)."""
+def web(host: HostOption = None, port: PortOption = None, workers: WorkersOption = None) -> None:
+    """Only the web server (signup, papers pages, feeds, confirm, unsubscribe, health)."""
     from mailer.daemon import run as daemon
 
     settings = _daemon_settings()
+    bind_host, bind_port = host or settings.web_host, port or settings.web_port
+    processes = workers or settings.web_workers
+    if processes > 1:
+        from mailer.daemon.web_processes import serve_processes
+
+        _context(settings)  # fail early, in one place, on a bad configuration
+        code = serve_processes(settings, host=bind_host, port=bind_port, workers=processes)
+        raise typer.Exit(code)
     ctx = _context(settings)
     _run(
         lambda: daemon.serve(
-            ctx, settings, scheduler=False, web=True,
-            host=host or settings.web_host, port=port or settings.web_port,
+            ctx, settings, scheduler=False, web=True, host=bind_host, port=bind_port
         )
     )  # fmt: skip
 

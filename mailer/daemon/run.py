@@ -134,6 +134,7 @@ async def _web(
         transport_factory=lambda: transport_from_settings(settings),
         demo=demo,
         secret_key=settings.effective_secret_key(),
+        warm_search=True,
     )
     host, port = where
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")
