@@ -91,7 +91,7 @@ def test_latest_day_by_default_most_upvoted_first_with_links(client: httpx.Clien
         ("Hugging Face", "https://huggingface.co/papers/2611.00011"),
         ("Code", "https://github.com/example/motion"),
     ]:
-        assert f'<a href="{url}" rel="noopener noreferrer">{label}</a>' in html
+        assert f'<a href="{url}">{label}</a>' in html
     assert "40 upvotes" in html and "3 upvotes" in html
 
 

@@ -127,6 +127,7 @@ async def _send_and_log(
 async def _web(
     ctx: Context, settings: Settings, where: tuple[str, int], stop: asyncio.Event, demo: bool
 ) -> None:
+    from mailer.daemon.web_processes import warm
     from mailer.web.app import create_app
 
     app = create_app(
@@ -134,8 +135,8 @@ async def _web(
         transport_factory=lambda: transport_from_settings(settings),
         demo=demo,
         secret_key=settings.effective_secret_key(),
-        warm_search=True,
     )
+    warm(app)
     host, port = where
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     server = _QuietServer(config)

@@ -9,6 +9,7 @@ is passed on so each child finishes its requests in flight, as uvicorn does on S
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import signal
@@ -19,7 +20,10 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from fastapi import FastAPI
+
 from mailer.config import Settings
+from mailer.web.deps import Web
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,17 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def warm(app: FastAPI) -> None:
+    """Build the app's search index in the background, then freeze the garbage collector's view.
+
+    Everything alive once the index is built (the index, templates, modules) stays alive for
+    the life of the process; ``gc.freeze`` moves it out of reach of every later collection,
+    which would otherwise walk it all again and again while requests wait.
+    """
+    web: Web = app.state.web
+    web.catalog.index.warm(then=gc.freeze)
+
+
 def child_main(settings: Settings, sock: socket.socket, number: int) -> None:
     """One web server process: its own engine, context and app, serving on ``sock``."""
     import uvicorn
@@ -57,8 +72,8 @@ def child_main(settings: Settings, sock: socket.socket, number: int) -> None:
         ctx,
         transport_factory=lambda: transport_from_settings(settings),
         secret_key=settings.effective_secret_key(),
-        warm_search=True,
     )
+    warm(app)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     log.info("web process %d serving (pid %d)", number, multiprocessing.current_process().pid)
     try:

@@ -82,14 +82,6 @@ def categories_of(categories: Iterable[str]) -> frozenset[str]:
     return frozenset(folded | {c.split(".", 1)[0] for c in folded})
 
 
-def _add_postings(table: dict[str, array[int]], slot: int, counts: Mapping[str, int]) -> None:
-    for token, count in counts.items():
-        found = table.get(token)
-        if found is None:
-            found = table[token] = array("I")
-        found.append(slot << TF_BITS | min(count, TF_MAX))
-
-
 def _add_names(table: dict[str, array[int]], slot: int, tokens: Iterable[str]) -> None:
     for token in tokens:
         found = table.get(token)
@@ -149,8 +141,15 @@ class StoreIndex:
     def _append(self, doc: SearchDoc, fingerprint: int) -> None:
         slot = len(self.ids)
         title, abstract = field_stems(doc.title), field_stems(doc.abstract)
-        _add_postings(self._title, slot, Counter(title))
-        _add_postings(self._abstract, slot, Counter(abstract))
+        base = slot << TF_BITS
+        # Inlined: one posting per distinct word of a paper is most of building the index.
+        for table, counts in ((self._title, Counter(title)), (self._abstract, Counter(abstract))):
+            get = table.get
+            for stem, count in counts.items():
+                found = get(stem)
+                if found is None:
+                    found = table[stem] = array("I")
+                found.append(base | (count if count < TF_MAX else TF_MAX))
         _add_names(self._names, slot, {t for a in doc.authors for t in name_tokens(a)})
         _add_names(self._categories, slot, categories_of(doc.categories))
         self.ids.append(doc.id)
@@ -270,11 +269,18 @@ def _check(term: Term, text: PaperText) -> tuple[int, int]:
         wanted = frozenset(term.values)
         found = any(wanted <= frozenset(name_tokens(a)) for a in text.authors)
         return (1, 0) if found else (0, 0)
-    in_title = len(occurrences(Field((), field_stems(text.title), (), ()), term.values))
+    in_title = _count(field_stems(text.title), term.values)
     if term.field == TITLE:
         return in_title, 0
-    in_abstract = len(occurrences(Field((), field_stems(text.abstract), (), ()), term.values))
-    return in_title, in_abstract
+    return in_title, _count(field_stems(text.abstract), term.values)
+
+
+def _count(stems: tuple[str, ...], phrase: tuple[str, ...]) -> int:
+    """Occurrences of ``phrase`` in ``stems``: a substring count (stems hold no spaces), unless
+    the phrase can overlap itself ("a a" is twice in "a a a"), which needs positions."""
+    if any(phrase[:k] == phrase[-k:] for k in range(1, len(phrase))):
+        return len(occurrences(Field((), stems, (), ()), phrase))
+    return f" {' '.join(stems)} ".count(f" {' '.join(phrase)} ")
 
 
 class _Run:

@@ -21,6 +21,7 @@ from mailer.web import feed_routes, papers_routes, signup_routes, subscriber_rou
 from mailer.web.catalog import Catalog
 from mailer.web.csrf import Csrf
 from mailer.web.deps import Limits, Web
+from mailer.web.fast_path import FastPath
 from mailer.web.page_cache import PageCache
 from mailer.web.pages import Pages
 from mailer.web.preview import RecentPapers
@@ -40,7 +41,6 @@ def create_app(
     secret_key: str | None = None,
     limits: Limits | None = None,
     cache_seconds: float = 60.0,
-    warm_search: bool = False,
 ) -> FastAPI:
     """Build the web app around a pipeline context.
 
@@ -49,8 +49,8 @@ def create_app(
     CSRF cookie: pass the app's secret so every web process accepts every form; without
     it a random per-process key is used. ``demo`` shows the confirmation link on the page.
     ``cache_seconds``: how long the public papers pages are cached and how often the search
-    index looks for new papers. ``warm_search`` builds the search index in the background now
-    (a server does; tests build it on the first search).
+    index looks for new papers. The search index is built on the first search; a server warms
+    it at start (``web.catalog.index.warm``).
     """
     app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None)
     web = Web(
@@ -73,9 +73,8 @@ def create_app(
     app.include_router(subscriber_routes.routes)
     app.include_router(feed_routes.routes)
     app.include_router(papers_routes.routes)
-    if warm_search:
-        web.catalog.index.warm()
-    _static(app)
+    static = _static(app)
+    app.add_middleware(FastPath, web=web, static=static)  # outermost: before any routing
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -101,17 +100,20 @@ def _error_pages(app: FastAPI, web: Web) -> None:
         return web.pages.message("Request not accepted", text, 400, link="/", link_text="Home")
 
 
-def _static(app: FastAPI) -> None:
+def _static(app: FastAPI) -> dict[str, tuple[bytes, str]]:
     """The page stylesheet and script, loaded once (CSP allows only same-origin files)."""
     folder = resources.files("mailer.web") / "static"
     files = {name: (folder / name).read_bytes() for name in STATIC_TYPES}
 
+    # Async: nothing here waits, so a worker thread would only add a hop per request.
     @app.get("/static/{name}")
-    def static(name: str) -> Response:
+    async def static(name: str) -> Response:
         if name not in files:
             return HTMLResponse("not found", status_code=404)
         headers = {"Cache-Control": "public, max-age=3600"}
         return Response(files[name], media_type=STATIC_TYPES[name], headers=headers)
+
+    return {name: (body, STATIC_TYPES[name]) for name, body in files.items()}
 
 
 def _health(ctx: Context) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from mailer.web.csrf import Csrf
 from mailer.web.page_cache import PageCache
 from mailer.web.pages import Pages
 from mailer.web.preview import RecentPapers
+from mailer.web.signup_page import BlankForm
 from mailer.web.throttle import Throttle
 
 
@@ -43,8 +44,10 @@ class Web:
     secure_cookies: bool = False
     signup_throttle: Throttle = field(init=False)
     preview_throttle: Throttle = field(init=False)
+    blank_form: BlankForm = field(init=False)
 
     def __post_init__(self) -> None:
+        self.blank_form = BlankForm(self.pages, self.csrf, self.ctx.defaults, self.secure_cookies)
         self.signup_throttle = Throttle(
             self.limits.signups_per_ip, self.limits.signup_window_seconds
         )

@@ -41,12 +41,13 @@ class Rendered:
     def response(self, request: Request) -> Response:
         """The response, or 304 when the client already has this body (If-None-Match)."""
         headers = {"ETag": self.etag, "Cache-Control": f"public, max-age={self.cache_seconds}"}
-        if self.status == 200 and _matches(request.headers.get("if-none-match"), self.etag):
+        if self.status == 200 and etag_matches(request.headers.get("if-none-match"), self.etag):
             return Response(status_code=304, headers=headers)
         return Response(self.body, self.status, headers=headers, media_type=self.media_type)
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names ``etag`` (or ``*``)."""
     if not if_none_match:
         return False
     tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
@@ -61,6 +62,13 @@ class PageCache:
         self._clock = clock
         self._entries: OrderedDict[Hashable, tuple[float, Rendered]] = OrderedDict()
         self._building: dict[Hashable, asyncio.Future[Rendered]] = {}
+
+    def peek(self, key: Hashable) -> Rendered | None:
+        """The cached response for ``key`` while it is fresh."""
+        found = self._entries.get(key)
+        if found is not None and self._clock() - found[0] < self.ttl:
+            return found[1]
+        return None
 
     async def get(self, key: Hashable, build: Callable[[], Rendered]) -> Rendered:
         """The cached response for ``key``, built in a worker thread when missing or stale."""

@@ -47,9 +47,16 @@ class StoreSearch:
         self._since: datetime | None = None  # database time the next top-up reads from
         self._rebuilding = False
 
-    def warm(self) -> threading.Thread:
-        """Build the index in a background thread (a server calls this at start)."""
-        thread = threading.Thread(target=self._ready, name="mailer-search-index", daemon=True)
+    def warm(self, then: Callable[[], None] | None = None) -> threading.Thread:
+        """Build the index in a background thread (a server calls this at start), then call
+        ``then``."""
+
+        def build() -> None:
+            self._ready()
+            if then is not None:
+                then()
+
+        thread = threading.Thread(target=build, name="mailer-search-index", daemon=True)
         thread.start()
         return thread
 

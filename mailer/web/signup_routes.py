@@ -13,13 +13,11 @@ from mailer.errors import InputError, TokenError, TokenExpired
 from mailer.rendering.views import schedule_label
 from mailer.subscribers import signup
 from mailer.tokens import Purpose
-from mailer.web.csrf import COOKIE, FIELD, MAX_AGE_SECONDS
+from mailer.web.csrf import COOKIE, FIELD
 from mailer.web.deps import NO_STORE, Web, client_ip, web_of
 from mailer.web.forms import MAX_FIELD_CHARS, FormError, SignupForm, read_form
-from mailer.web.pages import timezone_choices
 from mailer.web.preview import PreviewResult
-
-HONEYPOT = "website"
+from mailer.web.signup_page import HONEYPOT, set_csrf_cookie, signup_html
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +25,7 @@ routes = APIRouter()
 
 
 def _with_csrf_cookie(web: Web, response: Response, token: str) -> Response:
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=MAX_AGE_SECONDS,
-        httponly=True,
-        samesite="strict",
-        secure=web.secure_cookies,
-        path="/",
-    )
-    return response
+    return set_csrf_cookie(response, token, web.secure_cookies)
 
 
 def _signup_page(
@@ -44,22 +33,9 @@ def _signup_page(
 ) -> Response:
     web = web_of(request)
     token = web.csrf.current(request.cookies.get(COOKIE))
-    html = _signup_html(web, form, preview, token)
+    html = signup_html(web.pages, form, preview, token)
     response = HTMLResponse(html, status_code=status, headers=NO_STORE)
     return _with_csrf_cookie(web, response, token)
-
-
-def _signup_html(web: Web, form: SignupForm, preview: PreviewResult | None, token: str) -> str:
-    return web.pages.html(
-        "signup",
-        title="New papers for you, by email",
-        form=form,
-        preview=preview,
-        csrf_field=FIELD,
-        csrf_token=token,
-        honeypot=HONEYPOT,
-        timezones=timezone_choices(),
-    )
 
 
 def _inbox_page(web: Web, pending: signup.PendingConfirmation | None) -> Response:
@@ -118,22 +94,11 @@ def _send_later(web: Web, background: BackgroundTasks, pending: signup.PendingCo
         background.add_task(signup.send_confirmation, web.ctx, web.transport_factory, pending)
 
 
-_TOKEN_SLOT = "csrf-token-slot-b9f2e1"
-
-
 def _blank_form(request: Request) -> Response:
-    """The empty signup form: rendered once per process, only the visitor's token differs."""
+    """The empty signup form (usually answered by the fast path before reaching here)."""
     web = web_of(request)
-    halves: tuple[bytes, bytes] | None = getattr(request.app.state, "blank_signup", None)
-    if halves is None:
-        form = SignupForm.from_form({}, web.ctx.defaults)
-        html = _signup_html(web, form, None, _TOKEN_SLOT)
-        before, slot, after = html.partition(_TOKEN_SLOT)
-        assert slot and _TOKEN_SLOT not in after, "the form holds its token exactly once"
-        halves = request.app.state.blank_signup = (before.encode(), after.encode())
-    token = web.csrf.current(request.cookies.get(COOKIE))
-    body = halves[0] + token.encode("ascii") + halves[1]
-    return _with_csrf_cookie(web, HTMLResponse(body, headers=NO_STORE), token)
+    token = web.blank_form.token(request.cookies.get(COOKIE))
+    return web.blank_form.response(token, NO_STORE)
 
 
 @routes.get("/", response_class=HTMLResponse)
