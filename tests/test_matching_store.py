@@ -119,3 +119,22 @@ def test_only_phrases_and_several_token_names_load_text() -> None:
     assert index.search(parse_profile('"world model"'), texts) == [5, 4, 3, 2, 1]
     assert texts.asked == 5
     assert index.search(parse_profile('author:"levine sergey"'), texts) == [5, 4, 3, 2, 1]
+
+
+def test_phrases_in_plain_text_match_as_the_batch_matcher_does() -> None:
+    """Plain text is checked by a regular expression over known word forms: the same answers."""
+    texts = [
+        "A World-Model for robots.",
+        "world_models everywhere",
+        "world2 model is not it",
+        "worldly modelling neither",
+        "The world, modelled.",
+        "A $\\mathcal{W}$ world model in maths",  # markup: checked by stems
+        "Café world models",  # not ASCII: checked by stems
+        "world\nmodel across a line break",
+    ]
+    batch = [Paper(key=f"k{i}", id=i + 1, title="t", abstract=t) for i, t in enumerate(texts)]
+    profile = parse_profile('"world model"')
+    expected = {m.paper.id for m in PaperIndex(batch).match(profile)}
+    assert set(index_of(batch).search(profile, Texts(batch))) == expected
+    assert expected == {1, 2, 4, 5, 6, 7, 8}  # "worldly" stems to "world"

@@ -2,9 +2,9 @@
 
 The batch index (``lookup.BatchIndex``) keeps every token's position: right for a day's batch,
 far too big for a year of papers (about 70 MB per thousand). This index keeps, per text field,
-stem -> the papers holding it and how often (one packed integer each), name token -> papers and
-category -> papers, and per paper its id, day, upvotes and field lengths: about 40 bytes per
-distinct word of a paper.
+stem -> the papers holding it (an int array) and how often (a byte array), name token -> papers
+and category -> papers, and per paper its id, recency and field lengths: about 5 bytes per
+distinct word of a paper, plus the vocabulary (bench/web.py measures it).
 
 From postings alone a single word, a category, ``*`` and a one-word author are exact. A phrase
 (several stems in order) and an author of several name tokens (all within one author's name)
@@ -17,6 +17,7 @@ and its old one is marked dead; ``dead_share`` tells the owner when to rebuild.
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,12 +28,21 @@ from typing import Protocol
 from mailer.matching.explain import occurrences
 from mailer.matching.profile import ALL, AUTHOR, CATEGORY, TEXT, TITLE, Profile, Term
 from mailer.matching.scoring import B, idf, name_score, popularity, text_score
-from mailer.matching.text import Field, field_stems, fold, name_tokens
+from mailer.matching.text import (
+    Field,
+    analyze,
+    field_stems,
+    fold,
+    is_plain,
+    name_tokens,
+    plain_words,
+    stems_of,
+)
 
-TF_BITS = 5  # a posting is (slot << TF_BITS) | min(count, 31): BM25 saturates long before 31
-TF_MAX = (1 << TF_BITS) - 1
+TF_MAX = 255  # counts are kept in a byte: BM25 saturates long before
 CHECK_CHUNK = 500  # papers whose text is loaded at once for checking phrases and names
 CHECK_CACHE = 2_000_000  # checked (term, paper) pairs kept between searches
+_NEVER = re.compile(r"(?!)")
 
 
 class Order(StrEnum):
@@ -94,8 +104,10 @@ class StoreIndex:
     """Postings over every stored paper; ``search`` runs a profile over them."""
 
     def __init__(self) -> None:
-        self._title: dict[str, array[int]] = {}
-        self._abstract: dict[str, array[int]] = {}
+        # stem -> (slots holding it, ascending; its count in each): sets are built from the
+        # slot array in C, which is most of a search's work on common words.
+        self._title: dict[str, tuple[array[int], bytearray]] = {}
+        self._abstract: dict[str, tuple[array[int], bytearray]] = {}
         self._names: dict[str, array[int]] = {}
         self._categories: dict[str, array[int]] = {}
         self.ids = array("q")
@@ -108,10 +120,16 @@ class StoreIndex:
         self._dead: set[int] = set()
         self._slot_of: dict[int, int] = {}
         self._length_sums = [0, 0]
-        # Checked phrases and names, per term and slot: (count in title, count in abstract).
-        # A slot's text never changes (a new text gets a new slot), so they stay true.
-        self._checks: dict[Term, dict[int, tuple[int, int]]] = {}
+        # Checked phrases and names per term: the slots checked, and where they hold, their
+        # (title, abstract) counts. A slot's text never changes (a new text gets a new slot).
+        self._checked: dict[Term, set[int]] = {}
+        self._counts: dict[Term, dict[int, tuple[int, int]]] = {}
         self._check_entries = 0
+        # Every word of plain (ASCII, markup-free) text seen, by stem: a phrase becomes a regular
+        # expression over those words, checked on a paper's text without stemming it all.
+        self._words: set[str] = set()
+        self._forms: dict[str, set[str]] = {}
+        self._patterns: dict[Term, re.Pattern[str] | None] = {}
 
     @property
     def live(self) -> int:
@@ -140,16 +158,16 @@ class StoreIndex:
 
     def _append(self, doc: SearchDoc, fingerprint: int) -> None:
         slot = len(self.ids)
-        title, abstract = field_stems(doc.title), field_stems(doc.abstract)
-        base = slot << TF_BITS
+        title, abstract = self._stems(doc.title), self._stems(doc.abstract)
         # Inlined: one posting per distinct word of a paper is most of building the index.
         for table, counts in ((self._title, Counter(title)), (self._abstract, Counter(abstract))):
             get = table.get
             for stem, count in counts.items():
                 found = get(stem)
                 if found is None:
-                    found = table[stem] = array("I")
-                found.append(base | (count if count < TF_MAX else TF_MAX))
+                    found = table[stem] = (array("I"), bytearray())
+                found[0].append(slot)
+                found[1].append(count if count < TF_MAX else TF_MAX)
         _add_names(self._names, slot, {t for a in doc.authors for t in name_tokens(a)})
         _add_names(self._categories, slot, categories_of(doc.categories))
         self.ids.append(doc.id)
@@ -162,35 +180,56 @@ class StoreIndex:
         self._length_sums[0] += len(title)
         self._length_sums[1] += len(abstract)
 
+    def _stems(self, text: str) -> tuple[str, ...]:
+        """A field's stems; the words of plain text are noted under their stem (``_forms``)."""
+        words = plain_words(text)
+        if words is None:
+            return analyze(text).stems
+        stems = stems_of(words)
+        new = set(words) - self._words
+        if new:
+            self._words |= new
+            for word in new:
+                self._forms.setdefault(stems_of((word,))[0], set()).add(word)
+        return stems
+
     # -- candidates --------------------------------------------------------------------------
 
-    def _slots(self, table: dict[str, array[int]], token: str, packed: bool) -> set[int]:
+    @staticmethod
+    def _slots(table: dict[str, array[int]], token: str) -> set[int]:
         found = table.get(token)
-        if found is None:
-            return set()
-        return {v >> TF_BITS for v in found} if packed else set(found)
+        return set() if found is None else set(found)
 
-    def _field_slots(self, stems: Sequence[str], table: dict[str, array[int]]) -> set[int]:
-        """Slots holding every stem in one field."""
-        result: set[int] | None = None
-        for stem in sorted(set(stems), key=lambda s: len(table.get(s, ()))):
-            slots = self._slots(table, stem, packed=True)
-            result = slots if result is None else result & slots
-            if not result:
+    @staticmethod
+    def _field_slots(
+        stems: Sequence[str], table: dict[str, tuple[array[int], bytearray]]
+    ) -> set[int]:
+        """Slots holding every stem in one field (intersected smallest first)."""
+        postings = []
+        for stem in set(stems):
+            found = table.get(stem)
+            if found is None:
                 return set()
-        return result or set()
+            postings.append(found[0])
+        postings.sort(key=len)
+        result = set(postings[0])
+        for slots in postings[1:]:
+            result.intersection_update(slots)
+            if not result:
+                break
+        return result
 
     def term_slots(self, term: Term) -> tuple[set[int], bool]:
         """The live slots a term may match, and whether that is exact (else check the text)."""
         if term.kind == ALL:
             return set(range(len(self.ids))) - self._dead, True
         if term.kind == CATEGORY:
-            found = self._slots(self._categories, term.values[0], packed=False)
+            found = self._slots(self._categories, term.values[0])
             return found - self._dead, True
         if term.kind == AUTHOR:
-            result = self._slots(self._names, term.values[0], packed=False)
+            result = self._slots(self._names, term.values[0])
             for token in term.values[1:]:
-                result &= self._slots(self._names, token, packed=False)
+                result.intersection_update(self._names.get(token, ()))
             return result - self._dead, len(term.values) == 1
         slots = self._field_slots(term.values, self._title)
         if term.field != TITLE:
@@ -199,26 +238,77 @@ class StoreIndex:
 
     # -- checks on text ----------------------------------------------------------------------
 
-    def checked(self, term: Term, slot: int) -> tuple[int, int] | None:
-        """A phrase's (title, abstract) counts or a name's (1, 0) / (0, 0) in a slot, if known."""
-        found = self._checks.get(term)
-        return None if found is None else found.get(slot)
+    def checked(self, term: Term, slot: int) -> tuple[int, int]:
+        """A checked phrase's (title, abstract) counts, or a name's (1, 0), in a slot; (0, 0)
+        when it does not hold there (or was not checked)."""
+        return self._counts.get(term, {}).get(slot, (0, 0))
+
+    def holding(self, term: Term, slots: set[int]) -> set[int]:
+        """Those of ``slots`` (all checked) where a phrase or name term holds."""
+        return slots & self._counts.get(term, {}).keys()
 
     def check(self, term: Term, slots: Iterable[int], texts: Texts) -> None:
         """Check a phrase or name term in the slots not checked yet, loading their texts."""
-        known = self._checks.setdefault(term, {})
-        wanted = sorted(s for s in slots if s not in known)
+        done = self._checked.setdefault(term, set())
+        counts = self._counts.setdefault(term, {})
+        wanted = sorted(set(slots) - done)
         ids = self.ids
         for start in range(0, len(wanted), CHECK_CHUNK):
             chunk = wanted[start : start + CHECK_CHUNK]
             loaded = texts([ids[s] for s in chunk])
             for slot in chunk:
                 text = loaded.get(ids[slot])
-                known[slot] = (0, 0) if text is None else _check(term, text)
+                found = (0, 0) if text is None else self._check(term, text)
+                if found != (0, 0):
+                    counts[slot] = found
+            done.update(chunk)
         self._check_entries += len(wanted)
         if self._check_entries > CHECK_CACHE:  # bounded; dropping it only costs time
-            self._checks = {term: known}
-            self._check_entries = len(known)
+            self._checked, self._counts = {term: done}, {term: counts}
+            self._check_entries = len(done)
+
+    def _check(self, term: Term, text: PaperText) -> tuple[int, int]:
+        """A phrase's occurrences in title and abstract, or whether one author holds every
+        name token ((1, 0) or (0, 0))."""
+        if term.kind == AUTHOR:
+            wanted = frozenset(term.values)
+            found = any(wanted <= frozenset(name_tokens(a)) for a in text.authors)
+            return (1, 0) if found else (0, 0)
+        in_title = self._phrase_count(term, text.title)
+        if term.field == TITLE:
+            return in_title, 0
+        return in_title, self._phrase_count(term, text.abstract)
+
+    def _phrase_count(self, term: Term, text: str) -> int:
+        """Occurrences of a phrase in one field: by regular expression in plain text (every word
+        of it was seen while indexing), by its stems otherwise."""
+        pattern = self._pattern(term)
+        if pattern is None or not is_plain(text):
+            return _count(field_stems(text), term.values)
+        low = text.lower()
+        # The pattern starts with the first word's literal prefix (which the regex engine finds
+        # fast) and does not look behind: a match must start a word, checked here.
+        return sum(
+            1 for m in pattern.finditer(low) if m.start() == 0 or not low[m.start() - 1].isalnum()
+        )
+
+    def _pattern(self, term: Term) -> re.Pattern[str] | None:
+        """The phrase as a regular expression over the words known to have its stems, separated
+        by anything that is not a word, the last one ending a word (None: a self-overlapping
+        phrase, checked by stems)."""
+        if term not in self._patterns:
+            pattern = None
+            if not _overlaps_itself(term.values):
+                forms = [self._forms.get(stem) for stem in term.values]
+                if all(forms):
+                    body = r"[\W_]+".join(_alternatives(f or set()) for f in forms)
+                    pattern = re.compile(rf"{body}(?![^\W_])")
+                else:  # a stem no plain text ever had: no plain text holds the phrase
+                    pattern = _NEVER
+            if len(self._patterns) > 1000:
+                self._patterns.clear()
+            self._patterns[term] = pattern
+        return self._patterns[term]
 
     # -- search ------------------------------------------------------------------------------
 
@@ -245,8 +335,10 @@ class StoreIndex:
     def counts(self, field: str, stem: str, slots: set[int]) -> dict[int, int]:
         """How often ``stem`` occurs in ``field`` of each of ``slots`` that has it."""
         table = self._title if field == TITLE else self._abstract
-        found = table.get(stem, ())
-        return {v >> TF_BITS: v & TF_MAX for v in found if v >> TF_BITS in slots}
+        found = table.get(stem)
+        if found is None:
+            return {}
+        return {slot: count for slot, count in zip(*found, strict=True) if slot in slots}
 
     def norms(self, slot: int) -> tuple[float, float]:
         """BM25 length normalisation of a slot's title and abstract."""
@@ -263,24 +355,26 @@ def _recency(doc: SearchDoc) -> int:
     return (doc.day.toordinal() << 84) | (upvotes << 64) | doc.id
 
 
-def _check(term: Term, text: PaperText) -> tuple[int, int]:
-    """A phrase's occurrences in title and abstract, or whether one author holds every name."""
-    if term.kind == AUTHOR:
-        wanted = frozenset(term.values)
-        found = any(wanted <= frozenset(name_tokens(a)) for a in text.authors)
-        return (1, 0) if found else (0, 0)
-    in_title = _count(field_stems(text.title), term.values)
-    if term.field == TITLE:
-        return in_title, 0
-    return in_title, _count(field_stems(text.abstract), term.values)
-
-
 def _count(stems: tuple[str, ...], phrase: tuple[str, ...]) -> int:
     """Occurrences of ``phrase`` in ``stems``: a substring count (stems hold no spaces), unless
     the phrase can overlap itself ("a a" is twice in "a a a"), which needs positions."""
-    if any(phrase[:k] == phrase[-k:] for k in range(1, len(phrase))):
+    if _overlaps_itself(phrase):
         return len(occurrences(Field((), stems, (), ()), phrase))
     return f" {' '.join(stems)} ".count(f" {' '.join(phrase)} ")
+
+
+def _alternatives(words: set[str]) -> str:
+    """Words as one regular expression, their common prefix first: ``model(?:s|ling|)``."""
+    first, last = min(words), max(words)  # the common prefix of all is theirs
+    pairs = zip(first, last, strict=False)  # min is a prefix of max, or they differ early
+    size = next((i for i, (a, b) in enumerate(pairs) if a != b), len(first))
+    prefix = first[:size]
+    rests = sorted((w[len(prefix) :] for w in words), key=lambda r: (-len(r), r))
+    return re.escape(prefix) + "(?:" + "|".join(map(re.escape, rests)) + ")"
+
+
+def _overlaps_itself(phrase: tuple[str, ...]) -> bool:
+    return any(phrase[:k] == phrase[-k:] for k in range(1, len(phrase)))
 
 
 class _Run:
@@ -306,11 +400,18 @@ class _Run:
     def _holds(self, term: Term, slot: int) -> bool:
         if term not in self.inexact:
             return slot in self.terms[term]
-        return any(self.index.checked(term, slot) or (0, 0))
+        return self.index.checked(term, slot) != (0, 0)
 
     def _check(self, term: Term, slots: set[int]) -> None:
         if term in self.inexact and slots:
             self.index.check(term, slots & self.terms[term], self.texts)
+
+    def _holding(self, term: Term, slots: set[int]) -> set[int]:
+        """Those of ``slots`` where the term holds, checking its text where needed."""
+        if term not in self.inexact:
+            return slots & self.terms[term]
+        self._check(term, slots)
+        return self.index.holding(term, slots & self.terms[term])
 
     def matched(self) -> set[int]:
         """The slots the profile matches."""
@@ -326,18 +427,13 @@ class _Run:
             else:
                 sure |= slots or set()
         for i, slots in unsure:
-            open_slots = slots - sure
+            held = slots - sure
             for term in self.profile.interests[i].terms:
-                self._check(term, open_slots)
-            sure |= {s for s in open_slots if self._interest_holds(i, s)}
+                held = self._holding(term, held)
+            sure |= held
         for term in self.profile.exclusions:
-            blocked = self._term(term) & sure
-            self._check(term, blocked)
-            sure -= {s for s in blocked if self._holds(term, s)}
+            sure -= self._holding(term, self._term(term) & sure)
         return sure
-
-    def _interest_holds(self, i: int, slot: int) -> bool:
-        return all(self._holds(t, slot) for t in self.profile.interests[i].terms)
 
     # -- relevance ---------------------------------------------------------------------------
 
@@ -386,8 +482,7 @@ class _Run:
 
     def _text_counts(self, term: Term, slots: set[int]) -> dict[int, tuple[int, int]]:
         if term in self.inexact:
-            found = {s: self.index.checked(term, s) for s in slots & self.terms[term]}
-            return {s: c for s, c in found.items() if c is not None and any(c)}
+            return {s: self.index.checked(term, s) for s in self.index.holding(term, slots)}
         stem = term.values[0]
         in_title = self.index.counts(TITLE, stem, slots)
         in_abstract = {} if term.field == TITLE else self.index.counts("abstract", stem, slots)
