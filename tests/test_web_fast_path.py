@@ -82,3 +82,22 @@ def test_static_files_and_misses(client: httpx.Client) -> None:
     assert int(css.headers["content-length"]) == len(css.content)
     assert client.get("/static/nope.css").status_code == 404
     assert client.get("/papers?page=x").status_code == 400  # not cached: the route explains
+
+
+@pytest.mark.parametrize("repeat", [1, 2])  # built by the route, then from the fast path
+def test_pages_are_gzipped_for_clients_that_take_it(client: httpx.Client, repeat: int) -> None:
+    for _ in range(repeat):
+        plain = client.get("/papers", headers={"Accept-Encoding": "identity"})
+        packed = client.get("/papers", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert plain.headers["vary"] == packed.headers["vary"] == "Accept-Encoding"
+    assert packed.content == plain.content  # httpx decoded it
+    assert int(packed.headers["content-length"]) < len(plain.content) / 2
+    assert packed.headers["etag"] != plain.headers["etag"]  # one ETag per representation
+    again = client.get(
+        "/papers", headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["etag"]}
+    )
+    assert again.status_code == 304
+    refused = client.get("/papers", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers

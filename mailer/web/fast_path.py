@@ -80,7 +80,7 @@ class FastPath:
         rendered = self.web.page_cache.peek((kind, *query.key))
         if rendered is None:
             return None
-        return _cached(rendered, _header(scope, b"if-none-match"))
+        return _cached(rendered, scope)
 
     def _blank_form(self, scope: Scope) -> tuple[int, Headers, bytes] | None:
         if scope["query_string"]:
@@ -96,12 +96,11 @@ class FastPath:
         return 200, [(b"content-type", media), (b"cache-control", b"public, max-age=3600")], body
 
 
-def _cached(rendered: Rendered, if_none_match: str | None) -> tuple[int, Headers, bytes]:
-    headers = [
-        (b"etag", rendered.etag.encode()),
-        (b"cache-control", f"public, max-age={rendered.cache_seconds}".encode()),
-    ]
-    if rendered.status == 200 and etag_matches(if_none_match, rendered.etag):
+def _cached(rendered: Rendered, scope: Scope) -> tuple[int, Headers, bytes]:
+    body, etag, encoding = rendered.encoded(_header(scope, b"accept-encoding"))
+    headers = [(k.encode(), v.encode()) for k, v in rendered.headers(etag)]
+    if rendered.status == 200 and etag_matches(_header(scope, b"if-none-match"), etag):
         return 304, headers, b""
+    headers += [(k.encode(), v.encode()) for k, v in encoding]
     headers.append((b"content-type", rendered.media_type.encode()))
-    return rendered.status, headers, rendered.body
+    return rendered.status, headers, body

@@ -7,6 +7,7 @@ thread pool and every request for the same key meanwhile awaits that build.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import time
 from collections import OrderedDict
@@ -18,17 +19,21 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 MAX_ENTRIES = 1024
+GZIP_MIN = 1024  # smaller bodies are sent as they are
+VARY = (("vary", "Accept-Encoding"),)
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A finished response body with its status, type and validator (the body's hash)."""
+    """A finished response body with its status, type, validator (the body's hash) and, when it
+    pays, the body gzipped once for every client that takes gzip."""
 
     body: bytes
     media_type: str
     status: int
     etag: str
     cache_seconds: int
+    gzipped: bytes | None = None
 
     @classmethod
     def of(
@@ -36,14 +41,39 @@ class Rendered:
     ) -> Rendered:
         """A rendered response; error answers are cached briefly too, but not by browsers."""
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        return cls(body, media_type, status, etag, cache_seconds if status == 200 else 0)
+        packed = gzip.compress(body, compresslevel=6, mtime=0) if len(body) > GZIP_MIN else None
+        if packed is not None and len(packed) >= len(body):
+            packed = None
+        return cls(body, media_type, status, etag, cache_seconds if status == 200 else 0, packed)
+
+    def encoded(self, accept_encoding: str | None) -> tuple[bytes, str, list[tuple[str, str]]]:
+        """The body, its ETag and the headers that say how it is encoded, for this client."""
+        if self.gzipped is not None and accepts_gzip(accept_encoding):
+            return self.gzipped, self.etag[:-1] + '-gz"', [*VARY, ("content-encoding", "gzip")]
+        return self.body, self.etag, list(VARY)
+
+    def headers(self, etag: str) -> list[tuple[str, str]]:
+        """The caching headers of every answer from this entry."""
+        return [("etag", etag), ("cache-control", f"public, max-age={self.cache_seconds}")]
 
     def response(self, request: Request) -> Response:
         """The response, or 304 when the client already has this body (If-None-Match)."""
-        headers = {"ETag": self.etag, "Cache-Control": f"public, max-age={self.cache_seconds}"}
-        if self.status == 200 and etag_matches(request.headers.get("if-none-match"), self.etag):
+        body, etag, encoding = self.encoded(request.headers.get("accept-encoding"))
+        headers = dict(self.headers(etag))
+        if self.status == 200 and etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
-        return Response(self.body, self.status, headers=headers, media_type=self.media_type)
+        headers.update(encoding)
+        return Response(body, self.status, headers=headers, media_type=self.media_type)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header takes gzip (``gzip`` or ``*``, not with q=0)."""
+    for part in (accept_encoding or "").lower().split(","):
+        name, _, params = part.partition(";")
+        if name.strip() in ("gzip", "*"):
+            quality = params.replace(" ", "").removeprefix("q=")
+            return not quality or quality.strip("0.") != ""
+    return False
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
