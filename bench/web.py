@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -282,12 +282,20 @@ def parse_wrk(output: str) -> dict[str, Any]:
     return result
 
 
-def run_wrk(wrk: str, url: str, duration: int, script: Path | None = None) -> dict[str, Any]:
+def run_wrk(
+    wrk: str,
+    url: str,
+    duration: int,
+    script: Path | None = None,
+    headers: Sequence[str] = (),
+) -> dict[str, Any]:
     """One wrk run: -t2 -c64 for ``duration`` seconds, with the load average around it."""
     before = os.getloadavg()
     args = [wrk, "-t2", "-c64", f"-d{duration}s", "--latency", "--timeout", "10s"]
     if script is not None:
         args += ["-s", str(script)]
+    for header in headers:
+        args += ["-H", header]
     done = subprocess.run([*args, url], capture_output=True, text=True, check=True)
     result = parse_wrk(done.stdout)
     result["load_before"] = [round(x, 2) for x in before]
@@ -358,11 +366,16 @@ def measure(args: argparse.Namespace, db: Path, work: Path) -> dict[str, Any]:
             warm_up(wrk, mailer.url(path), args.workers)
             runs[name] = run_wrk(wrk, mailer.url(path), args.duration)
             print_run(name, runs[name])
+        # As a browser asks (wrk sends no Accept-Encoding): the same page, gzipped.
+        runs["papers-gzip"] = run_wrk(
+            wrk, mailer.url("/papers"), args.duration, headers=["Accept-Encoding: gzip"]
+        )
+        print_run("papers-gzip", runs["papers-gzip"])
+        cold = cold_queries(mailer)  # before the uncached run, which leaves a queue behind
         script = work / "uncached.lua"
         script.write_text(UNCACHED_LUA % quote(SEARCH, safe=""))
         runs["search-uncached"] = run_wrk(wrk, mailer.url("/"), args.duration, script)
         print_run("search-uncached", runs["search-uncached"])
-        cold = cold_queries(mailer)
         rss = mailer.rss_mb()
         builds = re.findall(
             r"search index built papers=(\d+) seconds=([\d.]+)", mailer.log.read_text()

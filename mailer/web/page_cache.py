@@ -1,7 +1,8 @@
 """Rendered public pages kept for a minute, built once per key however many ask at once.
 
 Only the event loop touches the cache, so it needs no lock: a miss starts one build in the
-thread pool and every request for the same key meanwhile awaits that build.
+thread pool and every request for the same key meanwhile awaits that build; a stale page is
+answered while it is rebuilt.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -18,7 +20,10 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+log = logging.getLogger(__name__)
+
 MAX_ENTRIES = 1024
+STALE_TTLS = 10
 GZIP_MIN = 1024  # smaller bodies are sent as they are
 VARY = (("vary", "Accept-Encoding"),)
 
@@ -85,29 +90,48 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 
 class PageCache:
-    """Rendered responses by key for ``ttl`` seconds, at most ``MAX_ENTRIES`` of them."""
+    """Rendered responses by key, fresh for ``ttl`` seconds, at most ``MAX_ENTRIES`` of them.
+
+    A stale entry (up to ``STALE_TTLS`` times ``ttl`` old) is still answered while one rebuild
+    runs in the background: a popular page never makes its readers wait for its rebuild.
+    """
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, Rendered]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._building: dict[Hashable, asyncio.Future[Rendered]] = {}
+        self._rebuilds: set[asyncio.Task[Rendered]] = set()  # held: the loop keeps weak refs
+        self.rebuild_errors = 0
 
     def peek(self, key: Hashable) -> Rendered | None:
-        """The cached response for ``key`` while it is fresh."""
+        """The cached response for ``key`` unless it is missing or too old (a stale one starts
+        its rebuild)."""
         found = self._entries.get(key)
-        if found is not None and self._clock() - found[0] < self.ttl:
-            return found[1]
-        return None
+        if found is None:
+            return None
+        age = self._clock() - found.stored_at
+        if age < self.ttl:
+            return found.rendered
+        if age >= self.ttl * STALE_TTLS:
+            return None
+        if key not in self._building:
+            task = asyncio.get_running_loop().create_task(self._build(key, found.build))
+            self._rebuilds.add(task)
+            task.add_done_callback(self._quiet)
+        return found.rendered
 
     async def get(self, key: Hashable, build: Callable[[], Rendered]) -> Rendered:
-        """The cached response for ``key``, built in a worker thread when missing or stale."""
-        found = self._entries.get(key)
-        if found is not None and self._clock() - found[0] < self.ttl:
-            return found[1]
+        """The cached response for ``key``, built in a worker thread when missing or too old."""
+        found = self.peek(key)
+        if found is not None:
+            return found
         pending = self._building.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
+        return await self._build(key, build)
+
+    async def _build(self, key: Hashable, build: Callable[[], Rendered]) -> Rendered:
         future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
         self._building[key] = future
         try:
@@ -119,11 +143,22 @@ class PageCache:
         finally:
             del self._building[key]
         future.set_result(rendered)
-        self._store(key, rendered)
-        return rendered
-
-    def _store(self, key: Hashable, rendered: Rendered) -> None:
-        self._entries[key] = (self._clock(), rendered)
+        self._entries[key] = _Entry(self._clock(), rendered, build)
         self._entries.move_to_end(key)
         while len(self._entries) > MAX_ENTRIES:
             self._entries.popitem(last=False)
+        return rendered
+
+    def _quiet(self, task: asyncio.Task[Rendered]) -> None:
+        """A background rebuild that failed leaves the stale entry; the next miss shows why."""
+        self._rebuilds.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.rebuild_errors += 1
+            log.warning("page rebuild failed: %s", task.exception())
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    stored_at: float
+    rendered: Rendered
+    build: Callable[[], Rendered]

@@ -112,7 +112,9 @@ def test_browse_search_subscribe_confirm_and_open_the_feed(
 
     # A new world-model paper arrives after the confirmation; the digest goes out.
     app.clock.advance(hours=1)
-    store(app, [paper(30, "Dreaming World Models", "Agents plan inside a world model.")], app.clock())
+    store(
+        app, [paper(30, "Dreaming World Models", "Agents plan inside a world model.")], app.clock()
+    )
     app.clock.advance(hours=1)
     send_digest(app)
     assert app.smtp.wait_for(3)  # confirmation, welcome, digest
