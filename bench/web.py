@@ -33,6 +33,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -163,6 +164,14 @@ def build_database(url: str, papers: int) -> dict[str, Any]:
             upsert_papers(session, [generator.paper() for _ in range(count)], at)
     engine.dispose()
     return {"papers": papers, "days": len(days), "seconds": round(time.monotonic() - started, 1)}
+
+
+def count_papers(db: Path) -> int | None:
+    """Papers in an existing database file (None when there is none yet)."""
+    if not db.exists():
+        return None
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM paper").fetchone()[0])
 
 
 # -- servers ----------------------------------------------------------------------------------
@@ -414,7 +423,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mailer-web-bench-") as tmp:
         work = Path(tmp)
         db = args.db or work / "year.db"
-        generated: dict[str, Any] = {"reused": str(db)}
+        generated: dict[str, Any] = {"reused": str(db), "papers": count_papers(db)}
         if not db.exists():
             print(f"generating {args.papers:,} papers into {db} ...", flush=True)
             generated = build_database(f"sqlite:///{db}", args.papers)
