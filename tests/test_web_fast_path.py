@@ -101,3 +101,13 @@ def test_pages_are_gzipped_for_clients_that_take_it(client: httpx.Client, repeat
     assert again.status_code == 304
     refused = client.get("/papers", headers={"Accept-Encoding": "gzip;q=0"})
     assert "content-encoding" not in refused.headers
+
+
+def test_head_answers_the_headers_of_get(client: httpx.Client) -> None:
+    for path in ("/papers", "/api/papers?q=world+model"):
+        for _ in range(2):  # the route, then the fast path
+            got = client.get(path)
+            head = client.head(path)
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["etag"] == got.headers["etag"]
+            assert head.headers["content-length"] == got.headers["content-length"]

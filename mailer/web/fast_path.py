@@ -55,7 +55,8 @@ class FastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
         answer = None
-        if scope["type"] == "http" and scope["method"] == "GET":
+        # HEAD too: the server sends the same headers and drops the body.
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             route = self._routes.get(scope["path"])
             if route is not None:
                 answer = route(scope)

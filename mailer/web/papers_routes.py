@@ -183,7 +183,7 @@ def _json_error(message: str, status: int) -> Rendered:
 # -- routes -----------------------------------------------------------------------------------
 
 
-@routes.get("/papers")
+@routes.api_route("/papers", methods=["GET", "HEAD"])
 async def papers(request: Request) -> Response:
     """A day's papers (``?date=``, default the latest day) or a search (``?q=``)."""
     web = web_of(request)
@@ -197,7 +197,7 @@ async def papers(request: Request) -> Response:
     return rendered.response(request)
 
 
-@routes.get("/api/papers")
+@routes.api_route("/api/papers", methods=["GET", "HEAD"])
 async def papers_api(request: Request) -> Response:
     """The same as JSON (field names documented in the README, "Papers API")."""
     web = web_of(request)
