@@ -77,3 +77,14 @@ def render_child_setup() -> None:
         os.nice(NICENESS)
     except (AttributeError, OSError):  # no nice() on this platform, or not allowed: run as is
         log.debug("render process runs at the sender's priority")
+
+
+def freeze_heap() -> None:
+    """In a web server once its search index is built: leave what is alive to the end out of
+    every later garbage collection (``gc.freeze``).
+
+    The index, templates and modules live as long as the process; without this, each full
+    collection walks all of them again while requests wait (tens of milliseconds at 100,000
+    papers). Objects made afterwards are collected as usual.
+    """
+    gc.freeze()

@@ -9,7 +9,6 @@ is passed on so each child finishes its requests in flight, as uvicorn does on S
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 import signal
@@ -23,6 +22,7 @@ from types import FrameType
 from fastapi import FastAPI
 
 from mailer.config import Settings
+from mailer.daemon.tuning import freeze_heap
 from mailer.web.deps import Web
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def warm(app: FastAPI) -> None:
-    """Build the app's search index in the background, then freeze the garbage collector's view.
-
-    Everything alive once the index is built (the index, templates, modules) stays alive for
-    the life of the process; ``gc.freeze`` moves it out of reach of every later collection,
-    which would otherwise walk it all again and again while requests wait.
-    """
+    """Build the app's search index in the background, then freeze the heap (``tuning``)."""
     web: Web = app.state.web
-    web.catalog.index.warm(then=gc.freeze)
+    web.catalog.index.warm(then=freeze_heap)
 
 
 def child_main(settings: Settings, sock: socket.socket, number: int) -> None:

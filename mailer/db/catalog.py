@@ -143,3 +143,11 @@ def paper_texts(session: Session, ids: Sequence[int]) -> dict[int, PaperText]:
         paper_id: PaperText(title, abstract or "", tuple(authors or ()))
         for paper_id, title, abstract, authors in session.execute(query)
     }
+
+
+def papers_with_ids(session: Session, ids: Sequence[int]) -> dict[int, Paper]:
+    """Stored papers by id (the shown page of a search); ids no longer stored are left out."""
+    if not ids:
+        return {}
+    rows = session.scalars(select(PaperRow).where(PaperRow.id.in_(list(ids))))
+    return {row.id: to_paper(row) for row in rows}

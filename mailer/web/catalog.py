@@ -10,7 +10,6 @@ from datetime import date
 
 from mailer.context import Context
 from mailer.db import catalog as catalog_repo
-from mailer.db import papers as paper_repo
 from mailer.errors import ProfileError
 from mailer.matching import PaperIndex, Profile, parse_profile
 from mailer.matching.store import Order
@@ -115,7 +114,7 @@ class Catalog:
     def _explain(self, profile: Profile, ids: Sequence[int]) -> tuple[Match, ...]:
         """The shown papers with why they matched (words, spans), in the given order."""
         with self.ctx.session_factory() as session:
-            papers = paper_repo.papers_by_id(session, ids)
+            papers = catalog_repo.papers_with_ids(session, ids)
         explained = {m.paper.id: m for m in PaperIndex(list(papers.values())).match(profile)}
         return tuple(explained[i] for i in ids if i in explained)
 
