@@ -9,7 +9,8 @@ distinct word of a paper, plus the vocabulary (bench/web.py measures it).
 From postings alone a single word, a category, ``*`` and a one-word author are exact. A phrase
 (several stems in order) and an author of several name tokens (all within one author's name)
 are only candidates there; they are checked on the paper's text, which the caller loads
-(``Texts``), so the outcome is exactly what the batch matcher would decide.
+(``Texts``) and checked by ``textcheck``, so the outcome is exactly what the batch matcher
+would decide.
 
 Papers live in slots, in the order they were added. A paper whose text changes gets a new slot
 and its old one is marked dead; ``dead_share`` tells the owner when to rebuild.
@@ -17,7 +18,6 @@ and its old one is marked dead; ``dead_share`` tells the owner when to rebuild.
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,24 +25,14 @@ from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
-from mailer.matching.explain import occurrences
 from mailer.matching.profile import ALL, AUTHOR, CATEGORY, TEXT, TITLE, Profile, Term
 from mailer.matching.scoring import B, idf, name_score, popularity, text_score
-from mailer.matching.text import (
-    Field,
-    analyze,
-    field_stems,
-    fold,
-    is_plain,
-    name_tokens,
-    plain_words,
-    stems_of,
-)
+from mailer.matching.text import fold, name_tokens
+from mailer.matching.textcheck import PaperText, TextChecker
 
 TF_MAX = 255  # counts are kept in a byte: BM25 saturates long before
 CHECK_CHUNK = 500  # papers whose text is loaded at once for checking phrases and names
 CHECK_CACHE = 2_000_000  # checked (term, paper) pairs kept between searches
-_NEVER = re.compile(r"(?!)")
 
 
 class Order(StrEnum):
@@ -69,17 +59,6 @@ class SearchDoc(Protocol):
     def authors(self) -> tuple[str, ...]: ...
     @property
     def categories(self) -> tuple[str, ...]: ...
-
-
-class PaperText(Protocol):
-    """What checking a phrase or a name needs of one paper."""
-
-    @property
-    def title(self) -> str: ...
-    @property
-    def abstract(self) -> str: ...
-    @property
-    def authors(self) -> tuple[str, ...]: ...
 
 
 Texts = Callable[[Sequence[int]], Mapping[int, PaperText]]
@@ -125,11 +104,7 @@ class StoreIndex:
         self._checked: dict[Term, set[int]] = {}
         self._counts: dict[Term, dict[int, tuple[int, int]]] = {}
         self._check_entries = 0
-        # Every word of plain (ASCII, markup-free) text seen, by stem: a phrase becomes a regular
-        # expression over those words, checked on a paper's text without stemming it all.
-        self._words: set[str] = set()
-        self._forms: dict[str, set[str]] = {}
-        self._patterns: dict[Term, re.Pattern[str] | None] = {}
+        self._text = TextChecker()
 
     @property
     def live(self) -> int:
@@ -158,7 +133,7 @@ class StoreIndex:
 
     def _append(self, doc: SearchDoc, fingerprint: int) -> None:
         slot = len(self.ids)
-        title, abstract = self._stems(doc.title), self._stems(doc.abstract)
+        title, abstract = self._text.stems(doc.title), self._text.stems(doc.abstract)
         # Inlined: one posting per distinct word of a paper is most of building the index.
         for table, counts in ((self._title, Counter(title)), (self._abstract, Counter(abstract))):
             get = table.get
@@ -179,19 +154,6 @@ class StoreIndex:
         self._slot_of[doc.id] = slot
         self._length_sums[0] += len(title)
         self._length_sums[1] += len(abstract)
-
-    def _stems(self, text: str) -> tuple[str, ...]:
-        """A field's stems; the words of plain text are noted under their stem (``_forms``)."""
-        words = plain_words(text)
-        if words is None:
-            return analyze(text).stems
-        stems = stems_of(words)
-        new = set(words) - self._words
-        if new:
-            self._words |= new
-            for word in new:
-                self._forms.setdefault(stems_of((word,))[0], set()).add(word)
-        return stems
 
     # -- candidates --------------------------------------------------------------------------
 
@@ -258,7 +220,7 @@ class StoreIndex:
             loaded = texts([ids[s] for s in chunk])
             for slot in chunk:
                 text = loaded.get(ids[slot])
-                found = (0, 0) if text is None else self._check(term, text)
+                found = (0, 0) if text is None else self._text.check(term, text)
                 if found != (0, 0):
                     counts[slot] = found
             done.update(chunk)
@@ -266,49 +228,6 @@ class StoreIndex:
         if self._check_entries > CHECK_CACHE:  # bounded; dropping it only costs time
             self._checked, self._counts = {term: done}, {term: counts}
             self._check_entries = len(done)
-
-    def _check(self, term: Term, text: PaperText) -> tuple[int, int]:
-        """A phrase's occurrences in title and abstract, or whether one author holds every
-        name token ((1, 0) or (0, 0))."""
-        if term.kind == AUTHOR:
-            wanted = frozenset(term.values)
-            found = any(wanted <= frozenset(name_tokens(a)) for a in text.authors)
-            return (1, 0) if found else (0, 0)
-        in_title = self._phrase_count(term, text.title)
-        if term.field == TITLE:
-            return in_title, 0
-        return in_title, self._phrase_count(term, text.abstract)
-
-    def _phrase_count(self, term: Term, text: str) -> int:
-        """Occurrences of a phrase in one field: by regular expression in plain text (every word
-        of it was seen while indexing), by its stems otherwise."""
-        pattern = self._pattern(term)
-        if pattern is None or not is_plain(text):
-            return _count(field_stems(text), term.values)
-        low = text.lower()
-        # The pattern starts with the first word's literal prefix (which the regex engine finds
-        # fast) and does not look behind: a match must start a word, checked here.
-        return sum(
-            1 for m in pattern.finditer(low) if m.start() == 0 or not low[m.start() - 1].isalnum()
-        )
-
-    def _pattern(self, term: Term) -> re.Pattern[str] | None:
-        """The phrase as a regular expression over the words known to have its stems, separated
-        by anything that is not a word, the last one ending a word (None: a self-overlapping
-        phrase, checked by stems)."""
-        if term not in self._patterns:
-            pattern = None
-            if not _overlaps_itself(term.values):
-                forms = [self._forms.get(stem) for stem in term.values]
-                if all(forms):
-                    body = r"[\W_]+".join(_alternatives(f or set()) for f in forms)
-                    pattern = re.compile(rf"{body}(?![^\W_])")
-                else:  # a stem no plain text ever had: no plain text holds the phrase
-                    pattern = _NEVER
-            if len(self._patterns) > 1000:
-                self._patterns.clear()
-            self._patterns[term] = pattern
-        return self._patterns[term]
 
     # -- search ------------------------------------------------------------------------------
 
@@ -353,28 +272,6 @@ class StoreIndex:
 def _recency(doc: SearchDoc) -> int:
     upvotes = min(max(doc.upvotes or 0, 0), (1 << 20) - 1)
     return (doc.day.toordinal() << 84) | (upvotes << 64) | doc.id
-
-
-def _count(stems: tuple[str, ...], phrase: tuple[str, ...]) -> int:
-    """Occurrences of ``phrase`` in ``stems``: a substring count (stems hold no spaces), unless
-    the phrase can overlap itself ("a a" is twice in "a a a"), which needs positions."""
-    if _overlaps_itself(phrase):
-        return len(occurrences(Field((), stems, (), ()), phrase))
-    return f" {' '.join(stems)} ".count(f" {' '.join(phrase)} ")
-
-
-def _alternatives(words: set[str]) -> str:
-    """Words as one regular expression, their common prefix first: ``model(?:s|ling|)``."""
-    first, last = min(words), max(words)  # the common prefix of all is theirs
-    pairs = zip(first, last, strict=False)  # min is a prefix of max, or they differ early
-    size = next((i for i, (a, b) in enumerate(pairs) if a != b), len(first))
-    prefix = first[:size]
-    rests = sorted((w[len(prefix) :] for w in words), key=lambda r: (-len(r), r))
-    return re.escape(prefix) + "(?:" + "|".join(map(re.escape, rests)) + ")"
-
-
-def _overlaps_itself(phrase: tuple[str, ...]) -> bool:
-    return any(phrase[:k] == phrase[-k:] for k in range(1, len(phrase)))
 
 
 class _Run:

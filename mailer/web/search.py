@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from mailer.db import catalog as catalog_repo
 from mailer.db.session import SessionFactory
 from mailer.matching import Profile
-from mailer.matching.store import Order, PaperText, StoreIndex
+from mailer.matching.store import Order, StoreIndex
+from mailer.matching.textcheck import PaperText
 
 log = logging.getLogger(__name__)
 
