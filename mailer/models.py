@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -146,6 +147,10 @@ class Match:
     interests: tuple[str, ...]
     terms: tuple[str, ...] = ()
     spans: tuple[Span, ...] = ()
+    # Set only when the reader's votes ranked the digest: the learned contribution, and for
+    # a "You may also like" paper (no interest matched) the liked example it resembles.
+    learned: float | None = None
+    resembles: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,3 +179,7 @@ class Links:
     view_online: str
     unsubscribe_mailto: str | None = None
     feed: str | None = None  # the subscriber's personal Atom feed (digests carry it)
+    # Per listed paper id: its "more like this" and "less like this" URLs (HTML part), and
+    # the page where the whole digest can be rated (text part).
+    feedback: Mapping[int, tuple[str, str]] = field(default_factory=dict)
+    rate: str | None = None

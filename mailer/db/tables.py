@@ -215,3 +215,34 @@ class DigestPaperRow(Base):
     terms: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Highlight ranges as [field, start, end] triples, so a retry renders the same email.
     spans: Mapped[list[list[Any]]] = mapped_column(JSON, default=list)
+    # Set only in digests ranked by the reader's votes (NULL otherwise, so keyword-only rows
+    # cost nothing): the learned contribution, and for a "You may also like" paper the title
+    # of the liked example it resembles.
+    learned: Mapped[float | None] = mapped_column(Float)
+    resembles: Mapped[str | None] = mapped_column(Text)
+
+
+class FeedbackRow(Base):
+    """A reader's example: a vote on a stored paper, or an entry seeded from their library.
+
+    One row per (subscriber, example key): voting again replaces the vote (the last one wins).
+    A seeded entry keeps its own title and abstract; a vote on a stored paper reads the
+    paper's, so it goes when the paper does.
+    """
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("subscriber_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("subscriber.id", ondelete="CASCADE")
+    )
+    paper_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("paper.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(255))
+    vote: Mapped[int] = mapped_column(SmallInteger)  # +1 more like this, -1 less like this
+    origin: Mapped[str] = mapped_column(String(16))  # email, web, seed, operator
+    title: Mapped[str | None] = mapped_column(Text)
+    abstract: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

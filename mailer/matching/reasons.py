@@ -42,9 +42,15 @@ def _setters(cls: type, names: str) -> list[Callable[[object, object], None]]:
 
 
 _set_field, _set_start, _set_end = _setters(Span, "field start end")
-_set_paper, _set_score, _set_interests, _set_terms, _set_spans = _setters(
-    Match, "paper score interests terms spans"
-)
+(
+    _set_paper,
+    _set_score,
+    _set_interests,
+    _set_terms,
+    _set_spans,
+    _set_learned,
+    _set_resembles,
+) = _setters(Match, "paper score interests terms spans learned resembles")
 
 
 def new_span(field: str, start: int, end: int) -> Span:
@@ -67,6 +73,8 @@ def new_match(
     _set_interests(match, interests)
     _set_terms(match, terms)
     _set_spans(match, spans)
+    _set_learned(match, None)
+    _set_resembles(match, None)
     return match
 
 

@@ -1,0 +1,65 @@
+"""A voter's digest: the keyword engine's matches, ranked by the reader's model (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass, replace
+
+from scipy import sparse
+
+from mailer.matching import PaperIndex, Profile
+from mailer.matching.postings import iter_bits
+from mailer.models import Match
+from mailer.relevance.model import ReaderModel
+from mailer.relevance.ranking import Candidate, Pick, personalise
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedDigest:
+    """How many papers the keywords matched, and the listed ones in the reader's order."""
+
+    total: int
+    matches: tuple[Match, ...]
+
+
+def learned_digest(
+    index: PaperIndex,
+    window: sparse.csr_matrix,
+    profile: Profile,
+    model: ReaderModel,
+    *,
+    exclude: Set[int] = frozenset(),
+    voted: Set[int] = frozenset(),
+    limit: int = 25,
+) -> LearnedDigest:
+    """Rank every keyword match with the model and add the "You may also like" papers.
+
+    ``window`` holds ``index``'s papers as rows, in the same order. ``exclude`` are paper ids
+    already sent; ``voted`` paper ids the reader voted on (never suggested again). Papers the
+    profile excludes are never suggested: an exclusion always wins.
+    """
+    total, items = index.scored(profile, exclude)
+    candidates = [Candidate(p, score) for score, _, p in items]
+    blocked = index.exclusion_bits(profile) | index.id_bits(exclude | voted)
+    chosen = personalise(model, window, candidates, blocked=iter_bits(blocked), limit=limit)
+    keyword = {pick.index: pick for pick in chosen.picks + chosen.sunk}
+    explained = index.explain_all(profile, [(p.score, 0, p.index) for p in keyword.values()])
+    by_index = {pick.index: match for pick, match in zip(keyword.values(), explained, strict=True)}
+    matches = []
+    for pick in chosen.ordered:
+        if pick.resembles is None:
+            matches.append(replace(by_index[pick.index], learned=pick.learned))
+        else:
+            matches.append(_also_match(index, model, pick))
+    return LearnedDigest(total, tuple(matches))
+
+
+def _also_match(index: PaperIndex, model: ReaderModel, pick: Pick) -> Match:
+    assert pick.resembles is not None
+    return Match(
+        index.papers[pick.index],
+        pick.score,
+        (),
+        learned=pick.learned,
+        resembles=model.liked_titles[pick.resembles],
+    )
