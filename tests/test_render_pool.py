@@ -85,7 +85,7 @@ def _send(
     return asyncio.run(go())
 
 
-_LINK = re.compile(r"/(unsubscribe|preferences|digest|feed)/([A-Za-z0-9_.-]+)")
+_LINK = re.compile(r"/(unsubscribe|preferences|digest|feed|feedback|rate)/([A-Za-z0-9_.-]+)")
 
 
 def _comparable(ctx: Context, message: EmailMessage) -> dict[str, Any]:

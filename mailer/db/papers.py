@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.db.tables import PaperRow
@@ -133,3 +133,46 @@ def papers_first_seen(session: Session, start: datetime | None, end: datetime) -
     if start is not None:
         query = query.where(PaperRow.first_seen_at > start)
     return [to_paper(row) for row in session.scalars(query)]
+
+
+def papers_by_id(session: Session, ids: Iterable[int]) -> dict[int, Paper]:
+    """Stored papers by id."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    rows = session.scalars(select(PaperRow).where(PaperRow.id.in_(wanted)))
+    return {row.id: to_paper(row) for row in rows}
+
+
+def papers_by_arxiv_id(session: Session, arxiv_ids: Iterable[str]) -> dict[str, Paper]:
+    """Stored papers by arXiv id (without version)."""
+    wanted = list(set(arxiv_ids))
+    found: dict[str, Paper] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        for row in session.scalars(select(PaperRow).where(PaperRow.arxiv_id.in_(chunk))):
+            if row.arxiv_id:
+                found[row.arxiv_id] = to_paper(row)
+    return found
+
+
+def paper_by_ref(session: Session, ref: str) -> Paper | None:
+    """A stored paper by its key (``arxiv:2303.04137``, ``hf:...``) or its arXiv id."""
+    row = session.scalars(
+        select(PaperRow).where(or_(PaperRow.key == ref, PaperRow.arxiv_id == ref)).limit(1)
+    ).first()
+    return to_paper(row) if row is not None else None
+
+
+def newest_texts(session: Session, limit: int) -> list[tuple[str, str]]:
+    """The titles and abstracts of the newest ``limit`` stored papers."""
+    rows = session.execute(
+        select(PaperRow.title, PaperRow.abstract).order_by(PaperRow.id.desc()).limit(limit)
+    ).all()
+    return [(title, abstract or "") for title, abstract in rows]
+
+
+def store_version(session: Session) -> tuple[int, int]:
+    """(newest paper id, paper count): changes whenever a paper is added or removed."""
+    newest, count = session.execute(select(func.max(PaperRow.id), func.count(PaperRow.id))).one()
+    return int(newest or 0), int(count or 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -18,14 +19,26 @@ from mailer.rendering import RenderedEmail
 from mailer.tokens import Purpose
 
 
-def digest_links(ctx: Context, subscriber_id: int, digest_id: int) -> Links:
-    """The personal links of one digest."""
+def digest_links(
+    ctx: Context, subscriber_id: int, digest_id: int, paper_ids: Iterable[int] = ()
+) -> Links:
+    """The personal links of one digest, with a vote link pair for each listed paper."""
+    base = f"{ctx.base_url.rstrip('/')}/{Purpose.FEEDBACK.value}/"
+    make = ctx.tokens.feedback
     return Links(
         unsubscribe=ctx.link(Purpose.UNSUBSCRIBE, subscriber_id),
         preferences=ctx.link(Purpose.PREFERENCES, subscriber_id),
         view_online=ctx.link(Purpose.DIGEST, digest_id),
         unsubscribe_mailto=ctx.unsubscribe_mailto,
         feed=ctx.link(Purpose.FEED, subscriber_id),
+        feedback={
+            paper_id: (
+                base + make(subscriber_id, paper_id, "more"),
+                base + make(subscriber_id, paper_id, "less"),
+            )
+            for paper_id in paper_ids
+        },
+        rate=ctx.link(Purpose.RATE, digest_id),
     )
 
 
@@ -57,7 +70,8 @@ def render_digest(ctx: Context, stored: StoredDigest) -> RenderedDigest:
         considered=stored.considered_count,
         message_id=stored.message_id,
     )
-    links = digest_links(ctx, stored.subscriber.id, stored.id)
+    paper_ids = [m.paper.id for m in stored.matches if m.paper.id is not None]
+    links = digest_links(ctx, stored.subscriber.id, stored.id, paper_ids)
     rendered = ctx.renderer.digest(digest, links, date_label=stored.period.label)
     return RenderedDigest(digest, links, rendered)
 

@@ -27,7 +27,7 @@ MAX_TITLE = 500
 MAX_ABSTRACT = 5000
 
 _ARXIV_NEW = r"\d{4}\.\d{4,5}"
-_ARXIV_OLD = r"[a-z][a-z.-]{1,20}/\d{7}"
+_ARXIV_OLD = r"[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7}"
 _ARXIV_ID = re.compile(rf"(?:{_ARXIV_NEW}|{_ARXIV_OLD})(?:v\d+)?", re.IGNORECASE)
 _ARXIV_LINE = re.compile(
     rf"(?:arxiv:|https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/)?({_ARXIV_NEW}|{_ARXIV_OLD})"
@@ -124,8 +124,13 @@ def arxiv_id_in(value: Any) -> str | None:
     found = _ARXIV_URL.search(value) or _ARXIV_ID.fullmatch(value.strip().removeprefix("arXiv:"))
     if found is None:
         return None
-    text = found.group(1) if found.re is _ARXIV_URL else found.group(0)
-    return re.sub(r"v\d+$", "", text).lower()
+    return _bare(found.group(1) if found.re is _ARXIV_URL else found.group(0))
+
+
+def _bare(ident: str) -> str:
+    """An id without version, cased as the store keeps it (old-style "math.GT/0309136")."""
+    ident = re.sub(r"v\d+$", "", ident)
+    return ident if "/" in ident else ident.lower()
 
 
 def _csl_json(text: str) -> list[LibraryEntry]:
@@ -197,5 +202,5 @@ def _arxiv_ids(text: str) -> list[LibraryEntry]:
             raise LibraryError(
                 f"line {number} is not an arXiv id, and the file is not BibTeX, RIS or CSL-JSON"
             )
-        found.append(LibraryEntry(title="", arxiv_id=re.sub(r"v\d+$", "", match.group(1)).lower()))
+        found.append(LibraryEntry(title="", arxiv_id=_bare(match.group(1))))
     return found

@@ -24,6 +24,7 @@ from mailer.rendering.views import (
     dedupe,
     group_matches,
     interest_label,
+    learned_sections,
     paper_view,
     profile_interests,
     safe_url,
@@ -73,10 +74,12 @@ class PaperParts:
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """A paper at its place in one digest."""
+    """A paper at its place in one digest, with the reader's vote links when it has them."""
 
     number: int
     parts: PaperParts
+    more: str | None = None  # "more like this" URL
+    less: str | None = None  # "less like this" URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +135,13 @@ class Renderer:
         self.paper_parts = lru_cache(maxsize=4096)(self._paper_parts)
 
     def _paper_parts(
-        self, paper: Paper, interests: tuple[str, ...], spans: tuple[Span, ...]
+        self,
+        paper: Paper,
+        interests: tuple[str, ...],
+        spans: tuple[Span, ...],
+        resembles: str | None = None,
     ) -> PaperParts:
-        view = paper_view(Match(paper, 0.0, interests, (), spans))
+        view = paper_view(Match(paper, 0.0, interests, (), spans, resembles=resembles))
         # Spelled in ASCII here, once per paper, so that a digest's HTML is usually ASCII
         # already and ``_compact`` need not re-encode it.
         return PaperParts(
@@ -144,14 +151,16 @@ class Renderer:
             text_body=str(self._text_paper.body(view)).rstrip("\n"),
         )
 
-    def _groups(self, matches: Sequence[Match]) -> list[Group]:
+    def _groups(self, matches: Sequence[Match], links: Links) -> list[Group]:
         groups, number = [], 0
-        for label, members in group_matches(matches):
+        sections = learned_sections(matches) if _learned(matches) else group_matches(matches)
+        for label, members in sections:
             listed = []
             for match in members:
                 number += 1
-                parts = self.paper_parts(match.paper, match.interests, match.spans)
-                listed.append(Listed(number, parts))
+                parts = self.paper_parts(match.paper, match.interests, match.spans, match.resembles)
+                votes = links.feedback.get(match.paper.id) if match.paper.id is not None else None
+                listed.append(Listed(number, parts, *(_safe_votes(votes))))
             groups.append(Group(label, tuple(listed)))
         return groups
 
@@ -168,9 +177,11 @@ class Renderer:
     def digest(self, digest: Digest, links: Links, *, date_label: str) -> RenderedEmail:
         """The digest email for one subscriber and period."""
         matches = dedupe(digest.matches)
+        also = sum(m.resembles is not None for m in matches)
         weekly = digest.period.frequency is Frequency.WEEKLY
         # a paper seen twice in a week is one paper, not one more match
-        count = max(digest.total_matched - (len(digest.matches) - len(matches)), len(matches))
+        listed = len(matches) - also  # keyword matches; "also like" papers come on top
+        count = max(digest.total_matched - (len(digest.matches) - len(matches)), listed) + also
         interests = [i for m in matches for i in m.interests]
         preheader = _preheader(count, interests, weekly)
         title = "Weekly paper digest" if weekly else "Paper digest"
@@ -182,10 +193,11 @@ class Renderer:
             "preheader": preheader,
             "date_label": date_label,
             "weekly": weekly,
-            "groups": self._groups(matches),
+            "groups": self._groups(matches, links),
             "listed": len(matches),
             "count": count,
             "more": max(0, count - len(matches)),
+            "rate": safe_url(links.rate),
             "considered": digest.considered,
             "interests": profile_interests(digest.subscriber.profile),
             "links": _safe_links(links),
@@ -217,6 +229,17 @@ class Renderer:
         }
         html, text = self._render("welcome", context)
         return RenderedEmail(subject=subject, html=html, text=text, preheader=preheader)
+
+
+def _learned(matches: Sequence[Match]) -> bool:
+    """True when the reader's votes ranked this digest (its order is not by interest)."""
+    return any(m.learned is not None for m in matches)
+
+
+def _safe_votes(votes: tuple[str, str] | None) -> tuple[str | None, str | None]:
+    if votes is None:
+        return None, None
+    return _require_url(votes[0]), _require_url(votes[1])
 
 
 def _require_url(url: str) -> str:

@@ -29,6 +29,7 @@ class PaperView:
     interests: tuple[str, ...]
     links: tuple[tuple[str, str], ...]
     upvotes: int | None
+    resembles: str | None = None  # "You may also like": the liked example's title
 
 
 def safe_url(url: str | None) -> str | None:
@@ -88,6 +89,7 @@ def paper_view(match: Match) -> PaperView:
         interests=tuple(interest_label(i) for i in match.interests),
         links=paper_links(paper),
         upvotes=paper.upvotes,
+        resembles=" ".join(match.resembles.split()) if match.resembles else None,
     )
 
 
@@ -122,6 +124,23 @@ def group_matches(matches: Sequence[Match]) -> list[tuple[str, list[Match]]]:
     if len(order) == 1:
         return [("", list(matches))]
     return [(interest_label(interest), members) for interest, members in order.items()]
+
+
+ALSO_LIKE = "You may also like"
+OTHER_MATCHES = "Other matches for your keywords"
+
+
+def learned_sections(matches: Sequence[Match]) -> list[tuple[str, list[Match]]]:
+    """A digest ranked by the reader's votes: the picks (unnamed), then "You may also like",
+    then the keyword matches ranked below it; empty sections are left out."""
+    also = [m for m in matches if m.resembles is not None]
+    if not also:
+        return [("", list(matches))]
+    first = matches.index(also[0])
+    picks = [m for m in matches[:first] if m.resembles is None]
+    rest = [m for m in matches[first:] if m.resembles is None]
+    sections = [("", picks), (ALSO_LIKE, also), (OTHER_MATCHES, rest)]
+    return [(label, members) for label, members in sections if members]
 
 
 def profile_interests(profile: str) -> list[str]:

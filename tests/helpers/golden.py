@@ -69,6 +69,7 @@ def sample_digest(*, weekly: bool = False) -> tuple[Digest, Links]:
         hf_url="https://huggingface.co/papers/2303.04137",
         code_url="https://github.com/real-stanford/diffusion_policy",
         upvotes=42,
+        id=101,
     )
     hostile = Paper(
         key="arxiv:2511.00002",
@@ -78,8 +79,9 @@ def sample_digest(*, weekly: bool = False) -> tuple[Digest, Links]:
         url="javascript:alert(1)",
         pdf_url="https://arxiv.org/pdf/2511.00002",
         upvotes=None,
+        id=102,
     )
-    plain = Paper(key="file:3", title="World models without links", abstract="")
+    plain = Paper(key="file:3", title="World models without links", abstract="", id=103)
     hostile_at = hostile.abstract.index("world model")
     title_at = hostile.title.index("World Models")
     matches = (
@@ -112,5 +114,14 @@ def sample_digest(*, weekly: bool = False) -> tuple[Digest, Links]:
         view_online="https://digest.example.org/digest/VIEW.TOKEN",
         unsubscribe_mailto="mailto:unsubscribe@digest.example.org?subject=unsubscribe%20UNSUB.TOKEN",
         feed="https://digest.example.org/feed/FEED.TOKEN",
+        feedback={
+            paper.id: (
+                f"https://digest.example.org/feedback/MORE.{paper.id}.TOKEN",
+                f"https://digest.example.org/feedback/LESS.{paper.id}.TOKEN",
+            )
+            for paper in (paper_1, hostile, plain)
+            if paper.id is not None
+        },
+        rate="https://digest.example.org/rate/RATE.TOKEN",
     )
     return digest, links
