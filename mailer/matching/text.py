@@ -10,7 +10,8 @@ from functools import lru_cache
 
 import snowballstemmer
 
-_WORD = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")  # a run of letters and digits: one token
+_WORD = WORD
 _MATH = re.compile(r"\$([^$\n]{1,300})\$")
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 # Only real HTML tag names: a bare "<" in an abstract ("a < b and c > d") is maths, not markup.

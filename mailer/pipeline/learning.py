@@ -1,0 +1,175 @@
+"""The learned ranking's glue to the store: the store's text space, examples loaded in bulk.
+
+The planner loads a chunk's examples in one query (``Learner.load``) and asks for a voter's
+digest (``Learner.digest``); subscribers without examples never reach the model, so their
+digests are the keyword digests, byte for byte. The space is fitted over the newest papers
+of the store once per process and store version (a fetch adds papers, a new space follows);
+vectors of stored papers are kept per space, since many readers vote on the same papers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Sequence, Set
+from dataclasses import dataclass
+
+from scipy import sparse
+from sqlalchemy.orm import Session
+
+from mailer.db import feedback as feedback_repo
+from mailer.db import papers as paper_repo
+from mailer.db.feedback import StoredExample
+from mailer.db.session import SessionFactory
+from mailer.matching import PaperIndex, Profile
+from mailer.relevance import Example, TextSpace, Vote, learn, paper_text
+from mailer.relevance.digest import LearnedDigest, learned_digest
+from mailer.relevance.model import MAX_EXAMPLES
+
+STORE_SAMPLE = 5000  # the newest papers the space is fitted over: a few seconds of CPU
+VECTOR_CACHE = 50_000  # vectors kept per space (papers and seeded entries)
+
+
+class StoreSpace:
+    """The store's TF-IDF space, refitted when the store changes (thread-safe)."""
+
+    def __init__(self, sample: int = STORE_SAMPLE) -> None:
+        self.sample = sample
+        self._lock = threading.Lock()
+        self._version: tuple[int, int] | None = None
+        self._space: TextSpace | None = None
+        self._vectors: dict[Hashable, sparse.csr_matrix] = {}
+
+    def get(self, session: Session) -> TextSpace:
+        """The space for the store as it is now."""
+        version = paper_repo.store_version(session)
+        with self._lock:
+            if version != self._version or self._space is None:
+                texts = [paper_text(t, a) for t, a in paper_repo.newest_texts(session, self.sample)]
+                self._space, self._version = TextSpace(texts), version
+                self._vectors = {}
+            return self._space
+
+    def vectors(
+        self, space: TextSpace, keys: Sequence[Hashable], texts: Sequence[str]
+    ) -> sparse.csr_matrix:
+        """Rows for ``texts``, each kept under its key while ``space`` is current."""
+        with self._lock:
+            cache = self._vectors if space is self._space else {}
+            missing = [i for i, key in enumerate(keys) if key not in cache]
+        fresh = space.vectors([texts[i] for i in missing])
+        rows = {keys[i]: fresh[n] for n, i in enumerate(missing)}
+        with self._lock:
+            if space is self._space:
+                if len(self._vectors) + len(rows) > VECTOR_CACHE:
+                    self._vectors = {}
+                self._vectors.update(rows)
+            found = [rows.get(key) if key in rows else cache[key] for key in keys]
+        return sparse.vstack(found, format="csr") if found else space.vectors([])
+
+
+SPACES = StoreSpace()  # one per process: the web's taste summaries share it with the planner
+
+
+def examples_of(stored: Sequence[StoredExample]) -> list[Example]:
+    """Stored examples as the model takes them."""
+    return [
+        Example(Vote(s.vote), s.title, paper_text(s.title, s.abstract), s.paper_id)
+        for s in stored
+        if s.vote in (1, -1)
+    ]
+
+
+def _key(stored: StoredExample) -> Hashable:
+    """A paper's vector is the paper's; a seeded entry's changes when it is seeded again."""
+    if stored.paper_id is not None and stored.origin != "seed":
+        return ("paper", stored.paper_id)
+    return ("example", stored.id, stored.at)
+
+
+class Learner:
+    """One planning run's learned ranking: examples per chunk, window vectors per window."""
+
+    def __init__(self, spaces: StoreSpace = SPACES) -> None:
+        self._spaces = spaces
+        self._space: TextSpace | None = None
+        self._stored: dict[int, list[StoredExample]] = {}
+        # By index identity; the index is held too, so its id is not reused during the run.
+        self._windows: dict[int, tuple[PaperIndex, sparse.csr_matrix]] = {}
+
+    def load(self, session: Session, subscriber_ids: Sequence[int]) -> None:
+        """Read the examples of a chunk of subscribers (one query for the whole chunk)."""
+        self._stored = feedback_repo.examples_of(session, subscriber_ids, newest=MAX_EXAMPLES)
+
+    def has_examples(self, subscriber_id: int) -> bool:
+        """True when this subscriber of the loaded chunk has voted or seeded."""
+        return bool(self._stored.get(subscriber_id))
+
+    def digest(
+        self,
+        session: Session,
+        subscriber_id: int,
+        index: PaperIndex,
+        profile: Profile,
+        *,
+        exclude: Set[int],
+        limit: int,
+    ) -> LearnedDigest | None:
+        """The voter's digest of ``index``'s papers; None when they have no examples."""
+        stored = self._stored.get(subscriber_id)
+        if not stored:
+            return None
+        space = self._space_for(session)
+        vectors = self._spaces.vectors(
+            space, [_key(s) for s in stored], [paper_text(s.title, s.abstract) for s in stored]
+        )
+        model = learn(space, examples_of(stored), vectors)
+        if model is None:
+            return None
+        voted = frozenset(s.paper_id for s in stored if s.paper_id is not None)
+        window = self._window(space, index)
+        return learned_digest(
+            index, window, profile, model, exclude=exclude, voted=voted, limit=limit
+        )
+
+    def _space_for(self, session: Session) -> TextSpace:
+        if self._space is None:  # one space for the whole run, even if a fetch lands meanwhile
+            self._space = self._spaces.get(session)
+        return self._space
+
+    def _window(self, space: TextSpace, index: PaperIndex) -> sparse.csr_matrix:
+        held = self._windows.get(id(index))
+        if held is not None and held[0] is index:
+            return held[1]
+        papers = index.papers
+        keys = [("paper", p.id) if p.id is not None else ("key", p.key) for p in papers]
+        found = self._spaces.vectors(space, keys, [paper_text(p.title, p.abstract) for p in papers])
+        self._windows[id(index)] = (index, found)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Taste:
+    """What a reader's model has learned, in words."""
+
+    more: tuple[str, ...]
+    less: tuple[str, ...]
+
+
+def reader_taste(
+    sessions: SessionFactory, subscriber_id: int, spaces: StoreSpace = SPACES
+) -> Taste:
+    """The words that count most for and against a paper in this reader's digests."""
+    with sessions() as session:
+        stored = feedback_repo.examples_of(session, [subscriber_id], newest=MAX_EXAMPLES)
+        mine = stored.get(subscriber_id, [])
+        if not mine:
+            return Taste((), ())
+        space = spaces.get(session)
+    vectors = spaces.vectors(
+        space, [_key(s) for s in mine], [paper_text(s.title, s.abstract) for s in mine]
+    )
+    model = learn(space, examples_of(mine), vectors)
+    if model is None:
+        return Taste((), ())
+    more, less = model.top_terms(space)
+    return Taste(tuple(more), tuple(less))
