@@ -17,7 +17,13 @@ from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
 from mailer.db.session import ping
 from mailer.subscribers.signup import TransportFactory
-from mailer.web import feed_routes, papers_routes, signup_routes, subscriber_routes
+from mailer.web import (
+    feed_routes,
+    feedback_routes,
+    papers_routes,
+    signup_routes,
+    subscriber_routes,
+)
 from mailer.web.catalog import Catalog
 from mailer.web.csrf import Csrf
 from mailer.web.deps import Limits, Web
@@ -65,7 +71,11 @@ def create_app(
         demo=demo,
         secure_cookies=ctx.base_url.startswith("https://"),
     )
-    app.add_middleware(BodyLimit, limit=web.limits.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=web.limits.max_body_bytes,
+        larger={"/seed/": web.limits.max_upload_bytes},
+    )
     app.add_middleware(SecurityHeaders)
     _error_pages(app, web)
     app.state.web = web
@@ -73,6 +83,7 @@ def create_app(
     app.include_router(subscriber_routes.routes)
     app.include_router(feed_routes.routes)
     app.include_router(papers_routes.routes)
+    app.include_router(feedback_routes.routes)
     static = _static(app)
     app.add_middleware(FastPath, web=web, static=static)  # outermost: before any routing
 

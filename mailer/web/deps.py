@@ -26,6 +26,7 @@ class Limits:
     previews_per_ip: int = 120
     preview_window_seconds: float = 60.0
     max_body_bytes: int = 64 * 1024
+    max_upload_bytes: int = 2 * 1024 * 1024 + 64 * 1024  # a library file and its form
 
 
 @dataclass

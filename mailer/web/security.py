@@ -57,17 +57,24 @@ class BodyLimit:
     so a chunked upload cannot get past the limit either.
     """
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, larger: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger or {}  # path prefix -> its own limit (an upload form)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        if self._declared(scope) > self.limit:
-            await self._reject(send)
+        limit = next(
+            (size for prefix, size in self.larger.items() if scope["path"].startswith(prefix)),
+            self.limit,
+        )
+        if self._declared(scope) > limit:
+            await self._reject(send, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -78,8 +85,8 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                await self._reject(send)
+            if size > limit:
+                await self._reject(send, limit)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -95,8 +102,8 @@ class BodyLimit:
                     return 0
         return 0
 
-    async def _reject(self, send: Send) -> None:
-        body = _TOO_LARGE % (self.limit // 1024)
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = _TOO_LARGE % (limit // 1024)
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),

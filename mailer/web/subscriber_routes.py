@@ -12,8 +12,9 @@ from mailer.errors import InputError, MailerError, NotFound, TokenError
 from mailer.models import Subscriber, SubscriberStatus
 from mailer.pipeline.render import render_stored
 from mailer.rendering.views import schedule_label
+from mailer.subscribers import feedback
 from mailer.tokens import Purpose
-from mailer.web import account
+from mailer.web import account, taste
 from mailer.web.deps import NO_STORE, Web, web_of
 from mailer.web.forms import Choices, FormError, check_choices, read_form
 from mailer.web.pages import timezone_choices
@@ -23,6 +24,7 @@ NOTICES = {
     "save": "Your preferences are saved.",
     "pause": "Your digest is paused. Resume it whenever you like.",
     "resume": "Your digest is back on.",
+    "forget": "Removed: that paper no longer counts either way.",
 }
 
 PAST_DIGESTS = 30  # listed on the preferences page, newest first
@@ -68,6 +70,8 @@ def _preferences_page(
             for d in account.recent_digests(web.ctx, subscriber.id, limit=PAST_DIGESTS)
         ],
         "feed": web.ctx.link(Purpose.FEED, subscriber.id),
+        "examples": taste.examples_context(web.ctx, subscriber.id),
+        "seed_action": "/seed/" + web.ctx.tokens.make(Purpose.PREFERENCES, subscriber.id),
     }
     return web.pages.response("preferences", status, NO_STORE, **context)
 
@@ -104,6 +108,8 @@ async def save_preferences(request: Request, token: str) -> Response:
 def _apply(web: Web, subscriber: Subscriber, values: dict[str, str]) -> Response:
     action = values.get("action", "save")
     now = web.ctx.clock()
+    if action == "forget":
+        return _forget(web, subscriber, values.get("example", ""))
     choices = Choices.from_form(values, web.ctx.defaults)
     errors = {} if action in ("pause", "resume") else check_choices(choices)
     if errors:
@@ -119,6 +125,44 @@ def _apply(web: Web, subscriber: Subscriber, values: dict[str, str]) -> Response
             web, account.load(web.ctx, subscriber.id), errors=errors, status=409
         )
     return _preferences_page(web, updated, notice=NOTICES.get(action, NOTICES["save"]))
+
+
+def _forget(web: Web, subscriber: Subscriber, example: str) -> Response:
+    """Remove one liked or disliked paper from what the digest learns from."""
+    if not example.isdigit() or not feedback.forget(
+        web.ctx.session_factory, subscriber.id, int(example)
+    ):
+        errors = {"form": "That paper is not among your examples (removed already?)."}
+        return _preferences_page(web, subscriber, errors=errors, status=400)
+    return _preferences_page(web, subscriber, notice=NOTICES["forget"])
+
+
+@routes.post("/seed/{token}", response_class=HTMLResponse)
+async def seed_library(request: Request, token: str) -> Response:
+    """Add every paper of an uploaded library file as "more like this", or change nothing."""
+    web = web_of(request)
+    try:
+        subscriber_id = web.ctx.tokens.read_id(Purpose.PREFERENCES, token)
+        subscriber = await run_in_threadpool(account.load, web.ctx, subscriber_id)
+        data = await taste.read_upload(request)
+    except (TokenError, NotFound) as exc:
+        return _invalid_link(web, exc)
+    except FormError as exc:
+        return _preferences_page(web, subscriber, errors={"form": str(exc)}, status=400)
+    try:
+        report = await run_in_threadpool(
+            feedback.seed, web.ctx.session_factory, subscriber_id, data, web.ctx.clock()
+        )
+    except InputError as exc:
+        message = f"Nothing was added: {exc}."
+        return _preferences_page(web, subscriber, errors={"form": message}, status=400)
+    notice = (
+        f'Added {report.added} papers from your {report.format} file as "more like this"'
+        + (f" ({report.replaced} were there already)" if report.replaced else "")
+        + (f"; {report.untitled} entries without a title were skipped" if report.untitled else "")
+        + "."
+    )
+    return _preferences_page(web, subscriber, notice=notice)
 
 
 @routes.get("/unsubscribe/{token}", response_class=HTMLResponse)

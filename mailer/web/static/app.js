@@ -50,7 +50,22 @@
     });
   }
 
-  function start() { detectZone(); weekdayOnlyWhenWeekly(); livePreview(); }
+  // A feedback link's page: record the vote at once (the GET alone recorded nothing), then
+  // show the server's answer in place; without script, the page's button does the same.
+  function autoVote() {
+    var form = document.querySelector("form[data-autovote]");
+    var section = document.getElementById("feedback");
+    if (!form || !section || !window.fetch || !window.DOMParser) return;
+    fetch(window.location.pathname, { method: "POST", credentials: "omit", headers: { "Accept": "text/html" } })
+      .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("feedback");
+        if (fresh) section.parentNode.replaceChild(document.importNode(fresh, true), section);
+      })
+      .catch(function () {});  // the button is still there
+  }
+
+  function start() { detectZone(); weekdayOnlyWhenWeekly(); livePreview(); autoVote(); }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
