@@ -1,5 +1,5 @@
 """``mailer subscribers ...``: add, list, show, set, pause, resume, unsubscribe, remove, import,
-export."""
+export, rate, seed."""
 
 from __future__ import annotations
 
@@ -285,6 +285,59 @@ def export(
         count = write(rows, handle)
     if out is not None:
         output.info(f"wrote {count} subscribers to {out}")
+
+
+@app.command("rate")
+def rate(
+    email: EmailArg,
+    paper: Annotated[str, typer.Argument(help="arXiv id (2303.04137) or stored paper key.")],
+    more: Annotated[bool, typer.Option("--more", help="More like this.")] = False,
+    less: Annotated[bool, typer.Option("--less", help="Less like this.")] = False,
+    clear: Annotated[bool, typer.Option("--clear", help="Forget the vote.")] = False,
+) -> None:
+    """Vote for a subscriber on a stored paper, as their "more / less like this" links do."""
+    from mailer.relevance import Vote
+    from mailer.subscribers import feedback
+
+    if more + less + clear != 1:
+        raise InputError("give exactly one of --more, --less or --clear")
+    choice = Vote.MORE if more else Vote.LESS if less else None
+    settings = load_settings()
+    with database(settings) as sessions:
+        voted = feedback.rate(sessions, email, paper, choice, utc_now())
+    said = f"{choice.label}" if choice is not None else "no vote"
+    output.say(f"{voted.email}: {said} on {voted.paper.key} ({voted.paper.title})")
+
+
+@app.command("seed")
+def seed(
+    email: EmailArg,
+    file: Annotated[
+        Path,
+        typer.Argument(help="BibTeX, RIS or CSL-JSON export, or a list of arXiv ids (2 MB max)."),
+    ],
+) -> None:
+    """Add every paper of the subscriber's own library as "more like this" (no network).
+
+    Entries bring their own title and abstract; a list of arXiv ids must name stored papers.
+    A file that does not parse changes nothing.
+    """
+    from mailer.relevance.library import MAX_BYTES
+    from mailer.subscribers import feedback
+
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc.strerror}") from None
+    settings = load_settings()
+    with database(settings) as sessions:
+        report = feedback.seed(sessions, email, data, utc_now())
+    output.say(
+        f"{report.email}: added {report.added} examples from a {report.format} file"
+        + (f", {report.replaced} already there" if report.replaced else "")
+        + (f", {report.untitled} entries without a title skipped" if report.untitled else "")
+    )
 
 
 # --- output ----------------------------------------------------------------------------

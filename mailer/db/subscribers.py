@@ -11,7 +11,13 @@ from sqlalchemy import ColumnElement, String, any_, bindparam, delete, func, sel
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from mailer.db.tables import DigestPaperRow, DigestRow, SubscriberRow, SuppressionRow
+from mailer.db.tables import (
+    DigestPaperRow,
+    DigestRow,
+    FeedbackRow,
+    SubscriberRow,
+    SuppressionRow,
+)
 from mailer.models import Frequency, Subscriber, SubscriberStatus
 
 
@@ -212,8 +218,9 @@ def get_row(session: Session, subscriber_id: int) -> SubscriberRow | None:
 
 
 def delete_row(session: Session, row: SubscriberRow) -> None:
-    """Delete a subscriber; their digests and digest papers go with them (ON DELETE CASCADE)."""
+    """Delete a subscriber; their digests, digest papers and votes go with them."""
     # Bulk deletes by key so the database's cascades do the work, not the ORM's row loading.
+    session.execute(delete(FeedbackRow).where(FeedbackRow.subscriber_id == row.id))
     session.execute(delete(DigestPaperRow).where(DigestPaperRow.subscriber_id == row.id))
     session.execute(delete(DigestRow).where(DigestRow.subscriber_id == row.id))
     session.delete(row)

@@ -1,0 +1,116 @@
+"""The learned ranking (pure): what votes do to a digest, and what they never do."""
+
+from __future__ import annotations
+
+from mailer.matching import PaperIndex, parse_profile
+from mailer.models import Paper
+from mailer.relevance import Example, TextSpace, Vote, learn, paper_text
+from mailer.relevance.digest import learned_digest
+from mailer.relevance.ranking import ALSO_CAP
+
+TOPICS = {
+    "robot": "robot manipulation grasping demonstrations imitation gripper arm",
+    "vision": "image segmentation pixels convolution detection camera scenes",
+    "language": "language model tokens translation text corpus grammar",
+    "rl": "reward exploration policy agent environment returns curiosity",
+}
+
+
+def papers() -> list[Paper]:
+    """Forty papers, ten per topic; every tenth one says "learning" (the keyword)."""
+    found = []
+    for t, (topic, words) in enumerate(TOPICS.items()):
+        vocab = words.split()
+        for i in range(10):
+            chosen = " ".join(vocab[(i + k) % len(vocab)] for k in range(4))
+            keyword = " learning" if i % 2 == 0 else ""
+            found.append(
+                Paper(
+                    key=f"p:{topic}:{i}",
+                    id=t * 10 + i + 1,
+                    title=f"{topic} study {i}{keyword}",
+                    abstract=f"We study {chosen} and {vocab[i % len(vocab)]} in depth.",
+                )
+            )
+    return found
+
+
+def example(paper: Paper, vote: Vote) -> Example:
+    return Example(vote, paper.title, paper_text(paper.title, paper.abstract), paper.id)
+
+
+def setup() -> tuple[list[Paper], PaperIndex, TextSpace]:
+    store = papers()
+    space = TextSpace([paper_text(p.title, p.abstract) for p in store])
+    return store, PaperIndex(store), space
+
+
+def topic_of(paper: Paper) -> str:
+    return paper.key.split(":")[1]
+
+
+def test_liked_topics_rise_and_disliked_ones_sink_within_the_keyword_matches() -> None:
+    store, index, space = setup()
+    profile = parse_profile("learning")
+    liked = [example(store[1], Vote.MORE), example(store[3], Vote.MORE)]  # robot
+    disliked = [example(store[21], Vote.LESS)]  # language
+    model = learn(space, liked + disliked)
+    assert model is not None
+    window = space.paper_vectors(index.papers)
+    found = learned_digest(index, window, profile, model, limit=25)
+    keyword = [m for m in found.matches if m.resembles is None]
+    assert found.total == 20 and len(keyword) == 20  # every keyword match is still listed
+    assert {topic_of(m.paper) for m in keyword[:5]} == {"robot"}
+    assert topic_of(keyword[-1].paper) == "language"
+    assert all(m.learned is not None for m in found.matches)
+    more, less = model.top_terms(space)
+    assert {"robot", "manipulation"} & set(more) and "language" in less
+
+
+def test_also_like_suggests_close_missed_papers_named_by_the_liked_one_and_is_capped() -> None:
+    store, index, space = setup()
+    liked = [example(p, Vote.MORE) for p in store[:10:2]]  # robot papers the keyword matched
+    model = learn(space, liked)
+    assert model is not None
+    found = learned_digest(
+        index, space.paper_vectors(index.papers), parse_profile("learning"), model, limit=25
+    )
+    also = [m for m in found.matches if m.resembles is not None]
+    assert 0 < len(also) <= ALSO_CAP
+    assert {topic_of(m.paper) for m in also} == {"robot"}
+    assert all(m.interests == () and m.resembles in {e.title for e in liked} for m in also)
+    assert not {m.paper.id for m in also} & {e.paper_id for e in liked}
+
+
+def test_an_exclusion_always_wins_and_sent_or_voted_papers_are_never_suggested() -> None:
+    store, index, space = setup()
+    liked = [example(store[0], Vote.MORE), example(store[2], Vote.MORE)]
+    model = learn(space, liked)
+    assert model is not None
+    window = space.paper_vectors(index.papers)
+    sent = frozenset({store[1].id or 0})
+    found = learned_digest(
+        index, window, parse_profile("learning, -gripper"), model,
+        exclude=sent, voted=frozenset({store[3].id or 0}), limit=25,
+    )  # fmt: skip
+    listed = {m.paper.id for m in found.matches}
+    assert not any("gripper" in (m.paper.title + m.paper.abstract) for m in found.matches)
+    assert store[1].id not in listed and store[3].id not in listed
+
+
+def test_no_examples_no_model_and_a_cap_of_zero_suggests_nothing() -> None:
+    store, index, space = setup()
+    assert learn(space, []) is None
+    assert learn(TextSpace(["123 456"]), [example(store[0], Vote.MORE)]) is None
+    only_less = learn(space, [example(store[0], Vote.LESS)])
+    assert only_less is not None and only_less.liked.shape[0] == 0
+    found = learned_digest(
+        index, space.paper_vectors(index.papers), parse_profile("learning"), only_less
+    )
+    assert all(m.resembles is None for m in found.matches)  # nothing liked: nothing suggested
+
+
+def test_the_space_names_terms_by_the_words_they_came_from() -> None:
+    space = TextSpace(["Representations of representation learning", "Other papers here"])
+    assert "representations" in space.words or "representation" in space.words
+    assert all(word.isalpha() for word in space.words)
