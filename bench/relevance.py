@@ -22,24 +22,39 @@ import json
 import math
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import select  # noqa: E402
+
+from mailer.context import Defaults, PlanOptions  # noqa: E402
+from mailer.db.digests import load_digests  # noqa: E402
+from mailer.db.migrate import upgrade  # noqa: E402
+from mailer.db.papers import upsert_papers  # noqa: E402
+from mailer.db.session import make_engine, make_session_factory  # noqa: E402
+from mailer.db.tables import DigestRow  # noqa: E402
 from mailer.matching import PaperIndex, parse_profile  # noqa: E402
 from mailer.models import Match, Paper  # noqa: E402
-from mailer.relevance import Example, TextSpace, Vote, learn, paper_text  # noqa: E402
-from mailer.relevance.digest import learned_digest  # noqa: E402
+from mailer.pipeline.learning import Learner, StoreSpace  # noqa: E402
+from mailer.pipeline.plan import DigestPlanner  # noqa: E402
+from mailer.relevance import Vote  # noqa: E402
 from mailer.rendering.views import group_matches  # noqa: E402
+from mailer.subscribers import feedback  # noqa: E402
+from mailer.subscribers.manage import SubscriberInput, add  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "relevance"
 RESULTS = ROOT / "bench" / "results" / "relevance.json"
 LIMIT = 25  # MAILER_MAX_PAPERS
+DAY1 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+DAY2 = DAY1 + timedelta(days=1)
 KINDS = ("profile", "terse")
 METRICS = ("ndcg10", "p10", "r25")
 
@@ -101,72 +116,114 @@ def scores(order: Sequence[int], labels: dict[int, int], pool: Sequence[int]) ->
 
 
 class Engine:
-    """Day-1 and day-2 digests through the project's engine and learned ranking (pure core)."""
+    """Both days through the real planner on a SQLite database; votes through the web's path.
 
-    def __init__(self, papers: list[Paper]) -> None:
+    Day 1's papers arrive, every subscriber's digest is planned; readers vote on what was
+    listed (as ``POST /feedback/{token}`` records it); day 2's papers arrive and day 2 is
+    planned. The digests are read back from the outbox as the renderer reads them.
+    """
+
+    def __init__(self, papers: list[Paper], folder: Path) -> None:
         self.day1 = [p for p in papers if (p.id or 0) % 2 == 1]  # n even
         self.day2 = [p for p in papers if (p.id or 0) % 2 == 0]  # n odd
-        self.index1, self.index2 = PaperIndex(self.day1), PaperIndex(self.day2)
-        # The store on day 2 holds both days' papers: the space is fitted over all of them.
-        self.space = TextSpace([paper_text(p.title, p.abstract) for p in papers])
-        self.window2 = self.space.paper_vectors(self.index2.papers)
+        self.n_of = {p.key: (p.id or 0) - 1 for p in papers}
+        url = f"sqlite:///{folder / 'relevance.db'}"
+        upgrade(url)
+        self.engine = make_engine(url)
+        self.sessions = make_session_factory(self.engine)
+        self.ids: dict[tuple[str, str, str], int] = {}
 
-    def keyword(self, day: int, profile: str) -> list[Match]:
-        """A digest without votes, as listed."""
-        index = self.index1 if day == 1 else self.index2
-        return list(index.digest(parse_profile(profile), limit=LIMIT).matches)
+    def subscribe(self, persona: str, kind: str, side: str, profile: str) -> None:
+        """One subscriber (control or reader), confirmed before day 1's papers arrived."""
+        raw = SubscriberInput(f"{persona}-{kind}-{side}@example.org", profile, timezone="UTC")
+        joined = DAY1 - timedelta(hours=12)
+        added = add(self.sessions, raw, confirmed=True, defaults=Defaults(), now=joined)
+        self.ids[(persona, kind, side)] = added.id
 
-    def learned(self, profile: str, examples: list[Example]) -> list[Match]:
-        """The day-2 digest of a reader with these examples."""
-        model = learn(self.space, examples)
-        if model is None:
-            return self.keyword(2, profile)
-        voted = frozenset(e.paper_id for e in examples if e.paper_id is not None)
-        found = learned_digest(
-            self.index2, self.window2, parse_profile(profile), model, voted=voted, limit=LIMIT
+    def day(self, number: int) -> dict[int, list[Match]]:
+        """Store that day's papers, plan every subscriber; their digests' matches as listed."""
+        at = DAY1 if number == 1 else DAY2
+        papers = [replace(p, id=None) for p in (self.day1 if number == 1 else self.day2)]
+        with self.sessions.begin() as session:
+            upsert_papers(session, papers, at - timedelta(hours=2))
+        counter = iter(range(10**9))
+        planner = DigestPlanner(
+            self.sessions,
+            new_message_id=lambda: f"<{next(counter)}.{number}@bench>",
+            options=PlanOptions(max_papers=LIMIT),
+            learner=Learner(StoreSpace()),
         )
-        return list(found.matches)
+        planner.run(now=at, force=True, dry_run=False)
+        with self.sessions() as session:
+            ids = list(session.scalars(select(DigestRow.id).where(DigestRow.created_at == at)))
+            stored = load_digests(session, ids)
+        return {d.subscriber.id: list(d.matches) for d in stored.values()}
+
+    def ns(self, matches: Sequence[Match]) -> list[int]:
+        """The labelled set's ``n`` of each listed paper."""
+        return [self.n_of[m.paper.key] for m in matches]
+
+    def vote(self, subscriber_id: int, examples: list[tuple[Match, Vote]]) -> None:
+        """Record a reader's votes as the feedback page does."""
+        for match, choice in examples:
+            assert match.paper.id is not None
+            feedback.vote(self.sessions, subscriber_id, match.paper.id, choice,
+                          origin="email", now=DAY1 + timedelta(hours=3))  # fmt: skip
 
 
-def votes(listed: Sequence[Match], labels: dict[int, int]) -> list[Example]:
+def votes(
+    listed: Sequence[Match], labels: dict[int, int], n_of: dict[str, int]
+) -> list[tuple[Match, Vote]]:
     """The reader's day-1 votes: core -> more like this, not for them -> less, adjacent -> none."""
     found = []
     for match in listed:
-        label = labels[(match.paper.id or 0) - 1]
+        label = labels[n_of[match.paper.key]]
         if label != 1:
-            vote = Vote.MORE if label == 2 else Vote.LESS
-            text = paper_text(match.paper.title, match.paper.abstract)
-            found.append(Example(vote, match.paper.title, text, match.paper.id))
+            found.append((match, Vote.MORE if label == 2 else Vote.LESS))
     return found
 
 
 def run(engine: Engine, personas: list[Persona]) -> dict[str, list[dict[str, Any]]]:
     """Every persona's control and reader figures on day 2, per profile kind."""
+    for persona in personas:
+        for kind in KINDS:
+            for side in ("control", "reader"):
+                engine.subscribe(persona.id, kind, side, persona.profiles[kind])
+    day1 = engine.day(1)
+    cast: dict[tuple[str, str], list[tuple[Match, Vote]]] = {}
+    for persona in personas:
+        for kind in KINDS:
+            voter = engine.ids[(persona.id, kind, "reader")]
+            listed = seen_order(day1.get(voter, []))
+            cast[(persona.id, kind)] = votes(listed, persona.labels, engine.n_of)
+            engine.vote(voter, cast[(persona.id, kind)])
+    day2 = engine.day(2)
     pool = [(p.id or 0) - 1 for p in engine.day2]
+    # What main's keyword engine lists on day 2, to check that no control changed.
+    keyword_index = PaperIndex(engine.day2)
     results: dict[str, list[dict[str, Any]]] = {}
     for kind in KINDS:
         rows = []
         for persona in personas:
-            profile = persona.profiles[kind]
-            examples = votes(seen_order(engine.keyword(1, profile)), persona.labels)
-            control = engine.keyword(2, profile)
-            reader = engine.learned(profile, examples)
+            control = day2.get(engine.ids[(persona.id, kind, "control")], [])
+            reader = day2.get(engine.ids[(persona.id, kind, "reader")], [])
+            given = cast[(persona.id, kind)]
+            ns = engine.ns
+            keyword = [m.paper.key for m in keyword_index.digest(
+                parse_profile(persona.profiles[kind]), limit=LIMIT).matches]  # fmt: skip
             rows.append({
                 "persona": persona.id,
-                "votes": {"more": sum(e.vote is Vote.MORE for e in examples),
-                          "less": sum(e.vote is Vote.LESS for e in examples)},
-                "control_seen": scores(_ns(seen_order(control)), persona.labels, pool),
-                "control_rank": scores(_ns(control), persona.labels, pool),
-                "reader": scores(_ns(seen_order(reader)), persona.labels, pool),
+                "votes": {"more": sum(v is Vote.MORE for _, v in given),
+                          "less": sum(v is Vote.LESS for _, v in given)},
+                "control_seen": scores(ns(seen_order(control)), persona.labels, pool),
+                "control_rank": scores(ns(control), persona.labels, pool),
+                "reader": scores(ns(seen_order(reader)), persona.labels, pool),
+                "control_is_keyword_digest": [m.paper.key for m in control] == keyword,
                 "listed": {"control": len(control), "reader": len(reader),
                            "also_like": sum(m.resembles is not None for m in reader)},
             })  # fmt: skip
         results[kind] = rows
     return results
-
-
-def _ns(matches: Sequence[Match]) -> list[int]:
-    return [(m.paper.id or 0) - 1 for m in matches]
 
 
 def means(rows: list[dict[str, Any]], side: str) -> dict[str, float]:
@@ -201,6 +258,9 @@ def goals(results: dict[str, list[dict[str, Any]]]) -> dict[str, object]:
     terse = means(results["terse"], "reader")
     profile = means(results["profile"], "reader")
     return {
+        "controls_unchanged": all(
+            row["control_is_keyword_digest"] for rows in results.values() for row in rows
+        ),
         "terse_readers_reach_careful_controls": {
             "target": {m: careful[m] for m in ("ndcg10", "r25")},
             "reached": {m: terse[m] for m in ("ndcg10", "r25")},
@@ -222,7 +282,10 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     papers, personas = load(args.data)
-    results = run(Engine(papers), personas)
+    with tempfile.TemporaryDirectory() as folder:
+        engine = Engine(papers, Path(folder))
+        results = run(engine, personas)
+        engine.engine.dispose()
     print(table(results))
     verdict = goals(results)
     for name, goal in verdict.items():

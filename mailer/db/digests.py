@@ -185,6 +185,8 @@ def _paper_rows(digest_id: int, plan: PlannedDigest) -> list[DigestPaperRow]:
             interests=list(match.interests),
             terms=list(match.terms),
             spans=[[span.field, span.start, span.end] for span in match.spans],
+            learned=match.learned,
+            resembles=match.resembles,
         )
         for rank, match in enumerate(plan.matches, start=1)
     ]
@@ -349,6 +351,8 @@ def _listed(
             cast(DigestPaperRow.interests, Text),
             cast(DigestPaperRow.terms, Text),
             cast(DigestPaperRow.spans, Text),
+            DigestPaperRow.learned,
+            DigestPaperRow.resembles,
         )
         .where(DigestPaperRow.digest_id.in_(digest_ids))
         .order_by(DigestPaperRow.digest_id, DigestPaperRow.rank)
@@ -363,12 +367,12 @@ def _listed(
         papers.update(loaded)
     words, spans_of = _Decoded(_words), _Decoded(_spans)
     matches: dict[int, list[Match]] = {}
-    for digest_id, paper_id, score, interests, terms, spans in links:
+    for digest_id, paper_id, score, interests, terms, spans, learned, resembles in links:
         paper = papers.get(paper_id)
         if paper is None:  # the inner join of old: a listed paper that is gone is left out
             continue
         matches.setdefault(digest_id, []).append(
-            Match(paper, score, words(interests), words(terms), spans_of(spans))
+            Match(paper, score, words(interests), words(terms), spans_of(spans), learned, resembles)
         )
     return matches
 

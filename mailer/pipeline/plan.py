@@ -27,6 +27,7 @@ from mailer.errors import ProfileError
 from mailer.mail.message import make_message_id
 from mailer.matching import PaperIndex, Profile, parse_profile
 from mailer.models import DigestNote, DigestStatus, Match
+from mailer.pipeline.learning import Learner
 from mailer.schedule import (
     Cadence,
     Period,
@@ -95,10 +96,12 @@ class DigestPlanner:
         *,
         new_message_id: Callable[[], str],
         options: PlanOptions,
+        learner: Learner | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._new_message_id = new_message_id
         self._options = options
+        self._learner = learner  # None: keyword digests only
         self._indexes: dict[tuple[datetime, datetime], tuple[frozenset[int], PaperIndex]] = {}
 
     def run(self, *, now: datetime, force: bool, dry_run: bool) -> PlanReport:
@@ -134,6 +137,8 @@ class DigestPlanner:
         profile, _ = compiled_profile(row)
         if profile is None:
             raise ProfileError("the stored profile is invalid; fix it with `subscribers set`")
+        if self._learner is not None:
+            self._learner.load(session, [row.id])
         start = digest_repo.last_window_end(session, row.id) or self._first_start(row, now)
         window = _Window(current_period(cadence_of(row), now), start, now)
         sent = digest_repo.sent_paper_ids(session, row.id, self._index(session, window)[0])
@@ -148,6 +153,8 @@ class DigestPlanner:
         report: PlanReport,
     ) -> ChunkPlan:
         ids = [row.id for row in rows]
+        if self._learner is not None:  # one query for the chunk's votes, none per subscriber
+            self._learner.load(session, ids)
         last_ends = digest_repo.last_window_ends(session, ids)
         windows = {row.id: self._windows(row, last_ends.get(row.id), now, force) for row in rows}
         wanted = {(row.id, w.period.key) for row in rows for w in windows[row.id]}
@@ -248,12 +255,11 @@ class DigestPlanner:
         total = 0
         matches: tuple[Match, ...] = ()
         if paper_ids:  # rank everything, explain only what is listed
-            ranked = index.digest(profile, exclude=sent, limit=self._options.max_papers)
-            total, matches = ranked.total, ranked.matches
+            total, matches = self._rank(session, row.id, index, profile, sent)
         status, note = DigestStatus.PENDING, None
         if not paper_ids:
             status, note = DigestStatus.SKIPPED, DigestNote.NO_PAPERS
-        elif not total:
+        elif not total and not matches:  # a voter may get "You may also like" papers alone
             status, note = DigestStatus.SKIPPED, DigestNote.NO_MATCH
         return PlannedDigest(
             subscriber_id=row.id,
@@ -267,6 +273,25 @@ class DigestPlanner:
             window_start=window.start,
             window_end=window.end,
         )
+
+    def _rank(
+        self,
+        session: Session,
+        subscriber_id: int,
+        index: PaperIndex,
+        profile: Profile,
+        sent: frozenset[int],
+    ) -> tuple[int, tuple[Match, ...]]:
+        """The keyword digest, or for a reader with votes the learned one (the one seam)."""
+        limit = self._options.max_papers
+        if self._learner is not None and self._learner.has_examples(subscriber_id):
+            learned = self._learner.digest(
+                session, subscriber_id, index, profile, exclude=sent, limit=limit
+            )
+            if learned is not None:
+                return learned.total, learned.matches
+        ranked = index.digest(profile, exclude=sent, limit=limit)
+        return ranked.total, ranked.matches
 
     def _folded(self, row: DueSubscriber, window: _Window) -> PlannedDigest:
         return PlannedDigest(
@@ -374,6 +399,7 @@ def planner(ctx: Context) -> DigestPlanner:
         ctx.session_factory,
         new_message_id=lambda: make_message_id(ctx.sender),
         options=ctx.plan_options,
+        learner=Learner(),
     )
 
 

@@ -8,12 +8,11 @@ the contract: nothing here ever lifts an excluded paper into a digest.
 
 from mailer.relevance.examples import Example, Vote
 from mailer.relevance.model import ReaderModel, learn
-from mailer.relevance.ranking import ALSO_CAP, Candidate, Personalised, Pick, personalise
+from mailer.relevance.ranking import ALSO_CAP, Personalised, Pick, personalise
 from mailer.relevance.space import TextSpace, paper_text
 
 __all__ = [
     "ALSO_CAP",
-    "Candidate",
     "Example",
     "Personalised",
     "Pick",

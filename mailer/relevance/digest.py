@@ -11,7 +11,7 @@ from mailer.matching import PaperIndex, Profile
 from mailer.matching.postings import iter_bits
 from mailer.models import Match
 from mailer.relevance.model import ReaderModel
-from mailer.relevance.ranking import Candidate, Pick, personalise
+from mailer.relevance.ranking import Pick, personalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,10 @@ def learned_digest(
     profile excludes are never suggested: an exclusion always wins.
     """
     total, items = index.scored(profile, exclude)
-    candidates = [Candidate(p, score) for score, _, p in items]
+    rows = [p for _, _, p in items]
+    scores = [score for score, _, _ in items]
     blocked = index.exclusion_bits(profile) | index.id_bits(exclude | voted)
-    chosen = personalise(model, window, candidates, blocked=iter_bits(blocked), limit=limit)
+    chosen = personalise(model, window, rows, scores, blocked=iter_bits(blocked), limit=limit)
     keyword = {pick.index: pick for pick in chosen.picks + chosen.sunk}
     explained = index.explain_all(profile, [(p.score, 0, p.index) for p in keyword.values()])
     by_index = {pick.index: match for pick, match in zip(keyword.values(), explained, strict=True)}

@@ -50,12 +50,13 @@ def learn(
         return None
     rows = vectors if vectors is not None else space.vectors([e.text for e in examples])
     liked = [i for i, e in enumerate(examples) if e.vote is Vote.MORE]
-    disliked = [i for i, e in enumerate(examples) if e.vote is Vote.LESS]
-    query = np.zeros(space.size)
+    disliked = len(examples) - len(liked)
+    # Each row's weight in the query: the centroids' means, signed; one weighted sum.
+    weights = np.array(
+        [1.0 / len(liked) if e.vote is Vote.MORE else -DISLIKED_WEIGHT / disliked for e in examples]
+    )
+    query = np.asarray(rows.T.dot(weights)).ravel()
     if liked:  # the background only sharpens a taste; alone it would favour odd papers
-        query += np.asarray(rows[liked].mean(axis=0)).ravel()
         query -= BACKGROUND_WEIGHT * space.background
-    if disliked:
-        query -= DISLIKED_WEIGHT * np.asarray(rows[disliked].mean(axis=0)).ravel()
     titles = tuple(examples[i].title for i in liked)
-    return ReaderModel(query, sparse.csr_matrix(rows[liked]), titles)
+    return ReaderModel(query, rows[liked] if liked else rows[:0], titles)

@@ -29,14 +29,6 @@ ALSO_CAP = 5
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
-    """A keyword match: the paper's position in the window and its keyword score."""
-
-    index: int
-    score: float
-
-
-@dataclass(frozen=True, slots=True)
 class Pick:
     """A paper as the learned ranking places it."""
 
@@ -62,7 +54,8 @@ class Personalised:
 
 def standardised(model: ReaderModel, window: sparse.csr_matrix) -> np.ndarray:
     """Each window paper's learned score in standard deviations from the window's mean."""
-    raw = np.asarray(window @ model.query).ravel()
+    # ``dot``, not ``@``: scipy's ``@`` takes a slower path for a 1-d operand (1.4 vs 0.1 ms).
+    raw = np.asarray(window.dot(model.query)).ravel()
     if raw.size == 0:
         return raw
     spread = float(raw.std())
@@ -72,7 +65,8 @@ def standardised(model: ReaderModel, window: sparse.csr_matrix) -> np.ndarray:
 def personalise(
     model: ReaderModel,
     window: sparse.csr_matrix,
-    keyword: Sequence[Candidate],
+    rows: Sequence[int],
+    scores: Sequence[float],
     *,
     blocked: Iterable[int] = (),
     limit: int = 25,
@@ -84,14 +78,15 @@ def personalise(
     (excluded by the profile, already sent, voted on already).
     """
     z = standardised(model, window)
-    ranked = sorted(
-        (Pick(c.index, c.score + LEARNED_WEIGHT * z[c.index], LEARNED_WEIGHT * z[c.index])
-         for c in keyword),
-        key=lambda pick: -pick.score,
-    )[:limit]  # fmt: skip
+    where = np.asarray(rows, dtype=np.int64)
+    learned = LEARNED_WEIGHT * z[where]
+    combined = np.asarray(scores, dtype=np.float64) + learned
+    # Best first; a stable sort keeps the keyword order between equal scores.
+    top = np.argsort(-combined, kind="stable")[:limit].tolist()
+    ranked = [Pick(int(where[i]), float(combined[i]), float(learned[i])) for i in top]
     picks = tuple(p for p in ranked if p.learned >= SINK_BELOW * LEARNED_WEIGHT)
     sunk = tuple(p for p in ranked if p.learned < SINK_BELOW * LEARNED_WEIGHT)
-    skip = {c.index for c in keyword}.union(blocked)
+    skip = set(where.tolist()).union(blocked)
     return Personalised(picks, _also(model, window, z, skip, also_cap), sunk)
 
 
@@ -101,8 +96,9 @@ def _also(
     """Missed papers far above the day's average, each with the liked example it is closest to."""
     if cap <= 0 or model.liked.shape[0] == 0:
         return ()
-    order = np.argsort(-z, kind="stable")
-    chosen = [int(i) for i in order if z[i] >= ALSO_ABOVE and int(i) not in skip][: cap * 2]
+    above = np.flatnonzero(z >= ALSO_ABOVE)
+    order = above[np.argsort(-z[above], kind="stable")].tolist()
+    chosen = [i for i in order if i not in skip][: cap * 2]
     if not chosen:
         return ()
     closeness = (window[chosen] @ model.liked.T).toarray()
