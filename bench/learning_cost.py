@@ -12,8 +12,9 @@ on yesterday's papers). Three runs, each on a fresh copy of the same database, a
 
 The space is fitted once per process and store version; its fit is reported on its own and
 done before the timed runs (a daemon pays it once per fetch, not per run), and so is the first
-learning run, which also vectorises the window's papers and the voted ones (kept per process). Per-subscriber cost
-of a voter = (learning - keyword) / voters + keyword / N; the goal is at most 1.5x keyword.
+learning run, which also vectorises the window's papers and the voted ones (kept per process).
+Per-subscriber cost of a voter = (learning - keyword) / voters + keyword / N; the goal is at
+most 1.5x keyword.
 
     python bench/learning_cost.py                 # 5,000 subscribers
     python bench/learning_cost.py --subscribers 1000 --repeat 1
