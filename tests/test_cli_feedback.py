@@ -106,3 +106,29 @@ def test_remove_erases_the_votes(cli: Invoke, session_factory: SessionFactory) -
     assert examples(session_factory) == []
     with session_factory() as session:
         assert session.scalars(select(SuppressionRow)).first() is not None
+
+
+def test_why_shows_each_papers_reason_and_learned_part_and_export_has_the_votes(
+    cli: Invoke, session_factory: SessionFactory
+) -> None:
+    from mailer.pipeline.learning import Learner
+    from mailer.relevance import Vote
+    from tests.test_planning_learned import NOW, planner, setup, vote
+
+    voter, _ = setup(session_factory)
+    for i in (0, 2, 4):
+        vote(session_factory, voter, f"d1:robot:{i}", Vote.MORE)
+    vote(session_factory, voter, "d1:language:0", Vote.LESS)
+    planner(session_factory, Learner()).run(now=NOW, force=True, dry_run=False)
+    why = cli("why", "voter@example.org", "--date", NOW.date().isoformat())
+    assert why.code == 0, why.err
+    assert "-- matched: learning (learned +" in why.out
+    assert "-- you may also like: resembles 'robot study 1." in why.out
+    control = cli("why", "control@example.org", "--date", NOW.date().isoformat())
+    assert "-- matched: learning (no votes yet: keyword rank)" in control.out
+    facts = json.loads(cli("why", "voter@example.org", "--date", "2026-11-23", "--json").out)
+    assert {"learned", "resembles", "matched"} <= set(facts["facts"]["listed"][0])
+    exported = cli("subscribers", "export", "--format", "json", "--email", "voter@example.org")
+    (person,) = json.loads(exported.out)
+    assert sorted(v["vote"] for v in person["votes"]) == ["less like this"] + ["more like this"] * 3
+    assert person["votes"][0]["origin"] == "email" and person["votes"][0]["title"]

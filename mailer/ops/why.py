@@ -15,7 +15,7 @@ from mailer.db import subscribers as repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.errors import NotFound
-from mailer.models import DigestNote, DigestStatus, SubscriberStatus
+from mailer.models import DigestNote, DigestStatus, Match, SubscriberStatus
 from mailer.schedule import Period, cadence_of, due_at
 
 
@@ -72,7 +72,7 @@ def _reply(digest: DigestRow) -> str:
 
 
 def _from_digest(session: Session, row: SubscriberRow, digest: DigestRow, day: date) -> Explanation:
-    facts = {
+    facts: dict[str, Any] = {
         "period": digest.period, "status": digest.status, "note": digest.note,
         "message_id": digest.message_id, "papers": digest.paper_count,
         "matched": digest.matched_count, "considered": digest.considered_count,
@@ -81,7 +81,42 @@ def _from_digest(session: Session, row: SubscriberRow, digest: DigestRow, day: d
         "next_attempt_at": digest.next_attempt_at,
     }  # fmt: skip
     outcome, summary, details = _digest_story(session, row, digest, day)
+    listed = _listed(session, digest.id)
+    facts["listed"] = [_paper_fact(m) for m in listed]
+    details += [_paper_line(n, m) for n, m in enumerate(listed, start=1)]
     return Explanation(row.email, day, outcome, summary, tuple(details), facts)
+
+
+def _listed(session: Session, digest_id: int) -> tuple[Match, ...]:
+    stored = digest_repo.load_digest(session, digest_id)
+    return stored.matches if stored is not None else ()
+
+
+def _learned(value: float | None) -> str:
+    """A learned contribution in words: standard deviations above the day's average paper."""
+    if value is None:
+        return "no votes yet: keyword rank"
+    return f"learned {value:+.2f}"
+
+
+def _paper_line(number: int, match: Match) -> str:
+    """One listed paper: why it is there (keywords, or the liked paper it resembles)."""
+    title, learned = " ".join(match.paper.title.split()), _learned(match.learned)
+    if match.resembles is not None:
+        liked = " ".join(match.resembles.split())
+        return f"{number}. {title} -- you may also like: resembles {liked!r} ({learned})"
+    return f"{number}. {title} -- matched: {', '.join(match.interests)} ({learned})"
+
+
+def _paper_fact(match: Match) -> dict[str, Any]:
+    return {
+        "key": match.paper.key,
+        "title": match.paper.title,
+        "matched": list(match.interests),
+        "score": match.score,
+        "learned": match.learned,
+        "resembles": match.resembles,
+    }
 
 
 def _digest_story(

@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 
 from mailer.addresses import normalise_email
 from mailer.db import digests as digest_repo
+from mailer.db import feedback as feedback_repo
 from mailer.db import subscribers as repo
+from mailer.db.feedback import StoredExample
 from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.errors import NotFound
 from mailer.subscribers.importer import FORMULA_STARTS
@@ -68,7 +70,8 @@ def _known(session: Session, email: str) -> str:
 
 
 def full_record(session: Session, email: str) -> dict[str, Any]:
-    """Everything stored about one person (a GDPR access request): settings and every digest."""
+    """Everything stored about one person (a GDPR access request): settings, every digest and
+    every vote or seeded paper."""
     row = repo.get_row_by_email(session, _known(session, email))
     assert row is not None
     data = record(row)
@@ -77,7 +80,23 @@ def full_record(session: Session, email: str) -> dict[str, Any]:
     data["confirmation_sent_at"] = _plain(row.confirmation_sent_at)
     digests = digest_repo.every_digest_of(session, row.id)
     data["digests"] = [_digest(session, digest) for digest in digests]
+    data["votes"] = [_vote(example) for example in _examples(session, row.id)]
     return data
+
+
+def _examples(session: Session, subscriber_id: int) -> list[StoredExample]:
+    return feedback_repo.examples_of(session, [subscriber_id]).get(subscriber_id, [])
+
+
+def _vote(example: StoredExample) -> dict[str, Any]:
+    """A vote or seeded entry as the person gave it."""
+    return {
+        "vote": "more like this" if example.vote > 0 else "less like this",
+        "paper": example.key,
+        "title": example.title,
+        "origin": example.origin,
+        "at": _plain(example.at),
+    }
 
 
 def _digest(session: Session, row: DigestRow) -> dict[str, Any]:
