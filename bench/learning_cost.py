@@ -139,7 +139,8 @@ def warm_space(path: Path) -> float:
 
 def paired(path: Path, rounds: int = 3) -> dict[str, float]:
     """Each voter's digest both ways, back to back (the runs' difference drowns in noise):
-    the keyword engine's digest against the learned one, summed over voters, in ms each."""
+    the keyword engine's digest against the learned one, CPU time summed over voters, in ms
+    each."""
     engine = make_engine(f"sqlite:///{path}")
     sessions = make_session_factory(engine)
     with sessions() as session:
