@@ -87,3 +87,22 @@ def test_signup_confirm_digest_and_sigterm(
         if daemon.poll() is None:
             os.kill(daemon.pid, signal.SIGKILL)
             daemon.wait()
+
+
+def test_a_taken_port_fails_the_start_with_one_line(
+    db_url: str, smtp: SmtpServer, hf_api: LocalHTTPServer, tmp_path: Path
+) -> None:
+    env = _env(db_url, smtp, hf_api, tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in ("web", "run"):
+            done = subprocess.run(
+                [sys.executable, "-m", "mailer", command, "--port", str(port)],
+                env=env, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert done.returncode == 1, (command, done.stderr)
+            errors = [line for line in done.stderr.splitlines() if "level=" not in line]
+            assert errors == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+            assert "Traceback" not in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from mailer.config import Settings
 from mailer.context import Context
 from mailer.daemon import tuning
 from mailer.daemon.scheduler import build_scheduler
+from mailer.daemon.web_processes import bind
 from mailer.delivery import RetryPolicy, Transport, stop_on_signals, transport_from_settings
 from mailer.pipeline.cycle import fetch_now, send_now
 
@@ -43,11 +45,10 @@ async def serve(
     ``demo`` makes the web app show confirmation links on the page (demo mail only reaches
     the local Maildir).
     """
+    sock = bind(host, port) if web else None  # a taken port fails the start, not later
     stop = asyncio.Event()
     with stop_on_signals(stop):
-        await _serve_until(
-            ctx, settings, stop, scheduler=scheduler, web=web, host=host, port=port, demo=demo
-        )
+        await _serve_until(ctx, settings, stop, scheduler=scheduler, sock=sock, demo=demo)
 
 
 async def _serve_until(
@@ -56,9 +57,7 @@ async def _serve_until(
     stop: asyncio.Event,
     *,
     scheduler: bool,
-    web: bool,
-    host: str,
-    port: int,
+    sock: socket.socket | None,
     demo: bool,
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
@@ -67,8 +66,8 @@ async def _serve_until(
         if scheduler:
             transport = await stack.enter_async_context(transport_from_settings(settings))
             _start_jobs(ctx, settings, transport, _Jobs(stop, busy), stack)
-        if web:
-            tasks.append(asyncio.create_task(_web(ctx, settings, (host, port), stop, demo)))
+        if sock is not None:
+            tasks.append(asyncio.create_task(_web(ctx, settings, sock, stop, demo)))
         await stop.wait()
         log.info("shutting down: finishing in-flight work")
         async with busy:  # a running job stops claiming, finishes its sends, then we close
@@ -125,7 +124,7 @@ async def _send_and_log(
 
 
 async def _web(
-    ctx: Context, settings: Settings, where: tuple[str, int], stop: asyncio.Event, demo: bool
+    ctx: Context, settings: Settings, sock: socket.socket, stop: asyncio.Event, demo: bool
 ) -> None:
     from mailer.daemon.web_processes import warm
     from mailer.web.app import create_app
@@ -137,10 +136,10 @@ async def _web(
         secret_key=settings.effective_secret_key(),
     )
     warm(app)
-    host, port = where
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(app, log_level="warning")
     server = _QuietServer(config)
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     log.info("web server on http://%s:%d", host, port)
     await stop.wait()
     server.should_exit = True

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from mailer.config import Settings
 from mailer.daemon.tuning import freeze_heap
+from mailer.errors import MailerError
 from mailer.web.deps import Web
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,16 @@ BACKLOG = 2048
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """The listening socket every child accepts on."""
+    """The listening socket the web server accepts on; MailerError when it cannot be had
+    (the port is taken, the address is not this machine's), before anything else starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise MailerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
