@@ -16,12 +16,18 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def test_every_package_is_listed_for_the_wheel() -> None:
-    on_disk = {
-        ".".join(init.parent.relative_to(ROOT).parts)
-        for init in (ROOT / "mailer").rglob("__init__.py")
-    }
-    listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
-    assert on_disk | {"mailer.templates", "mailer.migrations"} == listed
+    """Every folder that ships, code or data, so setuptools neither drops nor warns about it."""
+
+    def folders(top: Path, name: str) -> set[str]:
+        found = {top} | {d for d in top.rglob("*") if d.is_dir() and d.name != "__pycache__"}
+        return {".".join((name, *d.relative_to(top).parts)) for d in found}
+
+    on_disk = (
+        folders(ROOT / "mailer", "mailer")
+        | folders(ROOT / "templates", "mailer.templates")
+        | folders(ROOT / "migrations", "mailer.migrations")
+    )
+    assert set(PYPROJECT["tool"]["setuptools"]["packages"]) == on_disk
 
 
 def test_the_package_top_level_stays_small() -> None:
