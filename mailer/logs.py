@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterable
@@ -19,6 +20,13 @@ LogFormat = Literal["text", "json"]
 MASK = "***"
 NOISY = ("alembic", "apscheduler", "httpx", "aiosmtplib", "uvicorn.access")
 _HANDLER_NAME = "mailer"
+# The user-info of a URL (``//user:token@``) and the values of query parameters named like
+# credentials: masked in every log line, /healthz and CLI output, whoever configured them.
+_URL_USERINFO = re.compile(r"(?<=//)(?:([^/?#@\s:]*):)?[^/?#@\s]+@")
+_URL_SECRET_PARAM = re.compile(
+    r"(?<=[?&])([^=&#\s]*(?:token|key|secret|pass|auth|sig|session|cred)[^=&#\s]*)=[^&#\s]*",
+    re.IGNORECASE,
+)
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged too.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -68,23 +76,39 @@ class SecretMask(logging.Filter):
         self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
     def mask(self, text: str) -> str:
-        """``text`` with every secret replaced."""
+        """``text`` with every secret and every URL's credentials replaced."""
         for secret in self.secrets:
             text = text.replace(secret, MASK)
-        return text
+        return masked(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Mask the message and its arguments before any formatter sees them."""
-        if self.secrets:
-            record.msg = self.mask(record.getMessage())
-            record.args = None
-            if record.exc_info:
-                # Tracebacks can quote a URL with a password: keep only the masked summary.
-                record.msg += " | " + self.mask(
-                    logging.Formatter().formatException(record.exc_info).splitlines()[-1]
-                )
-                record.exc_info, record.exc_text = None, None
+        record.msg = self.mask(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            # Tracebacks can quote a URL with a password: keep only the masked summary.
+            record.msg += " | " + self.mask(
+                logging.Formatter().formatException(record.exc_info).splitlines()[-1]
+            )
+            record.exc_info, record.exc_text = None, None
         return True
+
+
+def masked(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked: ``https://user:***@host/``,
+    ``https://***@host/`` (a bare token), and ``?token=***`` for query parameters named like a
+    token, key, secret or password."""
+    if "//" not in text:
+        return text
+    text = _URL_USERINFO.sub(_masked_userinfo, text)
+    return _URL_SECRET_PARAM.sub(rf"\1={MASK}", text)
+
+
+def _masked_userinfo(found: re.Match[str]) -> str:
+    # ``user:password@`` keeps the user (it tells the operator which login); a lone
+    # ``token@`` is the credential itself.
+    user = found.group(1)
+    return f"{user}:{MASK}@" if user is not None else f"{MASK}@"
 
 
 def url_password(url: str) -> str | None:

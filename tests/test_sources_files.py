@@ -68,7 +68,7 @@ def test_malformed_items_are_skipped_and_counted() -> None:
     assert result.skip_reasons == (
         "item 2: no title",
         "item 3: not an object",
-        f"item 4: duplicate of {title_key('ok')}",
+        "item 4: duplicate title 'OK'",
     )
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -21,6 +23,7 @@ import httpx
 from mailer.errors import PayloadError
 from mailer.models import Paper
 from mailer.sources.base import FetchResult, ParseResult, Validators
+from mailer.sources.batch import DEFAULT_MAX_ITEMS, Batch
 from mailer.sources.http import (
     DEFAULT_POLICY,
     HttpPolicy,
@@ -67,14 +70,14 @@ def _is_error(entry: ET.Element) -> bool:
 def parse_entry(entry: ET.Element, source: str = KIND) -> tuple[Paper, str]:
     """One feed entry as (Paper, announce type); ValueError with a short reason when unusable."""
     if _is_error(entry):
-        raise ValueError(f"arXiv error: {_text(entry, 'atom:summary') or 'no detail'}")
+        raise ValueError(f"arXiv error: {_text(entry, 'atom:summary')[:200] or 'no detail'}")
     raw_id = _text(entry, "atom:id")
     link = entry.find("atom:link[@rel='alternate']", _NS)
     arxiv_id = normalise_arxiv_id(raw_id) or (
         normalise_arxiv_id(link.get("href", "")) if link is not None else None
     )
     if arxiv_id is None:
-        raise ValueError(f"no arXiv id ({raw_id or 'missing'})")
+        raise ValueError(f"no arXiv id ({raw_id[:40] or 'missing'})")
     title = _text(entry, "atom:title")
     if not title:
         raise ValueError(f"{arxiv_id}: no title")
@@ -97,52 +100,85 @@ def parse_entry(entry: ET.Element, source: str = KIND) -> tuple[Paper, str]:
     return paper, _text(entry, "arxiv:announce_type").lower() or "new"
 
 
-def _root(data: bytes, source: str) -> ET.Element:
+_FEED = f"{{{_NS['atom']}}}feed"
+_ENTRY = f"{{{_NS['atom']}}}entry"
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class _Feed:
+    """What streaming the document found besides its entries."""
+
+    root: ET.Element | None = None
+    entries: int = 0
+    first_day: date | None = None
+
+
+def _entries(data: bytes, source: str, feed: _Feed) -> Iterator[ET.Element]:
+    """The feed's entries as each one closes, read incrementally and then dropped from the
+    tree, so a feed of 100,000 entries never exists as one tree in memory."""
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+    depth = 0
+    for offset in [*range(0, len(data), _CHUNK), len(data)]:
+        _feed_parser(parser, data, offset, source)  # the last offset closes the parser
+        for item in parser.read_events():
+            event, element = item[0], item[-1]  # start/end events carry (name, element)
+            if not isinstance(element, ET.Element):
+                continue
+            depth += 1 if event == "start" else -1
+            if event == "start" and feed.root is None:
+                feed.root = _checked_root(element, source)
+            elif event == "end" and depth == 1 and element.tag == _ENTRY and feed.root is not None:
+                feed.entries += 1
+                yield element
+                feed.root.remove(element)
+
+
+def _feed_parser(
+    parser: ET.XMLPullParser[ET.Element], data: bytes, offset: int, source: str
+) -> None:
     try:
-        root = ET.fromstring(data)
+        if offset < len(data):
+            parser.feed(data[offset : offset + _CHUNK])
+        else:
+            parser.close()
     except ET.ParseError as exc:
         raise PayloadError(f"{source}: invalid XML ({exc})") from exc
-    if root.tag != f"{{{_NS['atom']}}}feed":
-        raise PayloadError(f"{source}: not an Atom feed (root element {root.tag!r})")
-    return root
+
+
+def _checked_root(element: ET.Element, source: str) -> ET.Element:
+    if element.tag != _FEED:
+        raise PayloadError(f"{source}: not an Atom feed (root element {element.tag[:80]!r})")
+    return element
 
 
 def parse(
-    data: bytes, source: str = KIND, types: frozenset[str] = DEFAULT_TYPES
+    data: bytes,
+    source: str = KIND,
+    types: frozenset[str] = DEFAULT_TYPES,
+    max_items: int = DEFAULT_MAX_ITEMS,
 ) -> tuple[ParseResult, date | None]:
     """Parse a feed into (papers of the wanted announce types, the announcement day).
 
     Entries of other announce types are left out without counting as skipped.
     """
-    root = _root(data, source)
-    entries = root.findall("atom:entry", _NS)
-    papers: list[Paper] = []
-    reasons: list[str] = []
-    seen: set[str] = set()
-    for index, entry in enumerate(entries, start=1):
-        try:
-            paper, kind = parse_entry(entry, source)
-        except ValueError as exc:
-            reasons.append(f"entry {index}: {exc}")
-            continue
-        if kind not in types:
-            continue
-        if paper.key in seen:
-            reasons.append(f"entry {index}: duplicate of {paper.key}")
-            continue
-        seen.add(paper.key)
-        papers.append(paper)
-    if entries and len(reasons) == len(entries) and all("arXiv error" in r for r in reasons):
+    feed = _Feed()
+    batch = Batch(max_items)
+    for index, entry in enumerate(_entries(data, source, feed), start=1):
+        if feed.first_day is None:
+            feed.first_day = _timestamp_day(_text(entry, "atom:published"))
+        batch.add(f"entry {index}", partial(_wanted, entry, source, types))
+    if feed.root is None:
+        raise PayloadError(f"{source}: empty document")
+    reasons = batch.reasons
+    if feed.entries and len(reasons) == feed.entries and all("arXiv error" in r for r in reasons):
         raise PayloadError(f"{source}: {reasons[0].split(': ', 1)[1]}")
-    return ParseResult(tuple(papers), tuple(reasons)), _feed_day(root, entries)
+    return batch.result(), feed.first_day or _timestamp_day(_text(feed.root, "atom:updated"))
 
 
-def _feed_day(root: ET.Element, entries: list[ET.Element]) -> date | None:
-    for entry in entries:
-        day = _timestamp_day(_text(entry, "atom:published"))
-        if day is not None:
-            return day
-    return _timestamp_day(_text(root, "atom:updated"))
+def _wanted(entry: ET.Element, source: str, types: frozenset[str]) -> Paper | None:
+    paper, kind = parse_entry(entry, source)
+    return paper if kind in types else None
 
 
 def parse_categories(value: str) -> tuple[str, ...]:
@@ -191,7 +227,7 @@ class ArxivSource:
         if response.not_modified:
             return FetchResult(not_modified=True, validators=response.validators)
         require_content_type(response, self.name, ("xml", "atom"))
-        parsed, feed_day = parse(response.body, self.name, self.types)
+        parsed, feed_day = parse(response.body, self.name, self.types, self.policy.limits.max_items)
         return FetchResult.from_parse(parsed, response.validators, feed_day)
 
     async def fetch_since(

@@ -21,16 +21,29 @@ class Validators:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What one fetch of one source may make us hold (``MAILER_FETCH_MAX_BYTES``, ``_ITEMS``)."""
+
+    max_bytes: int = 16 * 1024 * 1024  # a response body after decompression, or a file
+    max_items: int = 5_000  # items read; later ones are counted as skipped, not read
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
 class ParseResult:
-    """What a pure parser found: the papers, and one short reason per skipped item."""
+    """What a pure parser found: the papers, and a short reason per skipped item (the first
+    hundred; the rest are counted)."""
 
     papers: tuple[Paper, ...]
     skip_reasons: tuple[str, ...] = ()
+    more_skipped: int = 0  # skipped items without a reason of their own (past the kept ones)
 
     @property
     def skipped(self) -> int:
         """How many items were skipped."""
-        return len(self.skip_reasons)
+        return len(self.skip_reasons) + self.more_skipped
 
 
 @dataclass(frozen=True, slots=True)

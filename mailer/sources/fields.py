@@ -1,14 +1,35 @@
-"""Small pure helpers that read loosely-typed JSON fields into clean Python values."""
+"""Pure helpers that read loosely-typed fields into clean, bounded Python values.
+
+Whatever a source hands over, a stored paper keeps within the caps below (documented in the
+README's limits table): text loses control characters and is cut at a word boundary, lists keep
+their first entries, links must be http(s), and counts must fit a 32-bit column.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from datetime import date, datetime
 from html.parser import HTMLParser
 from typing import Any
 
 from mailer.errors import PayloadError
+from mailer.models import Paper
 from mailer.sources.identity import clean_text
+
+MAX_TITLE = 500  # characters; the longest real titles are about 300
+MAX_ABSTRACT = 5_000  # arXiv caps abstracts at 1,920
+MAX_AUTHORS = 200  # names kept per paper (large collaborations list thousands)
+MAX_NAME = 200  # characters per author name, category or keyword
+MAX_TERMS = 50  # categories, and keywords, kept per paper
+MAX_URL = 2_000  # characters per link
+MAX_KEY = 255  # the identity key's column
+MAX_ARXIV_ID = 32  # the arxiv_id column
+MAX_COUNT = 2**31 - 1  # upvotes and comments: a 32-bit INTEGER on every database
+ELLIPSIS = "…"
+_HTTP = re.compile(r"^https?://[^\s/?#]+", re.IGNORECASE)
+_MAX_DIGITS = 30  # a count written with more digits is junk, whatever its value
 
 
 def load_json(data: bytes, name: str) -> Any:
@@ -21,6 +42,10 @@ def load_json(data: bytes, name: str) -> Any:
         raise PayloadError(
             f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}{hint}"
         ) from exc
+    except RecursionError:
+        raise PayloadError(f"{name}: JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise PayloadError(f"{name}: unreadable JSON ({str(exc)[:80]})") from None
 
 
 def _looks_truncated(document: str, error_at: int) -> bool:
@@ -49,14 +74,35 @@ def optional_text(value: Any) -> str | None:
 
 
 def optional_int(value: Any) -> int | None:
-    """An int from an int (not a bool) or a digit string, else None."""
+    """An int from an int (not a bool) or a digit string, else None.
+
+    A digit string too long to be a real number raises ValueError (the item is junk).
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+        digits = value.strip()
+        if len(digits) > _MAX_DIGITS:
+            raise ValueError(f"a number of {len(digits):,} digits")
+        return int(digits)
     return None
+
+
+def count(value: Any, field: str) -> int | None:
+    """A count (upvotes, comments) from ``value``; None when absent or not a number.
+
+    ValueError naming the field when the number is outside 0..MAX_COUNT: the item is skipped
+    rather than stored with a made-up figure.
+    """
+    number = optional_int(value)
+    if number is None or 0 <= number <= MAX_COUNT:
+        return number
+    # str() of a huge int is slow (and refused past 4,300 digits): say its size instead.
+    digits = number.bit_length() * 0.30103
+    shown = f"{number:,}" if digits < 20 else f"of about {digits:.0f} digits"
+    raise ValueError(f"{field} {shown} is out of range (0 to {MAX_COUNT:,})")
 
 
 def optional_date(value: Any) -> date | None:
@@ -116,3 +162,73 @@ def strip_tags(markup: str) -> str:
     parser.feed(markup)
     parser.close()
     return " ".join("".join(parser.parts).split())
+
+
+def capped(value: str, limit: int) -> str:
+    """``value`` cut to at most ``limit`` characters, at a word boundary when one is near."""
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - len(ELLIPSIS)]
+    space = cut.rfind(" ")
+    if space > limit * 0.8:
+        cut = cut[:space]
+    return cut.rstrip() + ELLIPSIS
+
+
+def capped_list(values: tuple[str, ...], entries: int, limit: int) -> tuple[str, ...]:
+    """The first ``entries`` non-empty values, each cleaned and capped at ``limit``."""
+    out: list[str] = []
+    for value in values:
+        cleaned = capped(clean_text(value), limit)
+        if cleaned:
+            out.append(cleaned)
+            if len(out) == entries:
+                break
+    return tuple(out)
+
+
+def link(value: str | None) -> str | None:
+    """An http(s) link of at most MAX_URL characters, else None (other schemes are dropped)."""
+    if not value:
+        return None
+    cleaned = clean_text(value)
+    return cleaned if len(cleaned) <= MAX_URL and _HTTP.match(cleaned) else None
+
+
+def _checked_count(value: int | None, field: str) -> int | None:
+    if value is not None and not 0 <= value <= MAX_COUNT:
+        return count(value, field)  # raises, naming the field
+    return value
+
+
+def bounded(paper: Paper) -> Paper:
+    """``paper`` with every field cleaned and within the caps; ValueError when unusable.
+
+    Every parser's papers pass through here, so no source can store a NUL, a 5 MB title or an
+    integer its column cannot hold.
+    """
+    title = capped(clean_text(paper.title), MAX_TITLE)
+    if not title:
+        raise ValueError("no title")
+    key = clean_text(paper.key)
+    if not key or len(key) > MAX_KEY:
+        raise ValueError(f"identity key of {len(key):,} characters (at most {MAX_KEY})")
+    if paper.arxiv_id is not None and len(paper.arxiv_id) > MAX_ARXIV_ID:
+        raise ValueError(f"arXiv id of {len(paper.arxiv_id):,} characters")
+    return dataclasses.replace(
+        paper,
+        key=key,
+        title=title,
+        abstract=capped(clean_text(paper.abstract), MAX_ABSTRACT),
+        authors=capped_list(paper.authors, MAX_AUTHORS, MAX_NAME),
+        categories=capped_list(paper.categories, MAX_TERMS, MAX_NAME),
+        keywords=capped_list(paper.keywords, MAX_TERMS, MAX_NAME),
+        url=link(paper.url),
+        pdf_url=link(paper.pdf_url),
+        hf_url=link(paper.hf_url),
+        code_url=link(paper.code_url),
+        project_url=link(paper.project_url),
+        thumbnail_url=link(paper.thumbnail_url),
+        upvotes=_checked_count(paper.upvotes, "upvotes"),
+        comments=_checked_count(paper.comments, "comments"),
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date
+from functools import partial
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from mailer.errors import PayloadError
 from mailer.models import Paper
 from mailer.sources import fields
 from mailer.sources.base import FetchResult, ParseResult, Validators
+from mailer.sources.batch import DEFAULT_MAX_ITEMS, Batch
 from mailer.sources.calendar import catch_up_days
 from mailer.sources.http import (
     DEFAULT_POLICY,
@@ -50,7 +52,8 @@ def parse_item(item: Any, source: str = KIND) -> Paper:
     raw_id = paper.get("id")
     arxiv_id = normalise_arxiv_id(raw_id) if isinstance(raw_id, str) else None
     if arxiv_id is None:
-        raise ValueError(f"no arXiv id ({raw_id!r})")
+        shown = raw_id[:40] if isinstance(raw_id, str) else raw_id
+        raise ValueError(f"no arXiv id ({shown!r})")
     title = fields.text(paper.get("title")) or fields.text(item.get("title"))
     if not title:
         raise ValueError(f"{arxiv_id}: no title")
@@ -69,34 +72,23 @@ def parse_item(item: Any, source: str = KIND) -> Paper:
         project_url=fields.optional_text(paper.get("projectPage")),
         thumbnail_url=fields.optional_text(item.get("thumbnail")),
         published=fields.optional_date(paper.get("publishedAt") or item.get("publishedAt")),
-        upvotes=fields.optional_int(paper.get("upvotes")),
-        comments=fields.optional_int(item.get("numComments")),
+        upvotes=fields.count(paper.get("upvotes"), "upvotes"),
+        comments=fields.count(item.get("numComments"), "comments"),
         source=source,
     )
 
 
-def parse(data: bytes, source: str = KIND) -> ParseResult:
+def parse(data: bytes, source: str = KIND, max_items: int = DEFAULT_MAX_ITEMS) -> ParseResult:
     """Parse a daily-papers JSON array; malformed items are skipped with a reason."""
     document = fields.load_json(data, source)
     if isinstance(document, dict) and isinstance(document.get("error"), str):
-        raise PayloadError(f"{source}: the API answered an error: {document['error']}")
+        raise PayloadError(f"{source}: the API answered an error: {document['error'][:200]}")
     if not isinstance(document, list):
         raise PayloadError(f"{source}: expected a JSON array, got {type(document).__name__}")
-    papers: list[Paper] = []
-    reasons: list[str] = []
-    seen: set[str] = set()
+    batch = Batch(max_items)
     for index, item in enumerate(document, start=1):
-        try:
-            paper = parse_item(item, source)
-        except ValueError as exc:
-            reasons.append(f"item {index}: {exc}")
-            continue
-        if paper.key in seen:
-            reasons.append(f"item {index}: duplicate of {paper.key}")
-            continue
-        seen.add(paper.key)
-        papers.append(paper)
-    return ParseResult(tuple(papers), tuple(reasons))
+        batch.add(f"item {index}", partial(parse_item, item, source))
+    return batch.result()
 
 
 class HfDailySource:
@@ -125,7 +117,8 @@ class HfDailySource:
         if response.not_modified:
             return FetchResult(not_modified=True, validators=response.validators, day=day)
         require_content_type(response, self.name, ("json",))
-        return FetchResult.from_parse(parse(response.body, self.name), response.validators, day)
+        parsed = parse(response.body, self.name, self.policy.limits.max_items)
+        return FetchResult.from_parse(parsed, response.validators, day)
 
     async def fetch_since(
         self, client: httpx.AsyncClient, validators: Validators, day: date, since: date | None

@@ -18,6 +18,10 @@ _EMBEDDED = re.compile(
 )
 _MAX_KEY = 200  # paper.key is VARCHAR(255); longer own ids are hashed
 _WS = re.compile(r"\s+")
+# C0 and C1 control characters and lone surrogates: a NUL breaks PostgreSQL text, and a
+# surrogate cannot be encoded as UTF-8 by either database. The controls Python counts as
+# whitespace (\t-\r, \x1c-\x1f, \x85) are collapsed into spaces instead.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff]")
 _NON_WORD = re.compile(r"[^\w]+|_+")
 
 
@@ -37,8 +41,9 @@ def normalise_arxiv_id(value: str) -> str | None:
 
 
 def clean_text(value: str) -> str:
-    """Text with HTML entities decoded and all whitespace runs (newlines too) collapsed."""
-    return _WS.sub(" ", html.unescape(value)).strip()
+    """Text with HTML entities decoded, control characters and lone surrogates removed, and all
+    whitespace runs (newlines too) collapsed."""
+    return _WS.sub(" ", _CONTROL.sub("", html.unescape(value))).strip()
 
 
 def normalise_title(title: str) -> str:

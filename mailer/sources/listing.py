@@ -10,10 +10,12 @@ a hash of the normalised title and their link an arXiv title search.
 from __future__ import annotations
 
 import re
+from functools import partial
 from urllib.parse import urlencode
 
 from mailer.models import Paper
 from mailer.sources.base import ParseResult
+from mailer.sources.batch import DEFAULT_MAX_ITEMS, Batch
 from mailer.sources.identity import clean_text, normalise_title, title_key
 
 _HEADERS = {
@@ -57,6 +59,8 @@ def _body_lines(text: str) -> list[tuple[int, str]]:
 
 
 def _paper(title: str, abstract: str, source: str) -> Paper:
+    if not normalise_title(title):
+        raise ValueError("no title")
     return Paper(
         key=title_key(title),
         title=title,
@@ -66,31 +70,23 @@ def _paper(title: str, abstract: str, source: str) -> Paper:
     )
 
 
-def parse(data: str, source: str = "listing") -> ParseResult:
+def parse(data: str, source: str = "listing", max_items: int = DEFAULT_MAX_ITEMS) -> ParseResult:
     """Parse a listing into title-keyed papers; orphan lines and repeats are skipped."""
     body = _body_lines(data)
-    papers: list[Paper] = []
-    reasons: list[str] = []
-    seen: set[str] = set()
+    batch = Batch(max_items)
     i = 0
     while i < len(body):
         number, title = body[i]
         if len(title) > _MAX_TITLE:
-            reasons.append(f"line {number}: text without a title")
+            batch.skip(f"line {number}", "text without a title")
             i += 1
             continue
         abstract = body[i + 1][1] if i + 1 < len(body) else ""
         if len(abstract) <= _MAX_TITLE and _followed_by_abstract(body, i + 1):
             abstract = ""  # the next line is the following paper's title
         i += 2 if abstract else 1
-        if not normalise_title(title):
-            reasons.append(f"line {number}: no title")
-        elif title_key(title) in seen:
-            reasons.append(f"line {number}: duplicate title {title[:60]!r}")
-        else:
-            seen.add(title_key(title))
-            papers.append(_paper(title, abstract, source))
-    return ParseResult(tuple(papers), tuple(reasons))
+        batch.add(f"line {number}", partial(_paper, title, abstract, source))
+    return batch.result()
 
 
 def _followed_by_abstract(body: list[tuple[int, str]], index: int) -> bool:

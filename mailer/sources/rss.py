@@ -10,14 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import date
+from functools import partial
 from typing import Any
 
 import httpx
 
 from mailer.errors import PayloadError, SourceError
+from mailer.logs import masked
 from mailer.models import Paper
 from mailer.sources import fields
 from mailer.sources.base import FetchResult, ParseResult, Validators
+from mailer.sources.batch import DEFAULT_MAX_ITEMS, Batch
 from mailer.sources.http import DEFAULT_POLICY, HttpPolicy, conditional_get, require_content_type
 from mailer.sources.identity import arxiv_links, normalise_arxiv_id, paper_identity
 
@@ -76,34 +79,31 @@ def _feedparser() -> Any:
     return feedparser
 
 
-def parse(data: bytes, source: str = KIND) -> ParseResult:
+def _read_feed(feedparser: Any, data: bytes, source: str) -> Any:
+    try:
+        return feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
+    except RecursionError:
+        raise PayloadError(f"{source}: feed nested too deeply to read") from None
+
+
+def parse(data: bytes, source: str = KIND, max_items: int = DEFAULT_MAX_ITEMS) -> ParseResult:
     """Parse feed bytes (never a URL: feedparser would fetch it); bad entries are skipped."""
     feedparser = _feedparser()
-    feed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
+    feed = _read_feed(feedparser, data, source)
     entries = feed.get("entries") or []
     if feed.get("bozo") and not entries:
-        reason = feed.get("bozo_exception") or "unreadable feed"
+        reason = str(feed.get("bozo_exception") or "unreadable feed")[:200]
         raise PayloadError(f"{source}: not a readable feed ({reason})")
     if not entries and not feed.get("version"):
         raise PayloadError(f"{source}: not an RSS or Atom feed")
-    papers: list[Paper] = []
-    reasons: list[str] = []
-    seen: set[str] = set()
+    notes: tuple[str, ...] = ()
     problem = feed.get("bozo_exception")
     if problem is not None and not isinstance(problem, feedparser.CharacterEncodingOverride):
-        reasons.append(f"feed: malformed XML read leniently ({problem})")
+        notes = (f"feed: malformed XML read leniently ({str(problem)[:160]})",)
+    batch = Batch(max_items)
     for index, entry in enumerate(entries, start=1):
-        try:
-            paper = parse_entry(entry, source)
-        except ValueError as exc:
-            reasons.append(f"entry {index}: {exc}")
-            continue
-        if paper.key in seen:
-            reasons.append(f"entry {index}: duplicate of {paper.key}")
-            continue
-        seen.add(paper.key)
-        papers.append(paper)
-    return ParseResult(tuple(papers), tuple(reasons))
+        batch.add(f"entry {index}", partial(parse_entry, entry, source))
+    return batch.result(notes)
 
 
 class RssSource:
@@ -114,7 +114,8 @@ class RssSource:
     def __init__(self, url: str, policy: HttpPolicy = DEFAULT_POLICY) -> None:
         self.url = url
         self.policy = policy
-        self.name = f"{KIND}:{url}"
+        # The name is stored, logged and shown: never with the feed's credentials in it.
+        self.name = f"{KIND}:{masked(url)}"
 
     async def fetch(
         self, client: httpx.AsyncClient, validators: Validators, day: date
@@ -131,7 +132,8 @@ class RssSource:
         if response.not_modified:
             return FetchResult(not_modified=True, validators=response.validators)
         require_content_type(response, self.name, _FEED_TYPES)
-        return FetchResult.from_parse(parse(response.body, self.name), response.validators, None)
+        parsed = parse(response.body, self.name, self.policy.limits.max_items)
+        return FetchResult.from_parse(parsed, response.validators, None)
 
     async def fetch_since(
         self, client: httpx.AsyncClient, validators: Validators, day: date, since: date | None

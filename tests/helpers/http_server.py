@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -37,6 +37,9 @@ class Canned:
     content_type: str | None = None
     delay: float = 0.0
     drop: bool = False
+    drip: float = 0.0
+    chunks: Callable[[], Iterable[bytes]] | None = None
+    length: int | None = None
 
     @classmethod
     def json(cls, value: Any, status: int = 200, **headers: str) -> Canned:
@@ -181,10 +184,33 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in canned.headers.items():
             self.send_header(name, value)
         no_body = canned.status in (204, 304) or self.command == "HEAD"
-        self.send_header("Content-Length", "0" if no_body else str(len(body)))
+        if canned.chunks is not None and not no_body:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self._send_chunked(canned.chunks())
+            return
+        length = canned.length if canned.length is not None else len(body)
+        self.send_header("Content-Length", "0" if no_body else str(length))
         self.end_headers()
-        if not no_body:
+        if no_body:
+            return
+        if canned.drip:
+            self._drip(body, canned.drip)
+        else:
             self.wfile.write(body)
+
+    def _drip(self, body: bytes, interval: float) -> None:
+        """One byte at a time: each read arrives well within any per-read timeout."""
+        for index in range(len(body)):
+            self.wfile.write(body[index : index + 1])
+            self.wfile.flush()
+            time.sleep(interval)
+
+    def _send_chunked(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            if chunk:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
