@@ -16,6 +16,29 @@ from mailer.errors import ConfigError
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "placeholder", "dev"}
+# Production keys: long enough that guessing one is hopeless, and none of the values people
+# copy from examples (a guessed key forges links to anyone's preferences).
+MIN_SECRET_LENGTH = 32
+_MIN_DISTINCT = 10  # "aaaa..." or "0123012301230123..." is long but guessable
+# Words of five or more letters: a random key holds one by chance about once in a million.
+_PLACEHOLDER_WORDS = (
+    "change", "replace", "example", "placeholder", "secret", "password", "dummy", "default",
+    "insecure", "12345", "abcdef",
+)  # fmt: skip
+KEY_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` is too weak to sign production links, or None when it will do."""
+    if len(key) < MIN_SECRET_LENGTH:
+        return f"is {len(key)} characters long; production needs at least {MIN_SECRET_LENGTH}"
+    folded = key.casefold()
+    word = next((w for w in _PLACEHOLDER_WORDS if w in folded), None)
+    if word is not None:
+        return f"looks like a placeholder (it contains {word!r})"
+    if len(set(key)) < _MIN_DISTINCT:
+        return f"uses only {len(set(key))} different characters"
+    return None
 
 
 def _usable_cpus() -> int:
@@ -45,6 +68,11 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(None, description="SMTP login password (optional).")
     smtp_security: Literal["none", "starttls", "tls"] = Field(
         "starttls", description="Transport security: none, starttls or tls (implicit TLS)."
+    )
+    smtputf8: bool = Field(
+        False,
+        description="Accept new addresses whose part before the @ is not ASCII (üser@...)."
+        " Set it only when the SMTP server offers SMTPUTF8.",
     )
     smtp_timeout: float = Field(30.0, gt=0, description="Seconds before an SMTP command times out.")
     smtp_concurrency: int = Field(4, ge=1, le=64, description="Parallel SMTP connections.")
@@ -90,7 +118,8 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         "",
         description="Signs link tokens. In dev a random key is made once and kept in"
-        " ./.mailer-secret; production refuses to start without a real one.",
+        " ./.mailer-secret; production refuses to start with a key shorter than 32 characters"
+        " or one that looks like a placeholder.",
     )
     env: Literal["dev", "production"] = Field(
         "dev", description="dev allows a generated secret key; production refuses to start."
@@ -109,7 +138,29 @@ class Settings(BaseSettings):
     fetch_cron: str = Field(
         "0 * * * *", description="When sources are polled: a five-field cron in UTC (hourly)."
     )
-    http_timeout: float = Field(30.0, gt=0, description="Seconds before a source request fails.")
+    http_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a source request may wait to connect or for its next bytes before"
+        " it is retried.",
+    )
+    http_deadline: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds one source request may take in all, connect to last byte; a"
+        " slower answer (a server dripping bytes) fails that fetch and is not retried.",
+    )
+    fetch_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest response (after decompression) or file a source may hand over,"
+        " in bytes; a larger one fails that fetch.",
+    )
+    fetch_max_items: int = Field(
+        5000,
+        ge=1,
+        description="Items read per fetch of one source; later items are counted as skipped.",
+    )
     default_send_time: str = Field("08:00", description="New subscribers' delivery time, HH:MM.")
     default_timezone: str = Field("UTC", description="New subscribers' IANA time zone.")
     max_papers: int = Field(25, ge=1, le=200, description="Papers listed per digest.")
@@ -131,6 +182,11 @@ class Settings(BaseSettings):
         le=64,
         description="Web server processes `mailer web` starts, sharing one listening socket"
         " (about one per CPU core; each holds its own page cache and search index).",
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Comma list of proxy addresses (or *) whose X-Forwarded-For and"
+        " X-Forwarded-Proto are believed; empty: the headers are ignored.",
     )
     retry_base_seconds: float = Field(60.0, gt=0, description="First retry backoff, seconds.")
     retry_deadline_hours: float = Field(
@@ -166,11 +222,17 @@ class Settings(BaseSettings):
         return [part.strip() for part in self.sources.split(",") if part.strip()]
 
     def effective_secret_key(self) -> str:
-        """The signing key; a per-process random key in dev, an error in production."""
+        """The signing key; a per-process random key in dev, an error in production when it is
+        missing, short or a placeholder (see ``secret_key_problem``)."""
+        if self.env == "production":
+            problem = secret_key_problem(self.secret_key)
+            if not self.secret_key:
+                raise ConfigError(f"MAILER_SECRET_KEY must be set in production: {KEY_HINT}")
+            if problem is not None:
+                raise ConfigError(f"MAILER_SECRET_KEY {problem}: {KEY_HINT}")
+            return self.secret_key
         if self.secret_key and self.secret_key.lower() not in _PLACEHOLDER_SECRETS:
             return self.secret_key
-        if self.env == "production":
-            raise ConfigError("MAILER_SECRET_KEY must be set to a real secret in production")
         return _dev_secret()
 
     def effective_from(self) -> str:

@@ -98,7 +98,11 @@ def make_context(
             catch_up=CatchUp(settings.catch_up),
             first_digest_backfill=settings.first_digest_backfill,
         ),
-        defaults=Defaults(send_time=settings.default_send_time, timezone=settings.default_timezone),
+        defaults=Defaults(
+            send_time=settings.default_send_time,
+            timezone=settings.default_timezone,
+            smtputf8=settings.smtputf8,
+        ),
         clock=clock,
         unsubscribe_mailto=settings.unsubscribe_mailto,
         reply_to=settings.reply_to,
@@ -131,3 +135,4 @@ class Defaults:
 
     send_time: str = "08:00"
     timezone: str = "UTC"
+    smtputf8: bool = False  # a new address may have a non-ASCII local part (MAILER_SMTPUTF8)

@@ -26,6 +26,8 @@ class Purpose(StrEnum):
     RATE = "rate"  # the page listing one digest's papers with both vote buttons
 
 
+MAX_ID = 2**63 - 1  # the largest BIGINT key
+
 # Confirmation links expire; the links in every digest must keep working for years.
 MAX_AGE_SECONDS: dict[Purpose, int | None] = {
     Purpose.CONFIRM: 48 * 3600,
@@ -139,6 +141,8 @@ class Tokens:
     def read_id(self, purpose: Purpose, token: str, max_age: int | None = None) -> int:
         """Like ``read`` for tokens that name a numeric id."""
         value = self.read(purpose, token, max_age)
-        if not isinstance(value, int):
+        # A validly signed id no row can have (a forged or test token) must not reach a query:
+        # 10**30 overflows BIGINT and would answer 500 instead of "not valid".
+        if not isinstance(value, int) or not 0 < value <= MAX_ID:
             raise TokenError("this link is not valid")
         return value

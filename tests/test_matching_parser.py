@@ -79,10 +79,10 @@ def test_limits_on_length_and_interest_count() -> None:
 def test_compiled_terms() -> None:
     """Each syntax element compiles to the documented term."""
     profile = parse_profile(
-        'Self-Supervised learning, author:"Levine, Sergey" cat:cs.RO title:Transformers, *\n'
+        'Self-Supervised learning, author:"Levine, Sergey" cat:cs.RO title:Transformers\n'
         '-survey -"Position Papers"'
     )
-    first, second, third = profile.interests
+    first, second = profile.interests
     assert first.text == "Self-Supervised learning"
     assert set(first.terms) == {Term(TEXT, ("self", "supervis")), Term(TEXT, ("learn",))}
     assert set(second.terms) == {
@@ -90,8 +90,9 @@ def test_compiled_terms() -> None:
         Term(CATEGORY, ("cs.ro",)),
         Term(TEXT, ("transform",), TITLE),
     }
-    assert third.terms == (Term(ALL, ()),) and third.is_all
     assert profile.exclusions == (Term(TEXT, ("survey",)), Term(TEXT, ("posit", "paper")))
+    (everything,) = parse_profile('*\n-survey -"Position Papers"').interests
+    assert everything.terms == (Term(ALL, ()),) and everything.is_all
 
 
 def test_interest_text_drops_exclusions_and_normalises_space() -> None:
@@ -114,8 +115,9 @@ def test_quoted_commas_do_not_split() -> None:
 
 def test_json_round_trip() -> None:
     """The compiled form round-trips exactly."""
-    profile = parse_profile('Élan "world model", author:levine cat:cs.RO, *, -survey')
-    assert Profile.from_json(profile.to_json()) == profile
+    for text in ('Élan "world model", author:levine cat:cs.RO, -survey', "*, -survey"):
+        profile = parse_profile(text)
+        assert Profile.from_json(profile.to_json()) == profile
 
 
 def test_json_rejects_an_older_version() -> None:

@@ -28,6 +28,7 @@ from mailer.cli.support import (
     EXIT_INPUT,
     JsonOption,
     load_settings,
+    open_for_writing,
     parse_day,
     parse_instant,
     reload_logging,
@@ -65,8 +66,7 @@ def main() -> None:
     try:
         result = app(standalone_mode=False)
     except (click.ClickException, TyperClickException) as exc:  # usage errors: one line
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(_usage_problem(exc), exc.exit_code)
     except (click.Abort, typer.Abort):
         _fail("aborted", EXIT_FAILED)
     except KeyboardInterrupt:
@@ -83,7 +83,18 @@ def main() -> None:
         _fail(str(exc), EXIT_FAILED)
     except SQLAlchemyError as exc:
         _fail(_database_problem(exc), EXIT_FAILED)
+    except OSError as exc:  # a file that cannot be written or read, a full disk
+        _fail(_os_problem(exc), EXIT_FAILED)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _usage_problem(exc: click.ClickException | TyperClickException) -> str:
+    """A usage error as one line naming the command's help, not click's three-line block."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    context = getattr(exc, "ctx", None)
+    if context is None:
+        return message
+    return f"{message} (see `{context.command_path} --help`)"
 
 
 def _database_problem(exc: SQLAlchemyError) -> str:
@@ -101,6 +112,11 @@ def _database_problem(exc: SQLAlchemyError) -> str:
         else ""
     )
     return f"database error: {reason}{hint}"
+
+
+def _os_problem(exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -372,7 +388,8 @@ def preview(
     ctx = _context(settings)
     rendered = previews.preview(ctx, email)
     if out is not None:
-        out.write_text(rendered.html, encoding="utf-8")
+        with open_for_writing(out) as handle:
+            handle.write(rendered.html)
         output.say(f"wrote {out} ({len(rendered.html.encode()) // 1024} KB): {rendered.subject}")
     if text or out is None:
         output.say(rendered.text)

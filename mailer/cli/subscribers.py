@@ -20,6 +20,7 @@ from mailer.cli.support import (
     database,
     defaults_of,
     load_settings,
+    open_for_writing,
     parse_status,
 )
 from mailer.clock import utc_now
@@ -277,11 +278,7 @@ def export(
             rows: Iterable[dict[str, Any]] = [exporter.full_record(session, email)]
         else:
             rows = exporter.records(session, email)
-        handle = (
-            stack.enter_context(out.open("w", encoding="utf-8", newline=""))
-            if out is not None
-            else sys.stdout
-        )
+        handle = stack.enter_context(open_for_writing(out)) if out is not None else sys.stdout
         count = write(rows, handle)
     if out is not None:
         output.info(f"wrote {count} subscribers to {out}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, TextIO
 
 import typer
 
@@ -55,9 +56,21 @@ def database(settings: Settings) -> Iterator[SessionFactory]:
         engine.dispose()
 
 
+def open_for_writing(path: Path) -> TextIO:
+    """``path`` opened to write text; InputError saying why it cannot be (a missing folder)."""
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
+
+
 def defaults_of(settings: Settings) -> Defaults:
     """New subscribers' defaults from settings."""
-    return Defaults(send_time=settings.default_send_time, timezone=settings.default_timezone)
+    return Defaults(
+        send_time=settings.default_send_time,
+        timezone=settings.default_timezone,
+        smtputf8=settings.smtputf8,
+    )
 
 
 def parse_day(value: str | None) -> date | None:

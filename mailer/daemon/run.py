@@ -8,6 +8,7 @@ import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -123,6 +124,23 @@ async def _send_and_log(
         )  # fmt: skip
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn logs and whom it believes about the client's address.
+
+    Its log records go through our handler (one masked line each, tracebacks folded), not
+    its own. ``X-Forwarded-For`` is ignored unless ``MAILER_FORWARDED_ALLOW_IPS`` names the
+    proxies that may set it: uvicorn would otherwise trust it from 127.0.0.1, so anything on
+    the host could pick the address the per-IP throttles see.
+    """
+    trusted = settings.forwarded_allow_ips.strip()
+    return {
+        "log_level": "warning",
+        "log_config": None,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or None,
+    }
+
+
 async def _web(
     ctx: Context, settings: Settings, sock: socket.socket, stop: asyncio.Event, demo: bool
 ) -> None:
@@ -137,7 +155,7 @@ async def _web(
     )
     warm(app)
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, log_level="warning")
+    config = uvicorn.Config(app, **uvicorn_options(settings))
     server = _QuietServer(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     log.info("web server on http://%s:%d", host, port)

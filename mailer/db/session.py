@@ -10,6 +10,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.errors import ConfigError
+from mailer.logs import masked
 
 SessionFactory = sessionmaker[Session]
 
@@ -19,7 +20,7 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigError(f"MAILER_DATABASE_URL is not a database URL: {url!r}") from exc
+        raise ConfigError(f"MAILER_DATABASE_URL is not a database URL: {masked(url)!r}") from exc
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -29,6 +30,11 @@ def make_engine(url: str) -> Engine:
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"no driver for {parsed.get_backend_name()}: install mailer[postgres]"
+        ) from exc
+    except ArgumentError as exc:  # an unknown dialect or driver, e.g. foo:// or postgresql+x://
+        raise ConfigError(
+            f"MAILER_DATABASE_URL names no database this can use ({parsed.drivername!r});"
+            " use sqlite:///path.db or postgresql+psycopg://user@host/db"
         ) from exc
 
 

@@ -28,6 +28,8 @@ SCOPES = ("author", "cat", "title")
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"'})
 _TOKEN = re.compile(r'(-?)(?:([A-Za-z]+):)?(?:"([^"]*)"|([^\s"]*))')
 _CATEGORY = re.compile(r"[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)?")
+# Control characters other than tab and line ends, and lone surrogates (not UTF-8).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ def parse_profile(text: str) -> Profile:
         raise ProfileError(
             f"the profile is {len(text):,} characters long; the limit is {MAX_CHARS:,}", MAX_CHARS
         )
+    _refuse_controls(text)
     text = text.translate(_QUOTES)
     interests: list[Interest] = []
     exclusions: list[Term] = []
@@ -63,6 +66,7 @@ def parse_profile(text: str) -> Profile:
         if interest is not None and all(i.terms != interest.terms for i in interests):
             if len(interests) == MAX_INTERESTS:
                 raise ProfileError(f"more than {MAX_INTERESTS} interests", start)
+            _refuse_mixed_all(interests, interest, pieces[0].position)
             interests.append(interest)
     if not interests:
         if first_exclusion is not None:
@@ -72,6 +76,24 @@ def parse_profile(text: str) -> Profile:
             )
         raise ProfileError("the profile is empty; write some keywords, or * for every paper", 0)
     return Profile(tuple(interests), tuple(exclusions))
+
+
+def _refuse_controls(text: str) -> None:
+    """A NUL or other control character (PostgreSQL refuses NUL in text) is an error."""
+    found = _CONTROL.search(text)
+    if found is not None:
+        code = f"U+{ord(found.group()):04X}"
+        raise ProfileError(f"the profile contains a control character ({code})", found.start())
+
+
+def _refuse_mixed_all(interests: list[Interest], new: Interest, position: int) -> None:
+    """``*`` already means every paper: other interests beside it would change nothing."""
+    if interests and any(t.kind == ALL for i in (*interests, new) for t in i.terms):
+        raise ProfileError(
+            "* means every paper and cannot be combined with other interests"
+            " (exclusions such as -survey still apply)",
+            position,
+        )
 
 
 def _split_interests(text: str) -> Iterator[tuple[int, str]]:

@@ -1,8 +1,11 @@
-"""``mailer check-health``: is the database reachable and migrated to head? (exit 0 or 1)."""
+"""``mailer check-health`` (is the database reachable and migrated to head? exit 0 or 1), and
+what the public ``/healthz`` may say about sources."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,3 +46,26 @@ def check(database_url: str) -> list[Check]:
     at_head = current == head
     detail = f"at {current}" if at_head else f"at {current or 'empty'}, head is {head}"
     return [Check("database", True, "reachable"), Check("migrations", at_head, detail)]
+
+
+def public_source_name(name: str) -> str:
+    """A source's name fit for an unauthenticated page: a file source by its file name only,
+    a feed URL without credentials or query (``rss:https://host/path``)."""
+    kind, _, rest = name.partition(":")
+    if kind == "file":
+        return f"file:{rest.rsplit('/', 1)[-1]}"
+    if kind == "rss":
+        try:
+            parts = urlsplit(rest)
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            return "rss"
+        return f"rss:{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+    return name
+
+
+def source_status(last_error: str | None, last_success: datetime | None) -> str:
+    """``error`` when the last fetch failed, ``ok`` after a success, ``pending`` before any."""
+    if last_error is not None:
+        return "error"
+    return "ok" if last_success is not None else "pending"

@@ -129,7 +129,7 @@ _SIMPLE_ADDRESS = re.compile(
 )
 
 
-def fast_normaliser() -> Callable[[str], str]:
+def fast_normaliser(smtputf8: bool = False) -> Callable[[str], str]:
     """``normalise_email`` with a fast path for plain addresses (100k rows share few domains)."""
 
     @functools.lru_cache(maxsize=4096)
@@ -150,7 +150,8 @@ def fast_normaliser() -> Callable[[str], str]:
             and domain_ok(found.group(1))
         ):
             return candidate
-        return normalise_email(raw)  # the full check, and its precise error message
+        # The full check, and its precise error message.
+        return normalise_email(raw, smtputf8=smtputf8)
 
     return normalise
 
@@ -159,7 +160,7 @@ def parse(data: bytes, defaults: Defaults, now: datetime, name: str = "the file"
     """Validate every row; valid ones become pending subscribers, the rest line-numbered errors."""
     report = ImportReport()
     seen: dict[str, int] = {}
-    normalise = fast_normaliser()
+    normalise = fast_normaliser(defaults.smtputf8)
     check_profile = functools.lru_cache(maxsize=4096)(parse_profile)
     for line, cells in records(decode(data, name), report.warnings):
         report.rows += 1

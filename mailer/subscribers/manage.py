@@ -46,14 +46,17 @@ def validate(
     defaults: Defaults,
     now: datetime,
     *,
-    normalise: Callable[[str], str] = normalise_email,
+    normalise: Callable[[str], str] | None = None,
     check_profile: Callable[[str], object] = parse_profile,
 ) -> Subscriber:
     """A normalised pending subscriber (id 0); InputError naming the first bad field.
 
     ``normalise`` and ``check_profile`` may be swapped for cached equivalents (bulk import).
     """
-    email = normalise(raw.email)
+    if normalise is None:
+        email = normalise_email(raw.email, smtputf8=defaults.smtputf8)
+    else:
+        email = normalise(raw.email)
     profile = raw.profile.strip()
     check_profile(profile)  # raises ProfileError with position and reason
     try:

@@ -180,7 +180,12 @@ async def send_confirmation(
     try:
         message = confirmation_message(ctx, pending, ctx.clock())
     except MailerError as exc:
-        log.warning("confirmation mail not built: %s", exc)
+        # Not the message: a refused recipient's error quotes the address (personal data).
+        log.warning(
+            "confirmation mail not built subscriber=%d: %s",
+            pending.subscriber_id,
+            type(exc).__name__,
+        )
         return False
     return await deliver(factory, message, pending.email)
 

@@ -16,6 +16,7 @@ from mailer.context import Context
 from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
 from mailer.db.session import ping
+from mailer.ops.health import public_source_name, source_status
 from mailer.subscribers.signup import TransportFactory
 from mailer.web import (
     feed_routes,
@@ -128,17 +129,19 @@ def _static(app: FastAPI) -> dict[str, tuple[bytes, str]]:
 
 
 def _health(ctx: Context) -> dict[str, Any]:
-    """Database reachability, last fetch per source, last send."""
+    """Database reachability, each source's status and last fetch, last send."""
     report: dict[str, Any] = {"status": "ok", "checked_at": ctx.clock().isoformat()}
     try:
         with ctx.session_factory() as session:
             ping(session)
             report["database"] = "ok"
+            # Public: a status per source, never its error text, credentials or local path
+            # (the operator reads those in `mailer stats` and the logs).
             report["sources"] = {
-                state.name: {
+                public_source_name(state.name): {
+                    "status": source_status(state.last_error, state.last_success_at),
                     "last_success": _iso(state.last_success_at),
                     "last_attempt": _iso(state.last_attempt_at),
-                    "last_error": state.last_error,
                 }
                 for state in fetch_repo.last_fetches(session)
             }

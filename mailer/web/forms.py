@@ -68,16 +68,21 @@ class SignupForm:
     email: str = ""
     choices: Choices = field(default_factory=Choices)
     errors: dict[str, str] = field(default_factory=dict)
+    smtputf8: bool = False  # may the address need SMTPUTF8 (MAILER_SMTPUTF8)?
 
     @classmethod
     def from_form(cls, form: Mapping[str, str], defaults: Defaults) -> SignupForm:
         """The signup form as submitted."""
-        return cls(email=form.get("email", "").strip(), choices=Choices.from_form(form, defaults))
+        return cls(
+            email=form.get("email", "").strip(),
+            choices=Choices.from_form(form, defaults),
+            smtputf8=defaults.smtputf8,
+        )
 
     def validate(self) -> bool:
         """Check every field; True when there are no errors."""
         try:
-            normalise_email(self.email)
+            normalise_email(self.email, smtputf8=self.smtputf8)
         except InputError as exc:
             self.errors["email"] = str(exc)
         self.errors.update(check_choices(self.choices))
