@@ -187,6 +187,17 @@ def test_a_gzip_bomb_is_stopped_at_the_size_cap(server: LocalHTTPServer) -> None
         fetch("hf-daily", server, limits=Limits(max_bytes=MIB))
 
 
+def test_a_gzip_bomb_is_refused_by_its_ratio_before_the_cap(server: LocalHTTPServer) -> None:
+    """A legitimate feed may use the whole size cap; a body inflating 100-fold may not."""
+    server.route("/api", hostile.bomb_answer(size=64 * MIB))
+    with pytest.raises(PayloadError, match="inflates more than 200-fold"):
+        fetch("hf-daily", server)
+    items = [hostile.hf_item(f"2508.{10000 + i}", "Same title " * 20) for i in range(3000)]
+    server.route("/api", Canned(hostile.gzip(hostile.hf_json(*items)), content_type="application/json",
+                                headers={"Content-Encoding": "gzip"}))  # fmt: skip
+    assert len(fetch("hf-daily", server).papers) == 3000  # repetitive, yet a real feed
+
+
 def test_a_bad_gzip_body_is_a_payload_error(server: LocalHTTPServer) -> None:
     """Issue 21.1: a bad gzip body raised httpx.DecodingError out of the fetch."""
     server.route("/api", hostile.bad_gzip_answer())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Iterator
 from datetime import date, datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -33,19 +34,85 @@ _MAX_DIGITS = 30  # a count written with more digits is junk, whatever its value
 
 
 def load_json(data: bytes, name: str) -> Any:
-    """Decode a JSON document, or raise PayloadError saying where it broke."""
+    """Decode a JSON document, or raise PayloadError saying where it broke.
+
+    A top-level array comes back as a :class:`JsonArray`, read one item at a time, so a
+    100,000-item payload never exists as 100,000 objects at once.
+    """
     document = decode_utf8(data, name)
+    start = _skip_space(document, 0)
+    if document.startswith("[", start):
+        return JsonArray(document, start + 1, name)
     try:
         return json.loads(document)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
+        raise _unreadable(document, exc, name) from None
+
+
+class JsonArray:
+    """The items of a top-level JSON array, decoded one by one as they are iterated.
+
+    A syntax error anywhere raises PayloadError when the iteration reaches it, so the
+    payload as a whole is refused exactly as a whole-document parse would refuse it.
+    """
+
+    def __init__(self, document: str, position: int, name: str) -> None:
+        self._document = document
+        self._position = position
+        self._name = name
+
+    def __iter__(self) -> Iterator[Any]:
+        """Each item in turn."""
+        document, name = self._document, self._name
+        position = _skip_space(document, self._position)
+        if document.startswith("]", position):
+            yield from self._end(position)
+            return
+        while True:
+            try:
+                item, position = _DECODER.raw_decode(document, position)
+            except (ValueError, RecursionError) as exc:
+                raise _unreadable(document, exc, name) from None
+            yield item
+            position = _skip_space(document, position)
+            if document.startswith(",", position):
+                position = _skip_space(document, position + 1)
+                continue
+            if document.startswith("]", position):
+                yield from self._end(position)
+                return
+            error = json.JSONDecodeError("Expecting ',' delimiter", document, position)
+            raise _unreadable(document, error, name)
+
+    def _end(self, position: int) -> Iterator[Any]:
+        """Nothing, or PayloadError when anything but space follows the closing bracket."""
+        rest = _skip_space(self._document, position + 1)
+        if rest < len(self._document):
+            error = json.JSONDecodeError("Extra data", self._document, rest)
+            raise _unreadable(self._document, error, self._name)
+        yield from ()
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_space(document: str, position: int) -> int:
+    found = _SPACE.match(document, position)
+    return found.end() if found else position
+
+
+def _unreadable(document: str, exc: ValueError | RecursionError, name: str) -> PayloadError:
+    """The PayloadError for a document the decoder refused."""
+    if isinstance(exc, RecursionError):
+        return PayloadError(f"{name}: JSON nested too deeply to read")
+    if isinstance(exc, json.JSONDecodeError):
         hint = " (truncated?)" if _looks_truncated(document, exc.pos) else ""
-        raise PayloadError(
+        return PayloadError(
             f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}{hint}"
-        ) from exc
-    except RecursionError:
-        raise PayloadError(f"{name}: JSON nested too deeply to read") from None
-    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-        raise PayloadError(f"{name}: unreadable JSON ({str(exc)[:80]})") from None
+        )
+    # e.g. an integer of more than 4,300 digits
+    return PayloadError(f"{name}: unreadable JSON ({str(exc)[:80]})")
 
 
 def _looks_truncated(document: str, error_at: int) -> bool:

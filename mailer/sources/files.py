@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import date
 from email.utils import formatdate
 from functools import partial
@@ -90,7 +90,7 @@ def paper_from_object(obj: Any, source: str) -> Paper:
     )
 
 
-def _collect(items: list[tuple[str, Any]], source: str, max_items: int) -> Batch:
+def _collect(items: Iterable[tuple[str, Any]], source: str, max_items: int) -> Batch:
     """A batch of papers from (label, object) pairs, skipping bad ones and repeated keys."""
     batch = Batch(max_items)
     for label, obj in items:
@@ -104,9 +104,9 @@ def parse_json(data: bytes, source: str = KIND, max_items: int = DEFAULT_MAX_ITE
     if isinstance(document, dict):
         # A one-object document is either a wrapper or a single-line JSONL file.
         document = document["papers"] if isinstance(document.get("papers"), list) else [document]
-    if not isinstance(document, list):
+    if not isinstance(document, list | fields.JsonArray):
         raise PayloadError(f"{source}: expected a JSON array of papers")
-    items = [(f"item {i}", obj) for i, obj in enumerate(document, 1)]
+    items = ((f"item {i}", obj) for i, obj in enumerate(document, 1))
     return _collect(items, source, max_items).result()
 
 

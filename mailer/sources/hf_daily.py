@@ -83,7 +83,7 @@ def parse(data: bytes, source: str = KIND, max_items: int = DEFAULT_MAX_ITEMS) -
     document = fields.load_json(data, source)
     if isinstance(document, dict) and isinstance(document.get("error"), str):
         raise PayloadError(f"{source}: the API answered an error: {document['error'][:200]}")
-    if not isinstance(document, list):
+    if not isinstance(document, fields.JsonArray):
         raise PayloadError(f"{source}: expected a JSON array, got {type(document).__name__}")
     batch = Batch(max_items)
     for index, item in enumerate(document, start=1):
