@@ -89,7 +89,9 @@ def test_every_failing_source_is_recorded_and_the_rest_are_stored(
     server.route("/gzip", hostile.bad_gzip_answer())
     server.route("/deep", Canned(hostile.deep_json(), content_type="application/json"))
     server.route("/bomb", hostile.bomb_answer(size=64 * 1024 * 1024))
-    feeds = {name: f"rss:{server.url('/' + name)}" for name in ("loop", "gzip", "bomb")}
+    big = Canned(content_type="application/rss+xml", chunks=lambda: hostile.zeros(64 * 2**20))
+    server.route("/big", big)
+    feeds = {name: f"rss:{server.url('/' + name)}" for name in ("loop", "gzip", "bomb", "big")}
     env = {
         "MAILER_SOURCES": ",".join([*feeds.values(), "hf-daily", f"file:{good_file}"]),
         "MAILER_HF_API_URL": server.url("/deep"),
@@ -105,7 +107,8 @@ def test_every_failing_source_is_recorded_and_the_rest_are_stored(
     }
     assert "redirect loop" in (records[feeds["loop"]].error or "")
     assert "compressed response" in (records[feeds["gzip"]].error or "")
-    assert "over the 1.0 MiB limit" in (records[feeds["bomb"]].error or "")
+    assert "inflates more than 200-fold" in (records[feeds["bomb"]].error or "")
+    assert "over the 1.0 MiB limit" in (records[feeds["big"]].error or "")
     assert "nested too deeply" in (records["hf-daily"].error or "")
     assert keys(session_factory) == {"2508.09999"}
     with session_factory() as session:
@@ -233,5 +236,5 @@ def test_huge_fields_cannot_swell_previews_or_emails(
     ctx = make_context(settings, session_factory)
     with WebServer(create_app(ctx)) as web:
         page = httpx.get(web.url("/preview"), params={"q": "robots"}, timeout=30)
-    assert page.status_code == 200 and "Robots 0" in page.text
+    assert page.status_code == 200 and "<strong>12</strong> of the 12 papers" in page.text
     assert len(page.content) < 200 * 1024, len(page.content)

@@ -18,7 +18,9 @@ from mailer.daemon import tuning
 from mailer.daemon.scheduler import build_scheduler
 from mailer.daemon.web_processes import bind
 from mailer.delivery import RetryPolicy, Transport, stop_on_signals, transport_from_settings
+from mailer.errors import ConfigError, SourceSpecError
 from mailer.pipeline.cycle import fetch_now, send_now
+from mailer.pipeline.fetch import make_sources
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +92,16 @@ def _start_jobs(
 ) -> None:
     policy = RetryPolicy.from_settings(settings)
 
+    check_sources(settings)  # a bad MAILER_SOURCES stops the start, not every tick
+
     async def fetch_job() -> None:
         async with jobs.busy:
-            if not jobs.stop.is_set():
+            if jobs.stop.is_set():
+                return
+            try:
                 await fetch_now(ctx, settings)
+            except Exception as exc:  # every source records its own failure; this is a bug
+                log.error("fetch job failed: %s: %s", type(exc).__name__, exc)
 
     async def due_job() -> None:
         async with jobs.busy:
@@ -122,6 +130,14 @@ async def _send_and_log(
             planned.queued, delivered.sent, delivered.retried,
             delivered.failed, delivered.bounced,
         )  # fmt: skip
+
+
+def check_sources(settings: Settings) -> None:
+    """ConfigError naming the first MAILER_SOURCES entry that is not a usable source."""
+    try:
+        make_sources(settings)
+    except SourceSpecError as exc:
+        raise ConfigError(f"MAILER_SOURCES: {exc}") from None
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
