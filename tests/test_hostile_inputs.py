@@ -331,3 +331,53 @@ def test_a_refused_signup_logs_no_address(
     with session_factory() as session:
         assert session.scalars(select(SubscriberRow)).all() == []
     assert "üser" not in caplog.text
+
+
+# --- SMTPUTF8 only when the server offers it (7) --------------------------------------------
+
+
+def _unicode_signup(session_factory: SessionFactory, transport_factory: object) -> bool:
+    """Sign up üser@example.org with MAILER_SMTPUTF8 on; True when the confirmation went out."""
+    from mailer.subscribers import signup
+
+    settings = Settings(secret_key=KEY, smtputf8=True)
+    context = make_context(settings, session_factory, clock=lambda: NOW)
+    pending = signup.request(context, SubscriberInput("üser@example.org", "robots"), NOW)
+    return asyncio.run(signup.send_confirmation(context, transport_factory, pending))  # type: ignore[arg-type]
+
+
+def test_a_unicode_mailbox_is_mailed_over_smtputf8(session_factory: SessionFactory) -> None:
+    """Issue 21.7: üser@ rows existed whose confirmation could never be built."""
+    from mailer.delivery.smtp import SmtpConfig, SmtpTransport
+    from tests.helpers.smtp_server import SmtpServer
+
+    with SmtpServer() as smtp:  # offers SMTPUTF8
+        config = SmtpConfig(host=smtp.host, port=smtp.port, security="none", timeout=10)
+        assert _unicode_signup(session_factory, lambda: SmtpTransport(config))
+        (received,) = smtp.messages
+    assert received.rcpt_tos == ("üser@example.org",)
+    assert b"To: \xc3\xbcser@example.org" in received.raw  # raw UTF-8, no encoded word
+
+
+def test_a_unicode_mailbox_is_not_sent_to_a_server_without_smtputf8(
+    session_factory: SessionFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mailer.delivery.smtp import SmtpConfig, SmtpTransport
+    from tests.helpers.smtp_server import SmtpServer
+
+    caplog.set_level(logging.INFO)
+    with SmtpServer(smtputf8=False) as smtp:
+        config = SmtpConfig(host=smtp.host, port=smtp.port, security="none", timeout=10)
+        assert not _unicode_signup(session_factory, lambda: SmtpTransport(config))
+        assert smtp.messages == []
+    assert "üser" not in caplog.text
+
+
+def test_a_unicode_mailbox_reaches_the_maildir(
+    session_factory: SessionFactory, tmp_path: Path
+) -> None:
+    from mailer.delivery.transport import MaildirTransport
+
+    assert _unicode_signup(session_factory, lambda: MaildirTransport(tmp_path / "outbox"))
+    (stored,) = (tmp_path / "outbox" / "new").iterdir()
+    assert b"To: \xc3\xbcser@example.org" in stored.read_bytes()

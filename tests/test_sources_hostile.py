@@ -193,8 +193,9 @@ def test_a_gzip_bomb_is_refused_by_its_ratio_before_the_cap(server: LocalHTTPSer
     with pytest.raises(PayloadError, match="inflates more than 200-fold"):
         fetch("hf-daily", server)
     items = [hostile.hf_item(f"2508.{10000 + i}", "Same title " * 20) for i in range(3000)]
-    server.route("/api", Canned(hostile.gzip(hostile.hf_json(*items)), content_type="application/json",
-                                headers={"Content-Encoding": "gzip"}))  # fmt: skip
+    packed = hostile.gzip(hostile.hf_json(*items))
+    gzipped = {"Content-Encoding": "gzip"}
+    server.route("/api", Canned(packed, content_type="application/json", headers=gzipped))
     assert len(fetch("hf-daily", server).papers) == 3000  # repetitive, yet a real feed
 
 

@@ -95,6 +95,14 @@ def stats_report(stats: Stats, *, as_json: bool) -> None:
             for s in stats.papers
         ],
     )
+    output.table(
+        "sources",
+        ["source", "status", "last attempt", "last success", "last error"],
+        [
+            (s.name, s.status, s.last_attempt, s.last_success, s.last_error or "")
+            for s in stats.sources
+        ],
+    )
 
 
 def health_report(checks: Sequence[Check], *, as_json: bool) -> None:

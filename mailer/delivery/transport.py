@@ -99,7 +99,10 @@ class MaildirTransport:
         if isinstance(message, WireMessage):
             body = message.data.replace(b"\r\n", b"\n")  # files in a Maildir end lines in LF
         else:
-            body = message.as_bytes(policy=default_policy)
+            # A non-ASCII mailbox name is written raw in UTF-8 headers (RFC 6532), as over
+            # SMTPUTF8; the default policy would put an encoded word inside the address.
+            policy = default_policy if recipient.isascii() else default_policy.clone(utf8=True)
+            body = message.as_bytes(policy=policy)
         data = f"Delivered-To: {recipient}\n".encode() + body
         try:
             key = await asyncio.to_thread(self._add, data)

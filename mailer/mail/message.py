@@ -11,6 +11,7 @@ import re
 import secrets
 from datetime import datetime
 from email._header_value_parser import UnstructuredTokenList
+from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address, AddressHeader, BaseHeader, UnstructuredHeader
 from email.message import EmailMessage, Message
 from functools import lru_cache
@@ -54,7 +55,10 @@ def _address_header(name: str, value: str, what: str) -> AddressHeader:
     except (ValueError, IndexError) as exc:
         raise InvalidEmail(f"invalid {what} {value!r}: {exc}") from None
     addresses = header.addresses if isinstance(header, AddressHeader) else ()
-    if header.defects or len(addresses) != 1 or not addresses[0].domain:
+    # A non-ASCII mailbox name is only a defect without SMTPUTF8; mailer.addresses decides
+    # whether one may be stored (MAILER_SMTPUTF8), and such messages are written in UTF-8.
+    defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+    if defects or len(addresses) != 1 or not addresses[0].domain:
         raise InvalidEmail(f"invalid {what} {value!r}: expected one address like name@example.org")
     if not addresses[0].username:
         raise InvalidEmail(f"invalid {what} {value!r}: the part before @ is empty")

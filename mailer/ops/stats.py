@@ -1,9 +1,10 @@
-"""``mailer stats``: subscribers by status, papers per source per day, digests by status."""
+"""``mailer stats``: subscribers by status, papers per source per day, digests by status, and
+each source's state with its last error (which the public ``/healthz`` does not show)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,6 +13,7 @@ from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
 from mailer.db import subscribers as subscriber_repo
 from mailer.db.fetches import FetchDay
+from mailer.ops.health import source_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,7 @@ class Stats:
     subscribers: dict[str, int]
     digests: dict[str, int]
     papers: list[FetchDay]
+    sources: list[SourceState] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
@@ -35,7 +38,27 @@ class Stats:
                 }
                 for s in self.papers
             ],
+            "sources": [
+                {
+                    "source": s.name, "status": s.status,
+                    "last_attempt": s.last_attempt.isoformat() if s.last_attempt else None,
+                    "last_success": s.last_success.isoformat() if s.last_success else None,
+                    "last_error": s.last_error,
+                }
+                for s in self.sources
+            ],
         }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """One source as the operator sees it: when it last ran, and why it last failed."""
+
+    name: str
+    status: str
+    last_attempt: datetime | None
+    last_success: datetime | None
+    last_error: str | None
 
 
 def collect(session: Session, today: date, days: int = 14) -> Stats:
@@ -44,4 +67,14 @@ def collect(session: Session, today: date, days: int = 14) -> Stats:
         subscribers=subscriber_repo.count_by_status(session),
         digests=digest_repo.count_by_status(session),
         papers=fetch_repo.fetch_days(session, today - timedelta(days=days - 1)),
+        sources=[
+            SourceState(
+                name=row.name,
+                status=source_status(row.last_error, row.last_success_at),
+                last_attempt=row.last_attempt_at,
+                last_success=row.last_success_at,
+                last_error=row.last_error,
+            )
+            for row in fetch_repo.last_fetches(session)
+        ],
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailer.config import Settings
 from mailer.context import Context
@@ -15,16 +16,24 @@ from mailer.db import fetches as fetch_repo
 from mailer.db import papers as paper_repo
 from mailer.db.fetches import FetchRecord
 from mailer.errors import SourceError
+from mailer.logs import masked
 from mailer.models import FetchOutcome
 from mailer.sources import FetchResult, Source, Validators, expected_announcement, make_source
+from mailer.sources.base import Limits
+from mailer.sources.fields import capped
 from mailer.sources.http import HttpPolicy, user_agent_for
 
 log = logging.getLogger(__name__)
+MAX_REASON = 500  # characters of a recorded failure reason
 
 
 def make_sources(settings: Settings, specs: Sequence[str] | None = None) -> list[Source]:
     """The configured sources (or the given specs); SourceSpecError for a bad spec."""
-    policy = HttpPolicy(user_agent=user_agent_for(settings.base_url))
+    policy = HttpPolicy(
+        user_agent=user_agent_for(settings.base_url),
+        deadline=settings.http_deadline,
+        limits=Limits(max_bytes=settings.fetch_max_bytes, max_items=settings.fetch_max_items),
+    )
     return [
         make_source(
             spec,
@@ -52,22 +61,60 @@ class SourceOutcome:
 async def fetch_source(
     ctx: Context, source: Source, client: httpx.AsyncClient, day: date, *, catch_up: bool = True
 ) -> SourceOutcome:
-    """Fetch one source (catching up missed days) and store its papers; failures are recorded."""
+    """Fetch one source (catching up missed days) and store its papers.
+
+    Whatever goes wrong — the source, its payload, storing its papers, a bug — ends this
+    source's fetch with a recorded error and one log line; it never reaches the caller, so
+    the other sources still run.
+    """
+    outcomes: list[SourceOutcome] = []
+    validators = Validators()
+    try:
+        validators, since = _state(ctx, source, catch_up)
+        async for result in source.fetch_since(client, validators, day, since):
+            outcomes.append(_store(ctx, source, result, day))
+    except Exception as exc:  # one source's failure must never stop another
+        outcomes.append(_failed(ctx, source, exc, day, validators))
+    return _combine(source.name, outcomes)
+
+
+def _state(ctx: Context, source: Source, catch_up: bool) -> tuple[Validators, date | None]:
+    """The source's stored validators, and the last day fetched when catching up."""
     with ctx.session_factory() as session:
         state = fetch_repo.source_state(session, source.name)
         validators = Validators(etag=state.etag, last_modified=state.last_modified)
         since = state.last_day if catch_up and state.last_success_at else None
         session.commit()
-    outcomes: list[SourceOutcome] = []
+    return validators, since
+
+
+def _failed(
+    ctx: Context, source: Source, exc: Exception, day: date, validators: Validators
+) -> SourceOutcome:
+    """Record and log (one line, no traceback) a fetch that failed."""
+    reason = failure_reason(source.name, exc)
+    log.warning("fetch failed source=%s reason=%s", source.name, reason)
+    failed = SourceOutcome(source.name, FetchOutcome.ERROR, error=reason)
     try:
-        async for result in source.fetch_since(client, validators, day, since):
-            outcomes.append(_store(ctx, source, result, day))
-    except SourceError as exc:
-        log.warning("fetch failed source=%s reason=%s", source.name, exc)
-        failed = SourceOutcome(source.name, FetchOutcome.ERROR, error=str(exc))
         _record(ctx, failed, day, validators)
-        outcomes.append(failed)
-    return _combine(source.name, outcomes)
+    except SQLAlchemyError as problem:  # the database itself is down: the log line must do
+        log.error("fetch record not written source=%s: %s", source.name, _first_line(problem))
+    return failed
+
+
+def failure_reason(name: str, exc: Exception) -> str:
+    """The one-line reason recorded for a failed fetch: credentials masked, length capped."""
+    if isinstance(exc, SourceError):
+        text = str(exc)
+    elif isinstance(exc, SQLAlchemyError):
+        text = f"{name}: the papers could not be stored ({_first_line(exc)})"
+    else:
+        text = f"{name}: internal error ({type(exc).__name__}: {exc})"
+    return capped(masked(" ".join(text.split())), MAX_REASON)
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0][:200]
 
 
 def _combine(name: str, outcomes: Sequence[SourceOutcome]) -> SourceOutcome:

@@ -87,6 +87,7 @@ class SmtpServer:
         users: dict[str, str] | None = None,
         store: bool = True,
         idle_timeout: float = 300.0,
+        smtputf8: bool = True,  # aiosmtpd offers SMTPUTF8 unless told not to
     ) -> None:
         self.host = "127.0.0.1"
         self.port = _free_port()
@@ -99,7 +100,7 @@ class SmtpServer:
         self._received: list[Received] = []
         self._count = 0
         self.stats = _Stats()
-        kwargs: dict[str, Any] = {"timeout": idle_timeout}
+        kwargs: dict[str, Any] = {"timeout": idle_timeout, "enable_SMTPUTF8": smtputf8}
         if users is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True)
             kwargs["auth_require_tls"] = tls_context is not None or ssl_context is not None
