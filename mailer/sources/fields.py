@@ -17,7 +17,7 @@ from typing import Any
 
 from mailer.errors import PayloadError
 from mailer.models import Paper
-from mailer.sources.identity import clean_text
+from mailer.sources.identity import MAX_RAW_TEXT, clean_text
 
 MAX_TITLE = 500  # characters; the longest real titles are about 300
 MAX_ABSTRACT = 5_000  # arXiv caps abstracts at 1,920
@@ -226,7 +226,7 @@ def strip_tags(markup: str) -> str:
     if "<" not in markup:
         return clean_text(markup)
     parser = _TextOnly()
-    parser.feed(markup)
+    parser.feed(markup[:MAX_RAW_TEXT])
     parser.close()
     return " ".join("".join(parser.parts).split())
 

@@ -16,6 +16,7 @@ _EMBEDDED = re.compile(
     rf"(?:arxiv\.org/(?:abs|pdf|html)/|arxiv:|oai:arxiv\.org:)({_NEW_ID}|{_OLD_ID})(?:v\d+)?",
     re.IGNORECASE,
 )
+MAX_RAW_TEXT = 50_000  # characters of any one field read from a source
 _MAX_KEY = 200  # paper.key is VARCHAR(255); longer own ids are hashed
 _WS = re.compile(r"\s+")
 # C0 and C1 control characters and lone surrogates: a NUL breaks PostgreSQL text, and a
@@ -43,7 +44,9 @@ def normalise_arxiv_id(value: str) -> str | None:
 def clean_text(value: str) -> str:
     """Text with HTML entities decoded, control characters and lone surrogates removed, and all
     whitespace runs (newlines too) collapsed."""
-    return _WS.sub(" ", _CONTROL.sub("", html.unescape(value))).strip()
+    # No field is kept longer than a few thousand characters: cut first, so a 5 MB title costs
+    # a 50 KB clean-up instead of copies and word lists of the whole of it.
+    return _WS.sub(" ", _CONTROL.sub("", html.unescape(value[:MAX_RAW_TEXT]))).strip()
 
 
 def normalise_title(title: str) -> str:
