@@ -238,3 +238,35 @@ def test_huge_fields_cannot_swell_previews_or_emails(
         page = httpx.get(web.url("/preview"), params={"q": "robots"}, timeout=30)
     assert page.status_code == 200 and "<strong>12</strong> of the 12 papers" in page.text
     assert len(page.content) < 200 * 1024, len(page.content)
+
+
+def test_run_once_still_sends_when_sources_are_hostile(
+    cli: Invoke, server: LocalHTTPServer, good_file: Path, tmp_path: Path
+) -> None:
+    """Issue 21.1: one bad source made `run --once` stop before sending anything."""
+    server.route("/loop", hostile.redirect_loop("/loop"))
+    server.route("/deep", Canned(hostile.deep_json(), content_type="application/json"))
+    outbox = tmp_path / "outbox"
+    env = {
+        "MAILER_SOURCES": f"rss:{server.url('/loop')},hf-daily,file:{good_file}",
+        "MAILER_HF_API_URL": server.url("/deep"),
+        "MAILER_OUTBOX_DIR": str(outbox),
+    }
+    added = cli("subscribers", "add", "reader@example.org", "--keywords", "robots",
+                "--confirmed", "--send-time", "00:00", env=env)  # fmt: skip
+    assert added.code == 0, added
+    result = cli("run", "--once", env=env)
+    assert result.code == 0, result
+    (mail,) = (outbox / "new").iterdir()
+    assert "A good paper about robots" in mail.read_text(encoding="utf-8")
+
+
+def test_a_worker_with_an_unusable_source_does_not_start(cli: Invoke) -> None:
+    """Issue 21.1 and 21.3: a bad source made the worker log a scheduler error every tick."""
+    result = cli("worker", env={"MAILER_SOURCES": "hf-daily,file:/etc/passwd"})
+    assert result.code == 3, result
+    assert (
+        result.err.strip()
+        .splitlines()[-1]
+        .startswith("error: configuration error: MAILER_SOURCES: source 'file:/etc/passwd' refused")
+    )
