@@ -5,7 +5,8 @@ octets before the @, 254 in all) and encodes an internationalised domain in IDNA
 stored form of ``user@bücher.example`` is ``user@xn--bcher-kva.example`` and its ``To:``
 header is plain ASCII. A local part that is not ASCII needs SMTPUTF8 end to end, so it is only
 accepted for a new subscriber when the operator says the SMTP server offers it
-(``MAILER_SMTPUTF8``). Error messages never quote the address: they reach logs.
+(``MAILER_SMTPUTF8``). An address refused for its characters (a NUL, a line break) is not
+quoted back; callers must not log the message of a refused address.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def normalise_email(raw: str, *, smtputf8: bool = True) -> str:
             candidate, check_deliverability=False, allow_smtputf8=smtputf8, strict=True
         )
     except EmailNotValidError as exc:
-        raise InvalidEmail(f"not a valid email address: {_reason(exc)}") from None
+        raise InvalidEmail(f"{candidate!r} is not a valid email address: {_reason(exc)}") from None
     return (result.ascii_email or result.normalized).lower()
 
 
