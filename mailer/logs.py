@@ -24,7 +24,9 @@ _HANDLER_NAME = "mailer"
 # credentials: masked in every log line, /healthz and CLI output, whoever configured them.
 _URL_USERINFO = re.compile(r"(?<=//)(?:([^/?#@\s:]*):)?[^/?#@\s]+@")
 _URL_SECRET_PARAM = re.compile(
-    r"(?<=[?&])([^=&#\s]*(?:token|key|secret|pass|auth|sig|session|cred)[^=&#\s]*)=[^&#\s]*",
+    # The value ends at &, #, space, or a colon closing a sentence ("...?token=x: failed").
+    r"(?<=[?&])([^=&#\s]*(?:token|key|secret|pass|auth|sig|session|cred)[^=&#\s]*)="
+    r"(?:[^&#\s:]|:(?!\s|$))*",
     re.IGNORECASE,
 )
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged too.

@@ -383,3 +383,14 @@ def test_a_unicode_mailbox_reaches_the_maildir(
     assert _unicode_signup(session_factory, lambda: MaildirTransport(tmp_path / "outbox"))
     (stored,) = (tmp_path / "outbox" / "new").iterdir()
     assert b"To: \xc3\xbcser@example.org" in stored.read_bytes()
+
+
+def test_masking_keeps_the_sentence_around_a_url() -> None:
+    from mailer.logs import masked
+
+    assert masked("rss:http://u:pw@h/f?token=abc: connection failed") == (
+        "rss:http://u:***@h/f?token=***: connection failed"
+    )
+    assert masked("see https://tok3n@h/x?api_key=a:b&page=2#top") == (
+        "see https://***@h/x?api_key=***&page=2#top"
+    )
