@@ -23,7 +23,7 @@ from sqlalchemy import select
 from mailer.addresses import normalise_email
 from mailer.config import Settings, secret_key_problem
 from mailer.context import Context, Defaults, make_context
-from mailer.daemon.run import uvicorn_options
+from mailer.daemon.web_processes import uvicorn_options
 from mailer.db import fetches as fetch_repo
 from mailer.db.fetches import FetchRecord
 from mailer.db.session import SessionFactory

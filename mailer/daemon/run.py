@@ -8,7 +8,6 @@ import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import uvicorn
 
@@ -140,27 +139,10 @@ def check_sources(settings: Settings) -> None:
         raise ConfigError(f"MAILER_SOURCES: {exc}") from None
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """How uvicorn logs and whom it believes about the client's address.
-
-    Its log records go through our handler (one masked line each, tracebacks folded), not
-    its own. ``X-Forwarded-For`` is ignored unless ``MAILER_FORWARDED_ALLOW_IPS`` names the
-    proxies that may set it: uvicorn would otherwise trust it from 127.0.0.1, so anything on
-    the host could pick the address the per-IP throttles see.
-    """
-    trusted = settings.forwarded_allow_ips.strip()
-    return {
-        "log_level": "warning",
-        "log_config": None,
-        "proxy_headers": bool(trusted),
-        "forwarded_allow_ips": trusted or None,
-    }
-
-
 async def _web(
     ctx: Context, settings: Settings, sock: socket.socket, stop: asyncio.Event, demo: bool
 ) -> None:
-    from mailer.daemon.web_processes import warm
+    from mailer.daemon.web_processes import uvicorn_options, warm
     from mailer.web.app import create_app
 
     app = create_app(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -50,6 +51,23 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn logs and whom it believes about the client's address.
+
+    Its log records go through our handler (one masked line each, tracebacks folded), not
+    its own. ``X-Forwarded-For`` is ignored unless ``MAILER_FORWARDED_ALLOW_IPS`` names the
+    proxies that may set it: uvicorn would otherwise trust it from 127.0.0.1, so anything on
+    the host could pick the address the per-IP throttles see.
+    """
+    trusted = settings.forwarded_allow_ips.strip()
+    return {
+        "log_level": "warning",
+        "log_config": None,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or None,
+    }
+
+
 def warm(app: FastAPI) -> None:
     """Build the app's search index in the background, then freeze the heap (``tuning``)."""
     web: Web = app.state.web
@@ -75,7 +93,7 @@ def child_main(settings: Settings, sock: socket.socket, number: int) -> None:
         secret_key=settings.effective_secret_key(),
     )
     warm(app)
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, access_log=False, **uvicorn_options(settings))
     log.info("web process %d serving (pid %d)", number, multiprocessing.current_process().pid)
     try:
         uvicorn.Server(config).run(sockets=[sock])  # SIGTERM / SIGINT end it gracefully
