@@ -196,6 +196,12 @@ class Settings(BaseSettings):
         300, ge=1, description="How long a claimed row may stay 'sending' before it is reclaimed."
     )
     bounce_limit: int = Field(1, ge=1, description="Hard bounces before a subscriber is bounced.")
+    import_max_record_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Longest CSV record (line, or quoted multi-line row) `subscribers import`"
+        " reads; a longer one stops the import.",
+    )
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines on stderr: text (key=value) or json (one object per line)."

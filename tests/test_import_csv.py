@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -15,7 +17,8 @@ from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.errors import InputError
 from mailer.subscribers import manage as subscriptions
-from mailer.subscribers.importer import decode, import_csv
+from mailer.subscribers.importer import MAX_ERRORS, decode, import_csv
+from mailer.subscribers.textfile import CHUNK
 from tests.helpers.cli import Invoke, cli_fixture  # noqa: F401  (the `cli` fixture)
 
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
@@ -169,3 +172,61 @@ def test_unbalanced_quote_and_oversized_cells(session_factory: SessionFactory) -
     with pytest.raises(InputError, match="line 3: unreadable CSV"):
         _import(session_factory, huge)
     assert _count(session_factory) == 0
+
+
+def test_a_file_without_line_breaks_fails_at_the_first_record_limit(
+    session_factory: SessionFactory,
+) -> None:
+    """/dev/zero or a 2 GB single line: refused after one record's worth, nothing stored."""
+
+    class Endless(io.RawIOBase):
+        """A stream that never ends and never breaks a line (like /dev/zero), counting reads."""
+
+        read_bytes = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            buffer[:] = b"\0" * len(buffer)
+            self.read_bytes += len(buffer)
+            return len(buffer)
+
+    endless = Endless()
+    with pytest.raises(InputError, match=r"line 1: unreadable CSV \(a record longer than 4,096"):
+        import_csv(
+            session_factory, io.BufferedReader(endless), defaults=Defaults(), confirmed=True,
+            now=NOW, max_record=4096,
+        )  # fmt: skip
+    assert endless.read_bytes < 4096 + 2 * CHUNK  # it stopped reading at once
+    assert _count(session_factory) == 0
+
+
+def test_a_quoted_cell_running_over_many_lines_is_bounded_like_one_line(
+    session_factory: SessionFactory,
+) -> None:
+    data = b'email,keywords\na@example.org,"x\n' + b"short line\n" * 2000
+    with pytest.raises(InputError, match=r"line 2: unreadable CSV \(a record longer than 4,096"):
+        import_csv(
+            session_factory, io.BytesIO(data), defaults=Defaults(), confirmed=True, now=NOW,
+            max_record=4096,
+        )  # fmt: skip
+    assert _count(session_factory) == 0
+
+
+def test_a_file_of_mostly_bad_rows_is_refused_whole(session_factory: SessionFactory) -> None:
+    data = b"email,keywords\na@example.org,x\n" + b"nope,x\n" * (MAX_ERRORS + 5)
+    with pytest.raises(InputError, match="more than 10,000 rows are invalid"):
+        _import(session_factory, data)
+    assert _count(session_factory) == 0
+
+
+def test_cli_import_of_dev_zero_fails_with_one_line(cli: Invoke) -> None:
+    result = cli("subscribers", "import", "/dev/zero")
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        "error: line 1: unreadable CSV (a record longer than 65,536 bytes; is this a CSV file?"
+        " MAILER_IMPORT_MAX_RECORD_BYTES sets the limit); nothing was imported"
+    ]
+    directory = cli("subscribers", "import", ".")
+    assert directory.code == 2 and "cannot read ." in directory.err

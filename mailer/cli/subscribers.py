@@ -235,16 +235,20 @@ def import_(
     """
     from mailer.subscribers import importer
 
+    settings = load_settings()
     try:
-        data = file.read_bytes()
+        stream = file.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {file}: {exc.strerror}") from None
-    settings = load_settings()
-    with database(settings) as sessions:
-        report = importer.import_csv(
-            sessions, data, defaults=defaults_of(settings), confirmed=confirmed,
-            now=utc_now(), dry_run=dry_run, name=str(file),
-        )  # fmt: skip
+    with stream, database(settings) as sessions:
+        try:
+            report = importer.import_csv(
+                sessions, stream, defaults=defaults_of(settings), confirmed=confirmed,
+                now=utc_now(), dry_run=dry_run, name=str(file),
+                max_record=settings.import_max_record_bytes,
+            )  # fmt: skip
+        except OSError as exc:  # a directory, a device that fails mid-read
+            raise InputError(f"cannot read {file}: {exc.strerror or exc}") from None
         import_report(report, confirmed=confirmed, as_json=as_json)
         if not (confirmed or dry_run or no_email):
             _confirm_by_mail(settings, sessions, [s.email for s in report.imported])

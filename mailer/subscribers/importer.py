@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +23,7 @@ from mailer.matching import parse_profile
 from mailer.models import Subscriber, SubscriberStatus
 from mailer.schedule import Cadence, cadence_of, first_due
 from mailer.subscribers.manage import SubscriberInput, validate
+from mailer.subscribers.textfile import BoundedLines
 
 COLUMNS = ("email", "keywords", "frequency", "timezone", "send_time", "weekday")
 REQUIRED = ("email", "keywords")
@@ -30,6 +33,8 @@ ALIASES = {
     "time_zone": "timezone", "tz": "timezone", "sendtime": "send_time", "time": "send_time",
     "day": "weekday",
 }  # fmt: skip
+MAX_RECORD_BYTES = 64 * 1024  # the default of MAILER_IMPORT_MAX_RECORD_BYTES
+MAX_ERRORS = 10_000
 # Characters that make a spreadsheet treat a cell as a formula (see the exporter).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -59,16 +64,7 @@ class ImportReport:
 
 def decode(data: bytes, name: str = "the file") -> str:
     """The file's text: UTF-8 with or without BOM; InputError naming the bad byte otherwise."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError(f"{name} is UTF-16; save it as 'CSV UTF-8' and import again")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{name} is not UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); "
-            "save it as 'CSV UTF-8' and import again"
-        ) from None
+    return "".join(BoundedLines(io.BytesIO(data), name, max_record=len(data) + 1))
 
 
 def _column(name: str) -> str:
@@ -86,9 +82,9 @@ def _header(first: str) -> tuple[str, list[str]] | None:
     return None
 
 
-def _layout(text: str, warnings: list[str]) -> tuple[str, list[str], bool]:
+def _layout(first: str, warnings: list[str]) -> tuple[str, list[str], bool]:
     """Delimiter, column names and whether the first line is a header."""
-    first = text.split("\n", 1)[0].rstrip("\r")
+    first = first.rstrip("\r\n")
     found = _header(first)
     if found is None:
         delimiter = ";" if first.count(";") > first.count(",") and "@" in first else ","
@@ -104,14 +100,16 @@ def _layout(text: str, warnings: list[str]) -> tuple[str, list[str], bool]:
     return delimiter, names, True
 
 
-def records(text: str, warnings: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, {column: value}) for every non-blank data row of a CSV text."""
-    delimiter, names, has_header = _layout(text, warnings)
-    reader = csv.reader(io.StringIO(text, newline=""), dialect="excel", delimiter=delimiter)
+def records(lines: BoundedLines, warnings: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, {column: value}) for every non-blank data row of a CSV file, streamed."""
+    first = next(lines, "")
+    delimiter, names, has_header = _layout(first, warnings)
+    reader = csv.reader(itertools.chain([first], lines), dialect="excel", delimiter=delimiter)
     start = 1
     try:
         for cells in reader:
             line, start = start, reader.line_num + 1
+            lines.new_record()
             if (has_header and line == 1) or not any(cell.strip() for cell in cells):
                 continue
             yield line, {name: cell for name, cell in zip(names, cells, strict=False) if name}
@@ -156,14 +154,32 @@ def fast_normaliser(smtputf8: bool = False) -> Callable[[str], str]:
     return normalise
 
 
-def parse(data: bytes, defaults: Defaults, now: datetime, name: str = "the file") -> ImportReport:
-    """Validate every row; valid ones become pending subscribers, the rest line-numbered errors."""
+def parse(
+    data: bytes | BinaryIO,
+    defaults: Defaults,
+    now: datetime,
+    name: str = "the file",
+    *,
+    max_record: int = MAX_RECORD_BYTES,
+) -> ImportReport:
+    """Validate every row; valid ones become pending subscribers, the rest line-numbered errors.
+
+    ``data`` is the file's bytes or a binary stream read in chunks; no record may be longer
+    than ``max_record`` bytes, and a file with more than ``MAX_ERRORS`` bad rows is refused
+    whole (it is not a subscriber list), so memory never grows with a hostile file's size.
+    """
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
     report = ImportReport()
     seen: dict[str, int] = {}
     normalise = fast_normaliser(defaults.smtputf8)
     check_profile = functools.lru_cache(maxsize=4096)(parse_profile)
-    for line, cells in records(decode(data, name), report.warnings):
+    for line, cells in records(BoundedLines(stream, name, max_record), report.warnings):
         report.rows += 1
+        if len(report.errors) > MAX_ERRORS:
+            raise InputError(
+                f"more than {MAX_ERRORS:,} rows are invalid (the last on line {line - 1}): "
+                "is this the right file? Nothing was imported"
+            )
         if any(_SWALLOWED_ROW.search(cell) for cell in cells.values()):
             report.errors.append(
                 RowError(line, "a quoted cell runs over the following lines (unbalanced quote?)")
@@ -243,16 +259,17 @@ def _insert(
 
 def import_csv(
     session_factory: SessionFactory,
-    data: bytes,
+    data: bytes | BinaryIO,
     *,
     defaults: Defaults,
     confirmed: bool,
     now: datetime,
     dry_run: bool = False,
     name: str = "the file",
+    max_record: int = MAX_RECORD_BYTES,
 ) -> ImportReport:
     """Parse and store a CSV file of subscribers; see ``parse`` and ``store``."""
-    report = parse(data, defaults, now, name)
+    report = parse(data, defaults, now, name, max_record=max_record)
     return store(session_factory, report, confirmed=confirmed, now=now, dry_run=dry_run)
 
 
