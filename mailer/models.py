@@ -88,6 +88,31 @@ class DigestNote(StrEnum):
         return cls(f"subscriber_{status.value}")
 
 
+class SuppressionReason(StrEnum):
+    """Why an address is on the suppression list."""
+
+    HARD_BOUNCE = "hard_bounce"  # the mailbox does not exist: never mailed again
+    COMPLAINT = "complaint"  # the reader reported a digest as spam: never mailed again
+    OPERATOR = "operator"  # `mailer suppressions add`: never mailed again
+    ERASED = "erased"  # a tombstone: never imported again; may sign up again (double opt-in)
+
+    @property
+    def blocks_mail(self) -> bool:
+        """Whether nothing at all may be sent to the address (a tombstone only stops imports)."""
+        return self is not SuppressionReason.ERASED
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """One entry of the suppression list; ``email`` is None once the person was erased."""
+
+    email_hash: str
+    email: str | None
+    reason: SuppressionReason
+    created_at: datetime
+    detail: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Paper:
     """One paper as parsed from a source; ``id`` is set once it is stored."""

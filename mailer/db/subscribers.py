@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailer.db.tables import (
+    BounceReportRow,
     DigestPaperRow,
     DigestRow,
     FeedbackRow,
@@ -219,6 +220,13 @@ def get_row(session: Session, subscriber_id: int) -> SubscriberRow | None:
 
 def delete_row(session: Session, row: SubscriberRow) -> None:
     """Delete a subscriber; their digests, digest papers and votes go with them."""
+    # Bounce reports stay for the daily rates, without anything that names the person.
+    session.execute(
+        update(BounceReportRow)
+        .where(BounceReportRow.subscriber_id == row.id)
+        .values(subscriber_id=None, digest_id=None, detail=None)
+        .execution_options(synchronize_session=False)
+    )
     # Bulk deletes by key so the database's cascades do the work, not the ORM's row loading.
     session.execute(delete(FeedbackRow).where(FeedbackRow.subscriber_id == row.id))
     session.execute(delete(DigestPaperRow).where(DigestPaperRow.subscriber_id == row.id))
@@ -233,7 +241,7 @@ def email_hash(email: str) -> str:
 
 
 def suppression_reason(session: Session, email: str) -> str | None:
-    """Why a normalised address was erased, if it was (its tombstone's reason)."""
+    """Why a normalised address is on the suppression list (erased, complaint...), if it is."""
     row = session.get(SuppressionRow, email_hash(email))
     return row.reason if row is not None else None
 
@@ -250,19 +258,6 @@ def among(
     return column.in_(values)
 
 
-def suppressed_hashes(session: Session, hashes: Iterable[str]) -> frozenset[str]:
-    """Which of these address hashes have a tombstone (for bulk imports)."""
-    wanted = list(hashes)
-    found: set[str] = set()
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        chunk = wanted[start : start + LOOKUP_CHUNK]
-        query = select(SuppressionRow.email_hash).where(
-            among(session, SuppressionRow.email_hash, chunk)
-        )
-        found.update(session.scalars(query))
-    return frozenset(found)
-
-
 def statuses(session: Session, emails: Sequence[str]) -> dict[str, str]:
     """The status of each of these normalised addresses that is already stored."""
     found: dict[str, str] = {}
@@ -273,21 +268,6 @@ def statuses(session: Session, emails: Sequence[str]) -> dict[str, str]:
         )
         found.update((email, status) for email, status in session.execute(query))
     return found
-
-
-def add_tombstone(session: Session, email: str, reason: str, now: datetime) -> None:
-    """Record that an address was erased, keeping only its hash."""
-    key = email_hash(email)
-    existing = session.get(SuppressionRow, key)
-    if existing is None:
-        session.add(SuppressionRow(email_hash=key, reason=reason, created_at=now))
-    else:
-        existing.reason, existing.created_at = reason, now
-
-
-def drop_tombstone(session: Session, email: str) -> None:
-    """Forget an address's tombstone (the person consented again)."""
-    session.execute(delete(SuppressionRow).where(SuppressionRow.email_hash == email_hash(email)))
 
 
 _BATCH = 2000

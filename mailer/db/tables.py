@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Float,
@@ -93,13 +94,43 @@ class SubscriberRow(Base):
 
 
 class SuppressionRow(Base):
-    """An anonymous tombstone: a hash of an erased address that must not come back silently."""
+    """An address never to be mailed again, or only the hash of one once it is erased.
+
+    ``reason``: hard_bounce, complaint, operator; or erased (a tombstone: the person may come
+    back through the signup form, never through an import). Keyed by the SHA-256 of the
+    normalised address, so a row outlives the address itself.
+    """
 
     __tablename__ = "suppression"
 
     email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))  # NULL once the person is erased
     reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)  # the bounce reply, or the operator's note
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BounceReportRow(Base):
+    """A bounce or complaint that arrived by mail and was proven and applied."""
+
+    __tablename__ = "bounce_report"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # SHA-256 of the message as read: reading the same message again changes nothing.
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # hard, soft, policy, complaint
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("subscriber.id", ondelete="SET NULL"), index=True
+    )
+    digest_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("digest.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str | None] = mapped_column(String(32))  # 5.1.1, or a feedback type
+    code: Mapped[int | None] = mapped_column(SmallInteger)
+    detail: Mapped[str | None] = mapped_column(Text)
+    counted: Mapped[bool] = mapped_column(Boolean, default=True)  # a soft bounce after success: no
 
 
 class PaperRow(Base):

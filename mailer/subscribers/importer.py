@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 from mailer.addresses import MAX_EMAIL_LENGTH, normalise_email
 from mailer.context import Defaults
 from mailer.db import subscribers as repo
+from mailer.db import suppressions as suppression_repo
 from mailer.db.session import SessionFactory
 from mailer.errors import InputError
 from mailer.matching import parse_profile
-from mailer.models import Subscriber, SubscriberStatus
+from mailer.models import Subscriber, SubscriberStatus, SuppressionReason
 from mailer.schedule import Cadence, cadence_of, first_due
 from mailer.subscribers.manage import SubscriberInput, validate
 from mailer.subscribers.textfile import BoundedLines
@@ -274,7 +275,7 @@ def import_csv(
 
 
 def _refused(session: Session, emails: Sequence[str]) -> dict[str, str]:
-    """Addresses that may not be imported, with why: already present, or erased."""
+    """Addresses that may not be imported, with why: present, suppressed, or erased."""
     refused = {
         email: (
             f"unsubscribed; {_COME_BACK}"
@@ -283,9 +284,13 @@ def _refused(session: Session, emails: Sequence[str]) -> dict[str, str]:
         )
         for email, status in repo.statuses(session, emails).items()
     }
-    hashes = {repo.email_hash(e): e for e in emails if e not in refused}
-    for key in repo.suppressed_hashes(session, hashes):
-        refused[hashes[key]] = f"was erased at their request; {_COME_BACK}"
+    unknown = [email for email in emails if email not in refused]
+    for email, reason in suppression_repo.reasons_for(session, unknown).items():
+        refused[email] = (
+            f"was erased at their request; {_COME_BACK}"
+            if reason is SuppressionReason.ERASED
+            else f"is on the suppression list ({reason.value}); it is never mailed again"
+        )
     return refused
 
 

@@ -12,6 +12,7 @@ from mailer.addresses import normalise_email
 from mailer.context import Defaults
 from mailer.db import digests as digest_repo
 from mailer.db import subscribers as repo
+from mailer.db import suppressions as suppression_repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.errors import InputError, NotFound
@@ -110,11 +111,18 @@ def add(
 
 
 def _clear_the_way(session: Session, email: str, *, reconsented: bool) -> None:
-    """Refuse a duplicate or a departed address; on renewed consent, forget the old record."""
+    """Refuse a duplicate, a suppressed or a departed address; on renewed consent, forget the
+    old record (a suppression is lifted only by `mailer suppressions remove`)."""
     existing = repo.get_row_by_email(session, email)
     if existing is not None and existing.status != SubscriberStatus.UNSUBSCRIBED.value:
         raise InputError(f"{email} is already a subscriber ({existing.status})")
-    erased = repo.suppression_reason(session, email) is not None
+    suppressed = suppression_repo.find(session, email)
+    if suppressed is not None and suppressed.reason.blocks_mail:
+        raise InputError(
+            f"{email} is on the suppression list ({suppressed.reason.value}); "
+            "`mailer suppressions remove` it first if it may be mailed again"
+        )
+    erased = suppressed is not None
     if (existing is not None or erased) and not reconsented:
         what = "unsubscribed" if existing is not None else "was erased"
         raise InputError(
@@ -124,7 +132,7 @@ def _clear_the_way(session: Session, email: str, *, reconsented: bool) -> None:
     if existing is not None:
         repo.delete_row(session, existing)
     if erased:
-        repo.drop_tombstone(session, email)
+        suppression_repo.lift(session, email, only_tombstone=True)
 
 
 def _activated(subscriber: Subscriber, now: datetime) -> Subscriber:
@@ -249,10 +257,13 @@ def unsubscribe(session_factory: SessionFactory, ref: SubscriberRef, now: dateti
 
 
 def remove(session_factory: SessionFactory, ref: SubscriberRef, now: datetime) -> str:
-    """Erase a subscriber's personal data, keeping an anonymous tombstone; returns the address."""
+    """Erase a subscriber's personal data; returns the address.
+
+    Only the address's hash stays: as a tombstone, or as its suppression entry if it has one.
+    """
     with session_factory.begin() as session:
         row = _row(session, ref)
         email = row.email
         repo.delete_row(session, row)
-        repo.add_tombstone(session, email, "erased", now)
+        suppression_repo.forget_address(session, email, now)
     return email

@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mailer.addresses import normalise_email
 from mailer.context import Context
 from mailer.db import subscribers as repo
+from mailer.db import suppressions as suppression_repo
 from mailer.db.tables import SubscriberRow
 from mailer.delivery import Transport
 from mailer.errors import InputError, MailerError, TokenError
@@ -67,16 +69,20 @@ class Confirmed:
     newly_active: bool
 
 
-def request(ctx: Context, raw: SubscriberInput, now: datetime) -> PendingConfirmation:
+def request(ctx: Context, raw: SubscriberInput, now: datetime) -> PendingConfirmation | None:
     """Validate a signup and record it; InputError for bad input, Throttled when too soon.
 
     A new, pending, unsubscribed or bounced address becomes pending with the new choices;
     an active or paused one keeps its settings (a stranger must not change them) and its
-    owner gets a link that leads to the preferences page.
+    owner gets a link that leads to the preferences page. A suppressed address (a hard
+    bounce, a complaint, the operator's) gets nothing at all: None, and the caller answers
+    as for any other address.
     """
     subscriber = validate(raw, ctx.defaults, now)
     try:
         with ctx.session_factory.begin() as session:
+            if _suppressed(session, subscriber.email):
+                return None
             row = repo.get_row_by_email(session, subscriber.email)
             if row is None:
                 new_id = repo.insert_subscriber(session, subscriber, None)
@@ -103,6 +109,11 @@ def resend(ctx: Context, email: str, now: datetime) -> PendingConfirmation | Non
         _check_interval(row, now)
         row.confirmation_sent_at = now
         return PendingConfirmation(row.id, row.email)
+
+
+def _suppressed(session: Session, email: str) -> bool:
+    found = suppression_repo.find(session, email)
+    return found is not None and found.reason.blocks_mail
 
 
 def _check_interval(row: SubscriberRow, now: datetime) -> None:
@@ -198,12 +209,14 @@ def confirm(ctx: Context, token: str, now: datetime) -> Confirmed:
         if row is None:
             raise TokenError("this link is no longer valid: the subscription was removed")
         newly = row.status == SubscriberStatus.PENDING.value
+        if newly and _suppressed(session, row.email):
+            raise TokenError("this link is no longer valid: the address may not be mailed")
         if newly:
             activate_row(row, now)
             row.hard_bounces = 0
             row.soft_bounces = 0
             # Confirming by email is renewed consent: an erased address may come back.
-            repo.drop_tombstone(session, row.email)
+            suppression_repo.lift(session, row.email, only_tombstone=True)
         elif row.status not in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value):
             raise TokenError("this link is no longer valid: the subscription was cancelled")
         return Confirmed(repo.to_subscriber(row), newly)

@@ -155,7 +155,8 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     except InputError as exc:
         form.errors["form"] = str(exc)
         return _signup_page(request, form, status=400)
-    _send_later(web, background, pending)
+    if pending is not None:  # None: a suppressed address, which gets the same page and no mail
+        _send_later(web, background, pending)
     return _inbox_page(web, pending)
 
 
