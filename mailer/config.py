@@ -196,6 +196,34 @@ class Settings(BaseSettings):
         300, ge=1, description="How long a claimed row may stay 'sending' before it is reclaimed."
     )
     bounce_limit: int = Field(1, ge=1, description="Hard bounces before a subscriber is bounced.")
+    bounce_mailbox: str | None = Field(
+        None,
+        description="Where bounces and complaints arrive: a Maildir path, or an IMAP URL"
+        " (imaps://user@host/INBOX, or imap://... with STARTTLS). Unset: none are read.",
+    )
+    bounce_password: str | None = Field(
+        None, description="Password for the IMAP bounce mailbox (never logged)."
+    )
+    bounce_address: str | None = Field(
+        None,
+        description="Envelope sender of digests, e.g. bounces@example.org: each digest goes out"
+        " from bounces+TAG@example.org, a tag signed with the secret key, so a report is"
+        " applied only when it proves which digest it is about. Unset: the From address.",
+    )
+    bounce_interval_seconds: int = Field(
+        300, ge=10, description="How often `mailer worker` reads the bounce mailbox."
+    )
+    bounce_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=16 * 1024,
+        description="At most this much of one incoming report is read; the rest is ignored.",
+    )
+    bounce_max_parts: int = Field(
+        200, ge=4, description="A report with more MIME parts than this is not parsed (kept)."
+    )
+    bounce_batch: int = Field(
+        1000, ge=1, description="Reports read per `mailer bounces` run (the rest wait)."
+    )
     import_max_record_bytes: int = Field(
         64 * 1024,
         ge=1024,

@@ -12,6 +12,7 @@ from mailer.config import Settings
 from mailer.db.session import SessionFactory
 from mailer.errors import ConfigError
 from mailer.mail.message import list_id_for, parse_address
+from mailer.mail.verp import ReturnPath
 from mailer.rendering import Renderer
 from mailer.tokens import Purpose, Tokens
 
@@ -33,6 +34,7 @@ class Context:
     dkim: DkimKey | None = None
     # Run first in each render process (the runtime's ``daemon.tuning.render_child_setup``).
     render_child_setup: Callable[[], None] | None = None
+    return_path: ReturnPath | None = None  # per-digest envelope senders (MAILER_BOUNCE_ADDRESS)
     # Lets the sender start render processes configured like itself (holds secrets: no repr).
     settings: Settings | None = field(default=None, repr=False)
 
@@ -45,6 +47,12 @@ class Context:
     def envelope_sender(self) -> str:
         """The bare From address, used as the SMTP envelope sender (MAIL FROM)."""
         return parse_address(self.sender, what="From address").addr_spec
+
+    def envelope_sender_for(self, digest_id: int) -> str:
+        """The envelope sender of one digest: signed per digest with a bounce address."""
+        if self.return_path is None:
+            return self.envelope_sender
+        return self.return_path.for_digest(digest_id)
 
     def link(self, purpose: Purpose, subject: int) -> str:
         """An absolute URL carrying a token for ``purpose``."""
@@ -87,9 +95,10 @@ def make_context(
     render_child_setup: Callable[[], None] | None = None,
 ) -> Context:
     """Build the pipeline context from settings (raises ConfigError in production if unsafe)."""
+    tokens = Tokens(settings.effective_secret_key())
     return Context(
         session_factory=session_factory,
-        tokens=Tokens(settings.effective_secret_key()),
+        tokens=tokens,
         renderer=Renderer(),
         sender=settings.effective_from(),
         base_url=settings.base_url,
@@ -108,6 +117,9 @@ def make_context(
         reply_to=settings.reply_to,
         dkim=dkim_from_settings(settings),
         render_child_setup=render_child_setup,
+        return_path=(
+            ReturnPath.parse(settings.bounce_address, tokens) if settings.bounce_address else None
+        ),
         settings=settings,
     )
 

@@ -128,6 +128,8 @@ def secrets_of(settings: Settings) -> list[str | None]:
         settings.secret_key,
         settings.dkim_private_key,
         url_password(settings.database_url),
+        settings.bounce_password,
+        url_password(settings.bounce_mailbox or ""),
     ]
 
 

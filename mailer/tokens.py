@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import time
@@ -90,6 +91,10 @@ class Tokens:
         # ``dumps`` builds a new signer for every token; every digest carries three tokens.
         self._signers = {purpose: s.make_signer() for purpose, s in self._serializers.items()}
         self._feedback_signer = _KeyedSigner(self._signers[Purpose.FEEDBACK])
+        # Return-path tags have a key of their own, derived like itsdangerous derives one
+        # per salt, so a tag can never pass for a link token or the other way round.
+        tag_key = hashlib.sha256(b"mailer.return-path" + secret_key.encode("utf-8")).digest()
+        self._tag_mac = hmac.new(tag_key, digestmod=hashlib.sha256)
 
     def make(self, purpose: Purpose, subject: int | str) -> str:
         """A token naming ``subject`` (a subscriber or digest id) for ``purpose``.
@@ -146,3 +151,28 @@ class Tokens:
         if not isinstance(value, int) or not 0 < value <= MAX_ID:
             raise TokenError("this link is not valid")
         return value
+
+    def return_tag(self, digest_id: int) -> str:
+        """A tag naming one digest, for its envelope sender: ``123-`` and an 80-bit HMAC.
+
+        Lowercase hex, because mail systems may change the case of an address's local part
+        (and base32 costs 4 us in pure Python, hex 0.2); about 3 us per message in all.
+        """
+        return f"{digest_id}-{self._tag_signature(str(digest_id))}"
+
+    def read_return_tag(self, tag: str) -> int | None:
+        """The digest id a tag names, or None when the tag was not made with this key."""
+        number, _, signature = tag.lower().partition("-")
+        if not number.isdigit() or len(number) > 19 or len(signature) != _TAG_CHARS:
+            return None
+        if not hmac.compare_digest(self._tag_signature(number), signature):
+            return None
+        return int(number)
+
+    def _tag_signature(self, payload: str) -> str:
+        mac = self._tag_mac.copy()
+        mac.update(payload.encode("ascii"))
+        return mac.digest()[:10].hex()
+
+
+_TAG_CHARS = 20  # 10 bytes of HMAC-SHA256 in hex: forging one takes about 2**80 tries

@@ -49,6 +49,7 @@ class RenderedDigest:
     digest: Digest
     links: Links
     rendered: RenderedEmail
+    digest_id: int = 0  # the outbox row: its id signs the envelope sender
 
 
 def render_stored(ctx: Context, digest_id: int) -> RenderedDigest:
@@ -73,7 +74,7 @@ def render_digest(ctx: Context, stored: StoredDigest) -> RenderedDigest:
     paper_ids = [m.paper.id for m in stored.matches if m.paper.id is not None]
     links = digest_links(ctx, stored.subscriber.id, stored.id, paper_ids)
     rendered = ctx.renderer.digest(digest, links, date_label=stored.period.label)
-    return RenderedDigest(digest, links, rendered)
+    return RenderedDigest(digest, links, rendered, stored.id)
 
 
 def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> WireMessage:
@@ -84,12 +85,13 @@ def build_digest_message(ctx: Context, claimed: ClaimedDigest) -> WireMessage:
 def wire_message(ctx: Context, result: RenderedDigest) -> WireMessage:
     """The email of a rendered digest serialised for SMTP, DKIM-signed when configured."""
     message = _unsigned_message(ctx, result)
+    sender = ctx.envelope_sender_for(result.digest_id)
     # A non-ASCII address (an internationalised domain or mailbox) goes out raw in UTF-8
     # headers, as SMTPUTF8 expects; encoded words are not allowed inside an address.
-    utf8 = not (ctx.envelope_sender + result.digest.subscriber.email).isascii()
+    utf8 = not (sender + result.digest.subscriber.email).isascii()
     if ctx.dkim is None:
         data, crlf_checked = wire_bytes(message, utf8=utf8)
-        return WireMessage(data, ctx.envelope_sender, crlf_checked)
+        return WireMessage(data, sender, crlf_checked)
     data = sign_message(
         message,
         selector=ctx.dkim.selector,
@@ -97,7 +99,7 @@ def wire_message(ctx: Context, result: RenderedDigest) -> WireMessage:
         private_key=ctx.dkim.private_key,
         utf8=utf8,
     )
-    return WireMessage(data, ctx.envelope_sender)
+    return WireMessage(data, sender)
 
 
 def _unsigned_message(ctx: Context, result: RenderedDigest) -> EmailMessage:

@@ -39,6 +39,7 @@ class Rendered:
     data: bytes | None
     error: str | None = None
     crlf_checked: bool = False  # ``data`` is known to pass ``crlf_only``: the sender skips the scan
+    sender: str | None = None  # the envelope sender, signed here rather than in the sender
 
 
 _context: Context | None = None  # the child's own pipeline context
@@ -89,7 +90,7 @@ def render_chunk(digest_ids: Sequence[int]) -> dict[int, Rendered]:
             # Checked here, beside the rendering, rather than by the sender, whose every
             # moment counts towards how long its SMTP connections wait.
             checked = wire.crlf_checked or crlf_only(wire.data)
-            out[digest_id] = Rendered(wire.data, crlf_checked=checked)
+            out[digest_id] = Rendered(wire.data, crlf_checked=checked, sender=wire.sender)
     return out
 
 

@@ -117,8 +117,9 @@ class PooledDigestMessages(DigestMessages):
             return build_digest_message(self.ctx, claimed)
         if found.data is None:
             raise RuntimeError(found.error or "rendering failed")  # as if it had failed here
-        # The child's envelope sender is the same as ours.
-        return WireMessage(found.data, self.ctx.envelope_sender, found.crlf_checked)
+        # The child made the envelope sender with our key: no signing in the sending process.
+        sender = found.sender or self.ctx.envelope_sender_for(claimed.digest_id)
+        return WireMessage(found.data, sender, found.crlf_checked)
 
 
 def _chunk_sizes(total: int, largest: int) -> Iterator[int]:
