@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from typer._click.exceptions import ClickException as TyperClickException
 
 from mailer import logs
+from mailer.cli import bounces as cli_bounces
 from mailer.cli import ops as cli_ops
 from mailer.cli import output
 from mailer.cli.subscribers import app as subscribers_app
@@ -396,6 +397,7 @@ def preview(
 
 
 cli_ops.register(app)  # after the core commands, so --help lists those first
+cli_bounces.register(app)
 
 
 # --- output ----------------------------------------------------------------------------

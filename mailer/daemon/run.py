@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailer.config import Settings
 from mailer.context import Context
@@ -17,7 +18,9 @@ from mailer.daemon import tuning
 from mailer.daemon.scheduler import build_scheduler
 from mailer.daemon.web_processes import bind
 from mailer.delivery import RetryPolicy, Transport, stop_on_signals, transport_from_settings
-from mailer.errors import ConfigError, SourceSpecError
+from mailer.delivery.inbound import open_inbox
+from mailer.errors import ConfigError, MailerError, SourceSpecError
+from mailer.pipeline.bounces import check_mailbox
 from mailer.pipeline.cycle import fetch_now, send_now
 from mailer.pipeline.fetch import make_sources
 
@@ -90,6 +93,8 @@ def _start_jobs(
     stack: contextlib.AsyncExitStack,
 ) -> None:
     policy = RetryPolicy.from_settings(settings)
+    if settings.bounce_mailbox:
+        open_inbox(settings).close()  # a bad MAILER_BOUNCE_MAILBOX stops the start, not a job
 
     check_sources(settings)  # a bad MAILER_SOURCES stops the start, not every tick
 
@@ -108,11 +113,18 @@ def _start_jobs(
                 with tuning.tuned():
                     await _send_and_log(ctx, transport, policy, jobs.stop)
 
+    async def bounce_job() -> None:
+        async with jobs.busy:
+            if not jobs.stop.is_set():
+                await _read_bounces(ctx, settings)
+
     sched = build_scheduler(
         fetch_job=fetch_job,
         due_job=due_job,
         fetch_cron=settings.fetch_cron,
         first_run=ctx.clock(),
+        bounce_job=bounce_job if settings.bounce_mailbox else None,
+        bounce_interval=settings.bounce_interval_seconds,
     )
     sched.modify_job("fetch", next_run_time=ctx.clock())  # fetch once at start, then on cron
     sched.start()
@@ -137,6 +149,14 @@ def check_sources(settings: Settings) -> None:
         make_sources(settings)
     except SourceSpecError as exc:
         raise ConfigError(f"MAILER_SOURCES: {exc}") from None
+
+
+async def _read_bounces(ctx: Context, settings: Settings) -> None:
+    """One reading of the bounce mailbox; a failure is logged and the next run tries again."""
+    try:
+        await asyncio.to_thread(check_mailbox, ctx, settings)
+    except (MailerError, SQLAlchemyError) as exc:
+        log.error("bounce mailbox not read: %s", str(exc).splitlines()[0])
 
 
 async def _web(

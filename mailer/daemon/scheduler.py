@@ -34,8 +34,14 @@ def build_scheduler(
     due_job: Callable[[], Awaitable[object]],
     fetch_cron: str,
     first_run: datetime | None = None,
+    bounce_job: Callable[[], Awaitable[object]] | None = None,
+    bounce_interval: int = 300,
 ) -> AsyncIOScheduler:
-    """An in-memory scheduler with the two jobs; coalesced, one instance each."""
+    """An in-memory scheduler with the jobs; coalesced, one instance each.
+
+    ``bounce_job`` (reading the bounce mailbox) runs every ``bounce_interval`` seconds when
+    given, the first time at ``first_run``.
+    """
     scheduler = AsyncIOScheduler(
         timezone="UTC",
         job_defaults={
@@ -52,4 +58,12 @@ def build_scheduler(
         name="send due digests",
         next_run_time=first_run,
     )
+    if bounce_job is not None:
+        scheduler.add_job(
+            bounce_job,
+            IntervalTrigger(seconds=bounce_interval, timezone="UTC"),
+            id="bounces",
+            name="read the bounce mailbox",
+            next_run_time=first_run,
+        )
     return scheduler

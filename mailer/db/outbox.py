@@ -22,8 +22,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
+from mailer.db.suppressions import suppress_quietly
 from mailer.db.tables import DigestRow, SubscriberRow
-from mailer.models import DigestNote, DigestStatus, SubscriberStatus
+from mailer.models import DigestNote, DigestStatus, SubscriberStatus, SuppressionReason
 
 _REPLY_LIMIT = 1000  # SMTP replies can be long; the row keeps what explains the outcome
 
@@ -39,6 +40,7 @@ class ClaimedDigest:
     message_id: str
     attempts: int
     created_at: datetime
+    soft_bounces: int = 0  # the subscriber's count when claimed: a delivery resets it
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ def claim(session: Session, now: datetime, lease_until: datetime, limit: int) ->
                 DigestRow.message_id,
                 DigestRow.attempts,
                 DigestRow.created_at,
+                SubscriberRow.soft_bounces,
             )
             .join(SubscriberRow, SubscriberRow.id == DigestRow.subscriber_id)
             .where(DigestRow.id.in_(ids))
@@ -96,6 +99,7 @@ def claim(session: Session, now: datetime, lease_until: datetime, limit: int) ->
             row.message_id,
             row.attempts,
             row.created_at,
+            row.soft_bounces or 0,
         )
         for row in rows
         if row.status == active
@@ -262,7 +266,26 @@ def record(
         for outcome, ok in zip(outcomes, written, strict=True):
             if ok and (outcome.hard_bounce or outcome.soft_bounce):
                 _count_bounce(connection, outcome, now, bounce_limit)
+        _reset_soft_bounces(connection, outcomes, written)
     return written
+
+
+def _reset_soft_bounces(
+    connection: Connection, outcomes: Sequence[Outcome], written: Sequence[bool]
+) -> None:
+    """Soft bounces count only until a delivery succeeds: a sent digest starts them over.
+
+    Only for subscribers who had some when claimed, so the usual batch costs no statement.
+    """
+    ids = [
+        outcome.digest.subscriber_id
+        for outcome, ok in zip(outcomes, written, strict=True)
+        if ok and outcome.digest.soft_bounces and outcome.status is DigestStatus.SENT
+    ]
+    if ids:
+        connection.execute(
+            update(SubscriberRow).where(SubscriberRow.id.in_(ids)).values(soft_bounces=0)
+        )
 
 
 _DIGEST = DigestRow.metadata.tables["digest"]
@@ -339,7 +362,7 @@ def _count_bounce(
             last_bounce_reply=(outcome.reply or "")[:_REPLY_LIMIT],
         )
     )
-    connection.execute(
+    bounced = connection.execute(
         update(SubscriberRow)
         .where(
             subscriber,
@@ -347,7 +370,10 @@ def _count_bounce(
             SubscriberRow.status.in_(_BOUNCEABLE),
         )
         .values(status=SubscriberStatus.BOUNCED.value, next_due_at=None)
-    )
+        .returning(SubscriberRow.email)
+    ).scalar()
+    if bounced is not None:  # a dead mailbox is never mailed again, not even by a new signup
+        suppress_quietly(connection, bounced, SuppressionReason.HARD_BOUNCE, now, outcome.reply)
 
 
 _BOUNCEABLE = [
