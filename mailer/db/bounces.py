@@ -10,7 +10,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from mailer.db.tables import BounceReportRow, DigestRow, SubscriberRow
-from mailer.models import DigestStatus, SubscriberStatus
+from mailer.models import DigestNote, DigestStatus, SubscriberStatus
 
 REPLY_LIMIT = 1000
 
@@ -140,6 +140,6 @@ def mark_digest_bounced(session: Session, target: Target, report: ReportRecord) 
     if row is None or row.status not in (DigestStatus.SENT.value, DigestStatus.BOUNCED.value):
         return
     row.status = DigestStatus.BOUNCED.value
-    row.note = "hard_bounce"
+    row.note = DigestNote.HARD_BOUNCE.value
     row.last_code = report.code
     row.last_reply = f"bounced later: {report.status or ''} {report.detail}".strip()[:REPLY_LIMIT]
