@@ -267,7 +267,7 @@ def web(host: HostOption = None, port: PortOption = None, workers: WorkersOption
 
 @app.command()
 def worker() -> None:
-    """Only the scheduler: fetch sources, send due digests, read bounces (scale out on PostgreSQL)."""
+    """Only the scheduler: fetch, send due digests, read bounces (scale out on PostgreSQL)."""
     from mailer.daemon import run as daemon
 
     settings = _daemon_settings()
