@@ -19,6 +19,7 @@ from mailer.db.tables import BounceReportRow, DigestRow, SubscriberRow, Suppress
 from mailer.delivery.inbound import MaildirInbox
 from mailer.models import DigestStatus
 from mailer.pipeline.bounces import BounceOptions, BounceRun, read_bounces
+from mailer.schedule import Period
 from mailer.subscribers import manage as subscriptions
 from mailer.subscribers.manage import SubscriberInput
 from tests.helpers.bounces import deliver, maildir, report, states
@@ -62,9 +63,9 @@ def _sent(sf: SessionFactory, subscriber_id: int, day: int = 1) -> tuple[int, st
     message_id = f"<digest-{subscriber_id}-{day}@example.org>"
     sent_at = datetime(2026, 12, day, 8, 0, tzinfo=UTC)
     plan = PlannedDigest(
-        subscriber_id=subscriber_id, period=f"2026-12-{day:02d}", status=DigestStatus.PENDING,
-        note=None, message_id=message_id, matches=(), matched_count=1, considered_count=9,
-        window_start=None, window_end=sent_at,
+        subscriber_id=subscriber_id, period=Period.parse(f"2026-12-{day:02d}"),
+        status=DigestStatus.PENDING, note=None, message_id=message_id, matches=(),
+        matched_count=1, considered_count=9, window_start=None, window_end=sent_at,
     )  # fmt: skip
     with sf.begin() as session:
         digest_id = insert_digest(session, plan, sent_at)
@@ -179,7 +180,9 @@ def test_soft_bounces_count_until_a_later_delivery(
         session.execute(update(DigestRow).where(DigestRow.id == second).values(status="sending"))
     claimed = ClaimedDigest(second, sid, RCPT, "2026-12-02", "<x@y>", 1, NOW, soft_bounces=1)
     with engine.connect() as connection:
-        assert record(connection, [Outcome(claimed, DigestStatus.SENT, 250)], NOW, 1) == [True]
+        assert record(
+            connection, [Outcome(digest=claimed, status=DigestStatus.SENT, code=250)], NOW, 1
+        ) == [True]
     assert _subscriber_row(session_factory, sid).soft_bounces == 0
 
 

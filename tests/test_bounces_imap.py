@@ -18,6 +18,7 @@ from mailer.delivery.imap import ImapInbox, MailboxError
 from mailer.delivery.inbound import open_inbox
 from mailer.models import DigestStatus
 from mailer.pipeline.bounces import check_mailbox
+from mailer.schedule import Period
 from mailer.subscribers import manage as subscriptions
 from mailer.subscribers.manage import SubscriberInput
 from tests.helpers.bounces import report
@@ -65,7 +66,7 @@ def _sent_digest(sf: SessionFactory) -> tuple[int, int, str]:
     raw = SubscriberInput(RCPT, "diffusion", send_time="08:00", timezone="UTC")
     sid = subscriptions.add(sf, raw, confirmed=True, defaults=Defaults(), now=NOW).id
     plan = PlannedDigest(
-        subscriber_id=sid, period="2026-12-01", status=DigestStatus.SENT, note=None,
+        subscriber_id=sid, period=Period.parse("2026-12-01"), status=DigestStatus.SENT, note=None,
         message_id="<d1@example.org>", matches=(), matched_count=1, considered_count=3,
         window_start=None, window_end=NOW,
     )  # fmt: skip
