@@ -18,9 +18,9 @@ from mailer.db.session import SessionFactory
 from mailer.db.tables import BounceReportRow, DigestRow, SubscriberRow, SuppressionRow
 from mailer.delivery.inbound import MaildirInbox
 from mailer.models import DigestStatus
-from mailer.pipeline.bounces import BounceOptions, BounceRun, read_bounces
 from mailer.schedule import Period
 from mailer.subscribers import manage as subscriptions
+from mailer.subscribers.bounce_mailbox import BounceOptions, BounceRun, read_bounces
 from mailer.subscribers.manage import SubscriberInput
 from tests.helpers.bounces import deliver, maildir, report, states
 
@@ -259,7 +259,7 @@ def test_a_forged_report_for_a_real_subscriber_changes_nothing(
             ),
         )
     deliver(inbox, report("yahoo_arf_abuse.eml", message_id=message_id))
-    with caplog.at_level(logging.WARNING, logger="mailer.pipeline.bounces"):
+    with caplog.at_level(logging.WARNING, logger="mailer.subscribers.bounce_mailbox"):
         run = _read(ctx, box)
     assert run.as_dict()["unproven"] == 3
     row = _subscriber_row(session_factory, sid)
@@ -359,3 +359,23 @@ def test_a_maildir_that_is_not_one_is_a_configuration_error(tmp_path: Path) -> N
 
     with pytest.raises(ConfigError, match="is not a Maildir"):
         MaildirInbox(tmp_path, 1024)
+
+
+def test_bounces_and_complaints_per_day_against_digests_sent(
+    ctx: Context, session_factory: SessionFactory, box: Path
+) -> None:
+    from mailer.db.bounces import bounce_days
+
+    inbox = maildir(box)
+    for number, name in enumerate(
+        ["postfix_user_unknown.eml", "exim_mailbox_full.eml", "arf_rfc5965_abuse.eml", None]
+    ):
+        sid = _subscriber(session_factory, f"user{number}@example.net")
+        digest_id, message_id = _sent(session_factory, sid, day=1)
+        if name is not None:
+            deliver(inbox, _report_for(ctx, name, digest_id, message_id, rcpt="x@example.net"))
+    _read(ctx, box, batch=10)  # the reports arrive on 1 December (the context's clock)
+    with session_factory() as session:
+        (day,) = bounce_days(session, NOW.date())
+    assert (day.day, day.sent, day.hard, day.soft, day.complaints) == (NOW.date(), 4, 1, 1, 1)
+    assert (day.bounce_rate, day.complaint_rate) == (0.5, 0.25)

@@ -15,11 +15,11 @@ from mailer.db.digests import PlannedDigest, insert_digest
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.delivery.imap import ImapInbox, MailboxError
-from mailer.delivery.inbound import open_inbox
+from mailer.delivery.inboxes import open_inbox
 from mailer.models import DigestStatus
-from mailer.pipeline.bounces import check_mailbox
 from mailer.schedule import Period
 from mailer.subscribers import manage as subscriptions
+from mailer.subscribers.bounce_mailbox import check_mailbox
 from mailer.subscribers.manage import SubscriberInput
 from tests.helpers.bounces import report
 from tests.helpers.cli import Invoke, cli_fixture  # noqa: F401  (the `cli` fixture)

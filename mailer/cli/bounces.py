@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mailer.cli import output
-from mailer.cli.support import JsonOption, database, load_settings, now
+from mailer.cli.support import JsonOption, database, load_settings
+from mailer.clock import utc_now
 from mailer.models import Suppression
 
 if TYPE_CHECKING:
     from mailer.config import Settings
     from mailer.context import Context
-    from mailer.pipeline.bounces import BounceRun
+    from mailer.subscribers.bounce_mailbox import BounceRun
 
 suppressions_app = typer.Typer(
     help="Addresses that are never mailed again (hard bounces, complaints, yours).",
@@ -37,7 +38,7 @@ def bounces(
     """
     from mailer.context import make_context
     from mailer.db.session import make_engine, make_session_factory
-    from mailer.delivery.inbound import open_inbox
+    from mailer.delivery.inboxes import open_inbox
 
     settings = load_settings()
     open_inbox(settings).close()  # a configuration error stops here, before any waiting
@@ -49,7 +50,7 @@ def bounces(
 
 
 def _check(ctx: Context, settings: Settings) -> BounceRun:
-    from mailer.pipeline.bounces import check_mailbox
+    from mailer.subscribers.bounce_mailbox import check_mailbox
 
     return check_mailbox(ctx, settings)
 
@@ -120,7 +121,7 @@ def add(
 
     settings = load_settings()
     with database(settings) as sessions:
-        added = suppression.add(sessions, email, now(), note)
+        added = suppression.add(sessions, email, utc_now(), note)
     state = "suppressed" if added.new else "already suppressed"
     stopped = f"; the subscriber ({added.stopped}) is unsubscribed" if added.stopped else ""
     output.say(f"{added.email} {state}{stopped}")

@@ -18,11 +18,11 @@ from mailer.daemon import tuning
 from mailer.daemon.scheduler import build_scheduler
 from mailer.daemon.web_processes import bind
 from mailer.delivery import RetryPolicy, Transport, stop_on_signals, transport_from_settings
-from mailer.delivery.inbound import open_inbox
+from mailer.delivery.inboxes import open_inbox
 from mailer.errors import ConfigError, MailerError, SourceSpecError
-from mailer.pipeline.bounces import check_mailbox
 from mailer.pipeline.cycle import fetch_now, send_now
 from mailer.pipeline.fetch import make_sources
+from mailer.subscribers.bounce_mailbox import check_mailbox
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
 from mailer.db.tables import BounceReportRow, DigestRow, SubscriberRow
@@ -143,3 +144,76 @@ def mark_digest_bounced(session: Session, target: Target, report: ReportRecord) 
     row.note = DigestNote.HARD_BOUNCE.value
     row.last_code = report.code
     row.last_reply = f"bounced later: {report.status or ''} {report.detail}".strip()[:REPLY_LIMIT]
+
+
+@dataclass(frozen=True, slots=True)
+class BounceDay:
+    """One UTC day: digests sent, and the reports about them that arrived that day."""
+
+    day: date
+    sent: int
+    hard: int
+    soft: int
+    complaints: int
+
+    @property
+    def bounce_rate(self) -> float | None:
+        """Hard and soft bounces per digest sent that day (None when none was sent)."""
+        return (self.hard + self.soft) / self.sent if self.sent else None
+
+    @property
+    def complaint_rate(self) -> float | None:
+        """Complaints per digest sent that day; mailbox providers want it under 0.3 %."""
+        return self.complaints / self.sent if self.sent else None
+
+
+def _utc_day(session: Session, column: Any) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp column, the same on both databases."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)  # SQLite keeps UTC timestamps as text
+
+
+def bounce_days(session: Session, since: date) -> list[BounceDay]:
+    """Per UTC day from ``since``: digests sent, and hard, soft and complaint reports received."""
+    start = datetime.combine(since, datetime.min.time(), tzinfo=UTC)
+    sent_day = _utc_day(session, DigestRow.sent_at)
+    sent = session.execute(
+        select(sent_day, func.count())
+        .where(
+            DigestRow.sent_at >= start,
+            DigestRow.status.in_([DigestStatus.SENT.value, DigestStatus.BOUNCED.value]),
+        )
+        .group_by(sent_day)
+    ).all()
+    report_day = _utc_day(session, BounceReportRow.received_at)
+    reports = session.execute(
+        select(report_day, BounceReportRow.kind, func.count())
+        .where(BounceReportRow.received_at >= start)
+        .group_by(report_day, BounceReportRow.kind)
+    ).all()
+    counts: dict[date, dict[str, int]] = {}
+    for day, count in sent:
+        counts.setdefault(_as_date(day), {})["sent"] = int(count)
+    for day, kind, count in reports:
+        counts.setdefault(_as_date(day), {})[str(kind)] = int(count)
+    return [
+        BounceDay(day, c.get("sent", 0), c.get("hard", 0), c.get("soft", 0), c.get("complaint", 0))
+        for day, c in sorted(counts.items())
+    ]
+
+
+def _as_date(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def reports_about(session: Session, digest_ids: Sequence[int]) -> list[BounceReportRow]:
+    """The applied reports about these digests, oldest first (for ``mailer why``)."""
+    if not digest_ids:
+        return []
+    query = (
+        select(BounceReportRow)
+        .where(BounceReportRow.digest_id.in_(digest_ids))
+        .order_by(BounceReportRow.received_at, BounceReportRow.id)
+    )
+    return list(session.scalars(query))

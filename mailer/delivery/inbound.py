@@ -15,9 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
 
-from mailer.config import Settings
 from mailer.errors import ConfigError
 
 _SUBDIRS = ("new", "cur", "tmp")
@@ -121,20 +119,3 @@ class MaildirInbox:
 
 def _flags(name: str) -> str:
     return name.partition(_INFO)[2]
-
-
-def open_inbox(settings: Settings) -> Inbox:
-    """The bounce mailbox the settings name; ConfigError when none is set or it is unusable."""
-    where = (settings.bounce_mailbox or "").strip()
-    if not where:
-        raise ConfigError("set MAILER_BOUNCE_MAILBOX to a Maildir path or an imaps:// URL")
-    scheme = urlsplit(where).scheme.lower() if "://" in where else ""
-    if scheme in ("imap", "imaps"):
-        from mailer.delivery.imap import ImapInbox
-
-        return ImapInbox.from_url(where, settings.bounce_password, settings.bounce_max_bytes)
-    if scheme:
-        raise ConfigError(
-            f"MAILER_BOUNCE_MAILBOX: use a Maildir path or an imaps:// URL, not {scheme}://"
-        )
-    return MaildirInbox(Path(where).expanduser(), settings.bounce_max_bytes)

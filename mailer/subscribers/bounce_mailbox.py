@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from mailer.config import Settings
 from mailer.context import Context
-from mailer.delivery.inbound import Inbox, Incoming, open_inbox
+from mailer.delivery.inbound import Inbox, Incoming
+from mailer.delivery.inboxes import open_inbox
 from mailer.mail.reports import Unreadable, read_report
 from mailer.subscribers.bounces import Applied, Outcome, apply_report
 
