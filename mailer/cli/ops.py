@@ -37,10 +37,12 @@ def why(
 
 
 def stats(
-    days: Annotated[int, typer.Option(min=1, max=366, help="Days of fetch history.")] = 14,
+    days: Annotated[
+        int, typer.Option(min=1, max=366, help="Days of fetch and bounce history.")
+    ] = 14,
     as_json: JsonOption = False,
 ) -> None:
-    """Subscribers by status, papers per source per day, digests by status."""
+    """Subscribers and digests by status; papers, bounce and complaint rates per day."""
     from mailer.ops.stats import collect
 
     settings = load_settings()
@@ -103,6 +105,19 @@ def stats_report(stats: Stats, *, as_json: bool) -> None:
             for s in stats.sources
         ],
     )
+    output.table(
+        "bounces and complaints per day (UTC; reports received / digests sent)",
+        ["day", "sent", "hard", "soft", "complaints", "bounce rate", "complaint rate"],
+        [
+            (b.day, b.sent, b.hard, b.soft, b.complaints, _percent(b.bounce_rate),
+             _percent(b.complaint_rate))
+            for b in stats.bounces
+        ],
+    )  # fmt: skip
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f} %"
 
 
 def health_report(checks: Sequence[Check], *, as_json: bool) -> None:

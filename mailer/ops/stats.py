@@ -1,5 +1,5 @@
-"""``mailer stats``: subscribers by status, papers per source per day, digests by status, and
-each source's state with its last error (which the public ``/healthz`` does not show)."""
+"""``mailer stats``: subscribers and digests by status, papers, bounces and complaints per
+day, and each source's state with its last error (which the public ``/healthz`` does not show)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from mailer.db import bounces as bounce_repo
 from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
 from mailer.db import subscribers as subscriber_repo
+from mailer.db.bounces import BounceDay
 from mailer.db.fetches import FetchDay
 from mailer.ops.health import source_status
 
@@ -24,6 +26,7 @@ class Stats:
     digests: dict[str, int]
     papers: list[FetchDay]
     sources: list[SourceState] = field(default_factory=list)
+    bounces: list[BounceDay] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
@@ -47,6 +50,14 @@ class Stats:
                 }
                 for s in self.sources
             ],
+            "bounces_per_day": [
+                {
+                    "day": b.day.isoformat(), "sent": b.sent, "hard": b.hard, "soft": b.soft,
+                    "complaints": b.complaints, "bounce_rate": b.bounce_rate,
+                    "complaint_rate": b.complaint_rate,
+                }
+                for b in self.bounces
+            ],
         }  # fmt: skip
 
 
@@ -62,11 +73,16 @@ class SourceState:
 
 
 def collect(session: Session, today: date, days: int = 14) -> Stats:
-    """Counts from the database; the fetch log covers the last ``days`` days up to ``today``."""
+    """Counts from the database; the per-day ones cover the last ``days`` days up to ``today``.
+
+    Bounce and complaint rates are per UTC day: the reports that arrived that day against
+    the digests sent that day, as mailbox providers count complaint rates.
+    """
+    since = today - timedelta(days=days - 1)
     return Stats(
         subscribers=subscriber_repo.count_by_status(session),
         digests=digest_repo.count_by_status(session),
-        papers=fetch_repo.fetch_days(session, today - timedelta(days=days - 1)),
+        papers=fetch_repo.fetch_days(session, since),
         sources=[
             SourceState(
                 name=row.name,
@@ -77,4 +93,5 @@ def collect(session: Session, today: date, days: int = 14) -> Stats:
             )
             for row in fetch_repo.last_fetches(session)
         ],
+        bounces=bounce_repo.bounce_days(session, since),
     )

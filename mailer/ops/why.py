@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from mailer.addresses import normalise_email
+from mailer.db import bounces as bounce_repo
 from mailer.db import digests as digest_repo
 from mailer.db import fetches as fetch_repo
 from mailer.db import subscribers as repo
 from mailer.db.session import SessionFactory
-from mailer.db.tables import DigestRow, SubscriberRow
+from mailer.db.tables import BounceReportRow, DigestRow, SubscriberRow
 from mailer.errors import NotFound
 from mailer.models import DigestNote, DigestStatus, Match, SubscriberStatus
 from mailer.schedule import Period, cadence_of, due_at
@@ -46,17 +47,18 @@ def explain(
         digest = digest_repo.digest_for_period(session, row.id, period.key)
         if digest is not None:
             return _from_digest(session, row, digest, wanted)
-        return _without_digest(row, wanted, period, now)
+        found = _without_digest(row, wanted, period, now)
+        return _with_suppression(session, found)
 
 
 def _missing(session: Session, address: str, day: date) -> Explanation:
     reason = repo.suppression_reason(session, address)
     if reason is None:
         raise NotFound(f"no subscriber {address}")
-    return Explanation(
-        address, day, "erased", "this address was erased on request; nothing is kept but a hash",
-        facts={"tombstone": reason},
-    )  # fmt: skip
+    summary = "this address was erased on request; nothing is kept but a hash"
+    if reason != "erased":  # erased after a bounce, a complaint or the operator's block
+        summary += f", which stays on the suppression list ({reason})"
+    return Explanation(address, day, "erased", summary, facts={"tombstone": reason})
 
 
 def _local(row: SubscriberRow, instant: datetime | None) -> str:
@@ -84,6 +86,13 @@ def _from_digest(session: Session, row: SubscriberRow, digest: DigestRow, day: d
     listed = _listed(session, digest.id)
     facts["listed"] = [_paper_fact(m) for m in listed]
     details += [_paper_line(n, m) for n, m in enumerate(listed, start=1)]
+    reports = bounce_repo.reports_about(session, [digest.id])
+    if reports:
+        facts["reports"] = [
+            {"kind": r.kind, "status": r.status, "received_at": r.received_at} for r in reports
+        ]
+        outcome, summary = _late_story(row, digest, reports, (outcome, summary))
+        details = [*details, *(_report_line(row, report) for report in reports)]
     return Explanation(row.email, day, outcome, summary, tuple(details), facts)
 
 
@@ -117,6 +126,38 @@ def _paper_fact(match: Match) -> dict[str, Any]:
         "learned": match.learned,
         "resembles": match.resembles,
     }
+
+
+def _late_story(
+    row: SubscriberRow, digest: DigestRow, reports: list[BounceReportRow], story: tuple[str, str]
+) -> tuple[str, str]:
+    """The outcome once reports came back by mail: a complaint, or a bounce after a 250."""
+    by_kind = {report.kind: report for report in reports}
+    accepted = f"accepted by the mail server at {_local(row, digest.sent_at)}"
+    if "complaint" in by_kind:
+        when = _local(row, by_kind["complaint"].received_at)
+        return "complained", f"{accepted}; the reader reported it as spam ({when})"
+    if "hard" in by_kind:
+        hard = by_kind["hard"]
+        return "bounced", f"{accepted}, then bounced later: {hard.status or ''} {hard.detail or ''}"
+    return story
+
+
+def _report_line(row: SubscriberRow, report: BounceReportRow) -> str:
+    what = {
+        "hard": "hard bounce",
+        "soft": "soft bounce",
+        "policy": "refusal of the message (policy, not the mailbox)",
+        "complaint": "complaint (feedback loop)",
+    }.get(report.kind, report.kind)
+    line = f"{what} reported by mail at {_local(row, report.received_at)}"
+    if report.status or report.detail:
+        line += f": {report.status or ''} {report.detail or ''}".rstrip()
+    if report.kind == "soft" and not report.counted:
+        line += " (not counted: a later digest was delivered)"
+    if report.kind == "complaint":
+        line += "; the subscriber was unsubscribed and suppressed at once"
+    return line
 
 
 def _digest_story(
@@ -220,6 +261,17 @@ def _without_digest(row: SubscriberRow, day: date, period: Period, now: datetime
         outcome, summary = stories[status]
         return Explanation(row.email, day, outcome, summary, facts=facts)
     return _active_without_digest(row, day, period, now, facts)
+
+
+def _with_suppression(session: Session, found: Explanation) -> Explanation:
+    """Say so when the address is on the suppression list (why it is not mailed any more)."""
+    reason = repo.suppression_reason(session, found.email)
+    if reason is None or reason == "erased":
+        return found
+    line = f"on the suppression list ({reason}): never mailed again unless an operator lifts it"
+    return replace(
+        found, details=(*found.details, line), facts={**found.facts, "suppressed": reason}
+    )
 
 
 def _active_without_digest(
