@@ -5,7 +5,7 @@ that says which addresses are never mailed: they gain the address itself (kept u
 person is erased) and a detail. Subscribers already marked ``bounced`` are added to it as
 hard bounces, so a signup or an import cannot bring a dead address back.
 
-Revision ID: 0004
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-02 09:00:00
 """
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
