@@ -187,6 +187,25 @@ def test_550_for_two_addresses_bounces_them_and_delivers_the_rest(
     assert subscriber(session_factory, emails[0]).status == "active"
 
 
+def test_failure_log_lines_name_the_digest_never_the_address(
+    session_factory: SessionFactory, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    emails = seed(session_factory, 3)
+    # Real servers quote the recipient in their replies; the log line must not.
+    smtp.fail("rcpt", f"550 5.1.1 <{emails[0].upper()}>: no such user", addresses=emails[:1])
+    smtp.fail("rcpt", f"451 4.3.0 <{emails[1]}> try later", addresses=emails[1:2])
+    caplog.set_level("DEBUG", logger="mailer.delivery")
+    report = deliver(session_factory, transport_for(smtp), Clock())
+
+    assert (report.bounced, report.sent) == (1, 1)
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("bounced" in line and "<recipient>" in line for line in lines)
+    assert any("will be retried" in line for line in lines)
+    assert not [line for line in lines for email in emails if email.lower() in line.lower()]
+    # The operator still has the whole reply where it belongs: on the outbox row.
+    assert emails[0].upper() in (outbox(session_factory)[emails[0]].last_reply or "")
+
+
 def test_bounce_limit_two_keeps_subscriber_after_one_bounce(
     session_factory: SessionFactory, smtp: SmtpServer
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -348,7 +349,7 @@ class _Run:
         try:
             message = await self._build(digest)
         except Exception as exc:  # one unrenderable digest must not stop the rest
-            log.exception("could not build digest %s for %s", digest.digest_id, digest.email)
+            log.exception("could not build digest %s", digest.digest_id)
             reason = f"could not build the message: {type(exc).__name__}: {exc}"
             return Outcome(
                 digest=digest, status=DigestStatus.FAILED, reply=reason, note=DigestNote.BUILD_ERROR
@@ -362,7 +363,7 @@ class _Run:
         except Exception as exc:  # a transport bug: treat as temporary, keep the digest
             log.exception("transport failed on digest %s", digest.digest_id)
             return self._transient(digest, TransientDeliveryError(f"{type(exc).__name__}: {exc}"))
-        log.debug("sent digest %s to %s", digest.digest_id, digest.email)
+        log.debug("sent digest %s", digest.digest_id)
         return Outcome(digest=digest, status=DigestStatus.SENT, code=250, reply=reply)
 
     async def _build(self, digest: ClaimedDigest) -> Outgoing:
@@ -380,13 +381,13 @@ class _Run:
         soft = code is not None and 400 <= code < 500 and stage_of(exc) in (Stage.RCPT, Stage.DATA)
         when = self.policy.next_attempt(digest.created_at, digest.attempts, self.now(), self.rand())
         if when is None:
-            log.warning("giving up on digest %s to %s: %s", digest.digest_id, digest.email, exc)
+            log.warning("giving up on digest %s: %s", digest.digest_id, _masked(exc, digest))
             reply = f"gave up after {digest.attempts} attempts: {exc}"
             return Outcome(
                 digest=digest, status=DigestStatus.FAILED, code=code, reply=reply,
                 note=DigestNote.GAVE_UP, soft_bounce=soft,
             )  # fmt: skip
-        log.info("digest %s to %s will be retried: %s", digest.digest_id, digest.email, exc)
+        log.info("digest %s will be retried: %s", digest.digest_id, _masked(exc, digest))
         return Outcome(
             digest=digest, status=DigestStatus.RETRY, code=code, reply=str(exc),
             next_attempt_at=when, soft_bounce=soft,
@@ -394,14 +395,15 @@ class _Run:
 
     def _permanent(self, digest: ClaimedDigest, exc: PermanentDeliveryError) -> Outcome:
         kind = classify(exc)
-        who = f"digest {digest.digest_id} to {digest.email}"
+        # Addresses are personal data and never logged: the digest id leads to them (`mailer why`).
+        who = f"digest {digest.digest_id} (subscriber {digest.subscriber_id})"
         if kind is Refusal.POLICY:
-            log.warning("%s rejected by policy (not a dead mailbox): %s", who, exc)
+            log.warning("%s rejected by policy (not a dead mailbox): %s", who, _masked(exc, digest))
             return self._refused(digest, exc, DigestStatus.FAILED, DigestNote.POLICY_REJECTION)
         if kind is Refusal.OTHER:
-            log.error("%s refused, not for the recipient's sake: %s", who, exc)
+            log.error("%s refused, not for the recipient's sake: %s", who, _masked(exc, digest))
             return self._refused(digest, exc, DigestStatus.FAILED, DigestNote.REFUSED)
-        log.warning("%s bounced: %s", who, exc)
+        log.warning("%s bounced: %s", who, _masked(exc, digest))
         return self._refused(digest, exc, DigestStatus.BOUNCED, DigestNote.HARD_BOUNCE)
 
     @staticmethod
@@ -420,3 +422,14 @@ def stamp_message_id(message: EmailMessage, message_id: str) -> None:
     if message["Message-ID"] != wanted:
         del message["Message-ID"]
         message["Message-ID"] = wanted
+
+
+def _masked(exc: Exception, digest: ClaimedDigest) -> str:
+    """The server's reply for a log line, without the recipient's address (replies often quote it).
+
+    The full reply stays in the outbox row (``mailer why`` shows it to the operator).
+    """
+    text = str(exc)
+    if not digest.email:
+        return text
+    return re.sub(re.escape(digest.email), "<recipient>", text, flags=re.IGNORECASE)
