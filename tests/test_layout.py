@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -33,6 +34,33 @@ def test_every_package_is_listed_for_the_wheel() -> None:
 def test_the_package_top_level_stays_small() -> None:
     modules = sorted(p.name for p in (ROOT / "mailer").glob("*.py"))
     assert len(modules) <= 12, modules
+
+
+# Outside db/, SQLAlchemy may name a session, an engine or an error, never build a statement.
+SQLALCHEMY_OUTSIDE_DB = {
+    "sqlalchemy": {"Connection", "Engine"},
+    "sqlalchemy.orm": {"Session"},
+    "sqlalchemy.exc": {"DBAPIError", "IntegrityError", "SQLAlchemyError"},
+}
+
+
+def test_sql_is_built_only_in_db() -> None:
+    offences = []
+    for path in sorted((ROOT / "mailer").rglob("*.py")):
+        if path.parent.name == "db" or "migrations" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [(alias.name, "*") for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [(node.module, alias.name) for alias in node.names]
+            else:
+                continue
+            for module, name in names:
+                allowed = SQLALCHEMY_OUTSIDE_DB.get(module, set())
+                if module.split(".")[0] == "sqlalchemy" and name not in allowed:
+                    offences.append(f"{path.relative_to(ROOT)}: {module}.{name}")
+    assert offences == []
 
 
 def test_templates_and_migrations_sit_at_the_top() -> None:
