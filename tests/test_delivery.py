@@ -198,7 +198,8 @@ def test_failure_log_lines_name_the_digest_never_the_address(
     report = deliver(session_factory, transport_for(smtp), Clock())
 
     assert (report.bounced, report.sent) == (1, 1)
-    lines = [record.getMessage() for record in caplog.records]
+    # Only our own lines: aiosmtpd's debug log in the test server names recipients by design.
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("mailer.")]
     assert any("bounced" in line and "<recipient>" in line for line in lines)
     assert any("will be retried" in line for line in lines)
     assert not [line for line in lines for email in emails if email.lower() in line.lower()]
