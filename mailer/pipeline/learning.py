@@ -24,7 +24,8 @@ from mailer.db.session import SessionFactory
 from mailer.matching import PaperIndex, Profile
 from mailer.relevance import Example, TextSpace, Vote, learn, paper_text
 from mailer.relevance.digest import LearnedDigest, learned_digest
-from mailer.relevance.model import MAX_EXAMPLES
+from mailer.relevance.model import MAX_EXAMPLES, profile_stems
+from mailer.relevance.tuning import DEFAULT, Tuning
 
 STORE_SAMPLE = 5000  # the newest papers the space is fitted over: a few seconds of CPU
 VECTOR_CACHE = 50_000  # vectors kept per space (papers and seeded entries)
@@ -106,8 +107,9 @@ def _key(stored: StoredExample) -> Hashable:
 class Learner:
     """One planning run's learned ranking: examples per chunk, window vectors per window."""
 
-    def __init__(self, spaces: StoreSpace = SPACES) -> None:
+    def __init__(self, spaces: StoreSpace = SPACES, tuning: Tuning = DEFAULT) -> None:
         self._spaces = spaces
+        self._tuning = tuning
         self._space: TextSpace | None = None
         self._stored: dict[int, list[StoredExample]] = {}
         # By index identity; the index is held too, so its id is not reused during the run.
@@ -139,13 +141,26 @@ class Learner:
         vectors = self._spaces.vectors(
             space, [_key(s) for s in stored], [paper_text(s.title, s.abstract) for s in stored]
         )
-        model = learn(space, examples_of(stored), vectors)
+        model = learn(
+            space,
+            examples_of(stored),
+            vectors,
+            profile_stems=profile_stems(profile),
+            tuning=self._tuning,
+        )
         if model is None:
             return None
         voted = frozenset(s.paper_id for s in stored if s.paper_id is not None)
         window = self._window(space, index)
         return learned_digest(
-            index, window, profile, model, exclude=exclude, voted=voted, limit=limit
+            index,
+            window,
+            profile,
+            model,
+            exclude=exclude,
+            voted=voted,
+            limit=limit,
+            tuning=self._tuning,
         )
 
     def _space_for(self, session: Session) -> TextSpace:

@@ -12,6 +12,7 @@ from mailer.matching.postings import iter_bits
 from mailer.models import Match
 from mailer.relevance.model import ReaderModel
 from mailer.relevance.ranking import Pick, personalise
+from mailer.relevance.tuning import DEFAULT, Tuning
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ def learned_digest(
     exclude: Set[int] = frozenset(),
     voted: Set[int] = frozenset(),
     limit: int = 25,
+    tuning: Tuning = DEFAULT,
 ) -> LearnedDigest:
     """Rank every keyword match with the model and add the "You may also like" papers.
 
@@ -42,7 +44,9 @@ def learned_digest(
     rows = [p for _, _, p in items]
     scores = [score for score, _, _ in items]
     blocked = index.exclusion_bits(profile) | index.id_bits(exclude | voted)
-    chosen = personalise(model, window, rows, scores, blocked=iter_bits(blocked), limit=limit)
+    chosen = personalise(
+        model, window, rows, scores, blocked=iter_bits(blocked), limit=limit, tuning=tuning
+    )
     keyword = {pick.index: pick for pick in chosen.picks + chosen.sunk}
     explained = index.explain_all(profile, [(p.score, 0, p.index) for p in keyword.values()])
     by_index = {pick.index: match for pick, match in zip(keyword.values(), explained, strict=True)}

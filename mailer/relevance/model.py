@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from mailer.matching import Profile
+from mailer.matching.profile import TEXT
 from mailer.relevance.examples import Example, Vote
 from mailer.relevance.space import TextSpace
+from mailer.relevance.tuning import DEFAULT, Tuning
 
-DISLIKED_WEIGHT = 0.5
-BACKGROUND_WEIGHT = 1.0
 MAX_EXAMPLES = 200  # the newest this many; a whole seeded library would only blur the centroid
 
 
@@ -40,11 +41,17 @@ class ReaderModel:
 
 
 def learn(
-    space: TextSpace, examples: Sequence[Example], vectors: sparse.csr_matrix | None = None
+    space: TextSpace,
+    examples: Sequence[Example],
+    vectors: sparse.csr_matrix | None = None,
+    *,
+    profile_stems: Sequence[str] = (),
+    tuning: Tuning = DEFAULT,
 ) -> ReaderModel | None:
     """The reader's model, or None when there is nothing to learn from.
 
-    ``vectors`` are the examples' rows in ``space`` when the caller has them already.
+    ``vectors`` are the examples' rows in ``space`` when the caller has them already;
+    ``profile_stems`` the stemmed words of the reader's keyword interests (Rocchio's query).
     """
     if not examples or space.size == 0 or space.background is None:
         return None
@@ -53,10 +60,25 @@ def learn(
     disliked = len(examples) - len(liked)
     # Each row's weight in the query: the centroids' means, signed; one weighted sum.
     weights = np.array(
-        [1.0 / len(liked) if e.vote is Vote.MORE else -DISLIKED_WEIGHT / disliked for e in examples]
+        [1.0 / len(liked) if e.vote is Vote.MORE else -tuning.disliked / disliked for e in examples]
     )
     query = np.asarray(rows.T.dot(weights)).ravel()
+    if tuning.profile and profile_stems:
+        query += tuning.profile * space.stems_vector(profile_stems)
     if liked:  # the background only sharpens a taste; alone it would favour odd papers
-        query -= BACKGROUND_WEIGHT * space.background
+        query -= tuning.background * space.background
     titles = tuple(examples[i].title for i in liked)
     return ReaderModel(query, rows[liked] if liked else rows[:0], titles)
+
+
+def profile_stems(profile: Profile) -> tuple[str, ...]:
+    """The stemmed words of a profile's text interests, each once (names and categories are
+    not words of a paper's text; exclusions are not wishes)."""
+    found = dict.fromkeys(
+        value
+        for interest in profile.interests
+        for term in interest.terms
+        if term.kind == TEXT
+        for value in term.values
+    )
+    return tuple(found)

@@ -21,10 +21,8 @@ import numpy as np
 from scipy import sparse
 
 from mailer.relevance.model import ReaderModel
+from mailer.relevance.tuning import DEFAULT, Tuning
 
-LEARNED_WEIGHT = 1.0  # one standard deviation weighs like one more matched interest
-SINK_BELOW = 0.5  # standardised learned score under which a keyword match sinks
-ALSO_ABOVE = 1.5  # how far above the day's average a missed paper must stand
 ALSO_CAP = 5
 
 
@@ -71,6 +69,7 @@ def personalise(
     blocked: Iterable[int] = (),
     limit: int = 25,
     also_cap: int = ALSO_CAP,
+    tuning: Tuning = DEFAULT,
 ) -> Personalised:
     """Re-rank ``keyword`` (every keyword match) and pick the "also like" papers.
 
@@ -79,24 +78,30 @@ def personalise(
     """
     z = standardised(model, window)
     where = np.asarray(rows, dtype=np.int64)
-    learned = LEARNED_WEIGHT * z[where]
+    learned = tuning.learned * z[where]
     combined = np.asarray(scores, dtype=np.float64) + learned
     # Best first; a stable sort keeps the keyword order between equal scores.
     top = np.argsort(-combined, kind="stable")[:limit].tolist()
     ranked = [Pick(int(where[i]), float(combined[i]), float(learned[i])) for i in top]
-    picks = tuple(p for p in ranked if p.learned >= SINK_BELOW * LEARNED_WEIGHT)
-    sunk = tuple(p for p in ranked if p.learned < SINK_BELOW * LEARNED_WEIGHT)
+    sink = tuning.sink_below * tuning.learned
+    picks = tuple(p for p in ranked if p.learned >= sink)
+    sunk = tuple(p for p in ranked if p.learned < sink)
     skip = set(where.tolist()).union(blocked)
-    return Personalised(picks, _also(model, window, z, skip, also_cap), sunk)
+    return Personalised(picks, _also(model, window, z, skip, also_cap, tuning), sunk)
 
 
 def _also(
-    model: ReaderModel, window: sparse.csr_matrix, z: np.ndarray, skip: set[int], cap: int
+    model: ReaderModel,
+    window: sparse.csr_matrix,
+    z: np.ndarray,
+    skip: set[int],
+    cap: int,
+    tuning: Tuning,
 ) -> tuple[Pick, ...]:
     """Missed papers far above the day's average, each with the liked example it is closest to."""
     if cap <= 0 or model.liked.shape[0] == 0:
         return ()
-    above = np.flatnonzero(z >= ALSO_ABOVE)
+    above = np.flatnonzero(z >= tuning.also_above)
     order = above[np.argsort(-z[above], kind="stable")].tolist()
     chosen = [i for i in order if i not in skip][: cap * 2]
     if not chosen:
@@ -106,6 +111,6 @@ def _also(
     for row, index in enumerate(chosen):
         nearest = int(np.argmax(closeness[row]))
         if closeness[row, nearest] > 0:  # shares at least one term with a liked example
-            learned = LEARNED_WEIGHT * float(z[index])
+            learned = tuning.learned * float(z[index])
             picks.append(Pick(index, learned, learned, nearest))
     return tuple(picks[:cap])

@@ -91,6 +91,20 @@ class TextSpace:
             return sparse.csr_matrix((len(texts), self.size))
         return sparse.csr_matrix(self._vectorizer.transform(list(texts)))
 
+    def stems_vector(self, stems: Sequence[str]) -> np.ndarray:
+        """A unit vector of already-stemmed words (a keyword profile's), each weighted by its
+        idf; words the space does not know are left out."""
+        found = np.zeros(self.size)
+        if self._vectorizer is None:
+            return found
+        vocabulary, idf = self._vectorizer.vocabulary_, self._vectorizer.idf_
+        for term in stems:
+            column = vocabulary.get(term)
+            if column is not None:
+                found[column] = idf[column]
+        norm = float(np.linalg.norm(found))
+        return found / norm if norm else found
+
     def paper_vectors(self, papers: Sequence[Paper]) -> sparse.csr_matrix:
         """``vectors`` of papers' titles and abstracts."""
         return self.vectors([paper_text(p.title, p.abstract) for p in papers])
