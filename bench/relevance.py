@@ -142,10 +142,7 @@ class Engine:
 
     def day(self, number: int) -> dict[int, list[Match]]:
         """Store that day's papers, plan every subscriber; their digests' matches as listed."""
-        at = DAY1 if number == 1 else DAY2
-        papers = [replace(p, id=None) for p in (self.day1 if number == 1 else self.day2)]
-        with self.sessions.begin() as session:
-            upsert_papers(session, papers, at - timedelta(hours=2))
+        at = self.arrive(number)
         counter = iter(range(10**9))
         planner = DigestPlanner(
             self.sessions,
@@ -158,6 +155,14 @@ class Engine:
             ids = list(session.scalars(select(DigestRow.id).where(DigestRow.created_at == at)))
             stored = load_digests(session, ids)
         return {d.subscriber.id: list(d.matches) for d in stored.values()}
+
+    def arrive(self, number: int) -> datetime:
+        """Store that day's papers (fetched two hours before the digests); when it is planned."""
+        at = DAY1 if number == 1 else DAY2
+        papers = [replace(p, id=None) for p in (self.day1 if number == 1 else self.day2)]
+        with self.sessions.begin() as session:
+            upsert_papers(session, papers, at - timedelta(hours=2))
+        return at
 
     def ns(self, matches: Sequence[Match]) -> list[int]:
         """The labelled set's ``n`` of each listed paper."""
@@ -183,8 +188,10 @@ def votes(
     return found
 
 
-def run(engine: Engine, personas: list[Persona]) -> dict[str, list[dict[str, Any]]]:
-    """Every persona's control and reader figures on day 2, per profile kind."""
+def first_day(
+    engine: Engine, personas: list[Persona]
+) -> dict[tuple[str, str], list[tuple[Match, Vote]]]:
+    """Subscribe everyone, plan day 1, record the readers' votes; the votes per reader."""
     for persona in personas:
         for kind in KINDS:
             for side in ("control", "reader"):
@@ -197,6 +204,12 @@ def run(engine: Engine, personas: list[Persona]) -> dict[str, list[dict[str, Any
             listed = seen_order(day1.get(voter, []))
             cast[(persona.id, kind)] = votes(listed, persona.labels, engine.n_of)
             engine.vote(voter, cast[(persona.id, kind)])
+    return cast
+
+
+def run(engine: Engine, personas: list[Persona]) -> dict[str, list[dict[str, Any]]]:
+    """Every persona's control and reader figures on day 2, per profile kind."""
+    cast = first_day(engine, personas)
     day2 = engine.day(2)
     pool = [(p.id or 0) - 1 for p in engine.day2]
     # What main's keyword engine lists on day 2, to check that no control changed.

@@ -35,12 +35,14 @@ def topic_papers(day: int) -> list[Paper]:
         vocab = words.split()
         for i in range(10):
             chosen = " ".join(vocab[(i + k + day) % len(vocab)] for k in range(4))
+            more = " ".join(vocab[(i + k + day + 3) % len(vocab)] for k in range(4))
             keyword = " learning" if i % 2 == 0 else ""
             found.append(
                 Paper(
                     key=f"d{day}:{topic}:{i}",
                     title=f"{topic} study {day}.{i}{keyword}",
-                    abstract=f"We study {chosen} and {vocab[i % len(vocab)]} in depth.",
+                    abstract=f"We study {chosen} and {vocab[i % len(vocab)]} in depth; our "
+                    f"{topic} experiments cover {more}.",
                     source="test",
                 )
             )

@@ -7,6 +7,7 @@ from mailer.models import Paper
 from mailer.relevance import Example, TextSpace, Vote, learn, paper_text
 from mailer.relevance.digest import learned_digest
 from mailer.relevance.ranking import ALSO_CAP
+from mailer.relevance.space import Representation
 
 TOPICS = {
     "robot": "robot manipulation grasping demonstrations imitation gripper arm",
@@ -23,13 +24,15 @@ def papers() -> list[Paper]:
         vocab = words.split()
         for i in range(10):
             chosen = " ".join(vocab[(i + k) % len(vocab)] for k in range(4))
+            more = " ".join(vocab[(i + k + 3) % len(vocab)] for k in range(4))
             keyword = " learning" if i % 2 == 0 else ""
             found.append(
                 Paper(
                     key=f"p:{topic}:{i}",
                     id=t * 10 + i + 1,
                     title=f"{topic} study {i}{keyword}",
-                    abstract=f"We study {chosen} and {vocab[i % len(vocab)]} in depth.",
+                    abstract=f"We study {chosen} and {vocab[i % len(vocab)]} in depth; our "
+                    f"{topic} experiments cover {more}.",
                 )
             )
     return found
@@ -113,4 +116,21 @@ def test_no_examples_no_model_and_a_cap_of_zero_suggests_nothing() -> None:
 def test_the_space_names_terms_by_the_words_they_came_from() -> None:
     space = TextSpace(["Representations of representation learning", "Other papers here"])
     assert "representations" in space.words or "representation" in space.words
-    assert all(word.isalpha() for word in space.words)
+    assert all(part.isalpha() for word in space.words for part in word.split())
+
+
+def test_neighbouring_words_are_terms_named_by_the_words_and_the_title_counts_more() -> None:
+    texts = ["Imitation learning for robots", "Learning imitation of robots", "Other things"]
+    space = TextSpace(texts)
+    assert "imitation learning" in space.words  # a pair of words, said as written
+    assert "learning imitation" in space.words and "imitation" in space.words
+    plain = Representation(title_repeat=1, bigrams=False)
+    assert plain.text("A title", "An abstract.") == "A title. An abstract."
+    assert TextSpace(texts, plain).words.count("imitation learning") == 0
+    # The same word weighs more in a paper's title than in its abstract.
+    space = TextSpace(["grasping robots", "study of arms", "other things"])
+    in_title, in_abstract = space.vectors(
+        [paper_text("grasping robots", "we study arms"), paper_text("arms", "grasping robots")]
+    ).toarray()
+    column = space.terms.index("grasp")
+    assert in_title[column] > in_abstract[column]

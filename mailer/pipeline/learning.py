@@ -22,9 +22,10 @@ from mailer.db import papers as paper_repo
 from mailer.db.feedback import StoredExample
 from mailer.db.session import SessionFactory
 from mailer.matching import PaperIndex, Profile
-from mailer.relevance import Example, TextSpace, Vote, learn, paper_text
+from mailer.relevance import Example, TextSpace, Vote, learn
 from mailer.relevance.digest import LearnedDigest, learned_digest
-from mailer.relevance.model import MAX_EXAMPLES, profile_stems
+from mailer.relevance.model import MAX_EXAMPLES
+from mailer.relevance.space import DEFAULT_REPRESENTATION, Representation
 from mailer.relevance.tuning import DEFAULT, Tuning
 
 STORE_SAMPLE = 5000  # the newest papers the space is fitted over: a few seconds of CPU
@@ -34,8 +35,11 @@ VECTOR_CACHE = 50_000  # vectors kept per space (papers and seeded entries)
 class StoreSpace:
     """The store's TF-IDF space, refitted when the store changes (thread-safe)."""
 
-    def __init__(self, sample: int = STORE_SAMPLE) -> None:
+    def __init__(
+        self, sample: int = STORE_SAMPLE, representation: Representation = DEFAULT_REPRESENTATION
+    ) -> None:
         self.sample = sample
+        self.representation = representation
         self._lock = threading.Lock()
         self._version: tuple[int, int] | None = None
         self._space: TextSpace | None = None
@@ -47,8 +51,10 @@ class StoreSpace:
         version = paper_repo.store_version(session)
         with self._lock:
             if version != self._version or self._space is None:
-                texts = [paper_text(t, a) for t, a in paper_repo.newest_texts(session, self.sample)]
-                self._space, self._version = TextSpace(texts), version
+                said = self.representation.text
+                texts = [said(t, a) for t, a in paper_repo.newest_texts(session, self.sample)]
+                self._space = TextSpace(texts, self.representation)
+                self._version = version
                 self._vectors = {}
             return self._space
 
@@ -88,13 +94,19 @@ def _stack(rows: Sequence[tuple[np.ndarray, np.ndarray]], width: int) -> sparse.
 SPACES = StoreSpace()  # one per process: the web's taste summaries share it with the planner
 
 
-def examples_of(stored: Sequence[StoredExample]) -> list[Example]:
-    """Stored examples as the model takes them."""
+def examples_of(stored: Sequence[StoredExample], space: TextSpace) -> list[Example]:
+    """Stored examples as the model takes them, in ``space``'s representation."""
+    said = space.representation.text
     return [
-        Example(Vote(s.vote), s.title, paper_text(s.title, s.abstract), s.paper_id)
+        Example(Vote(s.vote), s.title, said(s.title, s.abstract), s.paper_id)
         for s in stored
         if s.vote in (1, -1)
     ]
+
+
+def _texts(stored: Sequence[StoredExample], space: TextSpace) -> list[str]:
+    said = space.representation.text
+    return [said(s.title, s.abstract) for s in stored]
 
 
 def _key(stored: StoredExample) -> Hashable:
@@ -138,14 +150,11 @@ class Learner:
         if not stored:
             return None
         space = self._space_for(session)
-        vectors = self._spaces.vectors(
-            space, [_key(s) for s in stored], [paper_text(s.title, s.abstract) for s in stored]
-        )
+        vectors = self._spaces.vectors(space, [_key(s) for s in stored], _texts(stored, space))
         model = learn(
             space,
-            examples_of(stored),
+            examples_of(stored, space),
             vectors,
-            profile_stems=profile_stems(profile),
             tuning=self._tuning,
         )
         if model is None:
@@ -174,7 +183,8 @@ class Learner:
             return held[1]
         papers = index.papers
         keys = [("paper", p.id) if p.id is not None else ("key", p.key) for p in papers]
-        found = self._spaces.vectors(space, keys, [paper_text(p.title, p.abstract) for p in papers])
+        said = space.representation.text
+        found = self._spaces.vectors(space, keys, [said(p.title, p.abstract) for p in papers])
         self._windows[id(index)] = (index, found)
         return found
 
@@ -197,10 +207,8 @@ def reader_taste(
         if not mine:
             return Taste((), ())
         space = spaces.get(session)
-    vectors = spaces.vectors(
-        space, [_key(s) for s in mine], [paper_text(s.title, s.abstract) for s in mine]
-    )
-    model = learn(space, examples_of(mine), vectors)
+    vectors = spaces.vectors(space, [_key(s) for s in mine], _texts(mine, space))
+    model = learn(space, examples_of(mine, space), vectors)
     if model is None:
         return Taste((), ())
     more, less = model.top_terms(space)

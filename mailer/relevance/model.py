@@ -15,8 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from mailer.matching import Profile
-from mailer.matching.profile import TEXT
 from mailer.relevance.examples import Example, Vote
 from mailer.relevance.space import TextSpace
 from mailer.relevance.tuning import DEFAULT, Tuning
@@ -45,13 +43,11 @@ def learn(
     examples: Sequence[Example],
     vectors: sparse.csr_matrix | None = None,
     *,
-    profile_stems: Sequence[str] = (),
     tuning: Tuning = DEFAULT,
 ) -> ReaderModel | None:
     """The reader's model, or None when there is nothing to learn from.
 
-    ``vectors`` are the examples' rows in ``space`` when the caller has them already;
-    ``profile_stems`` the stemmed words of the reader's keyword interests (Rocchio's query).
+    ``vectors`` are the examples' rows in ``space`` when the caller has them already.
     """
     if not examples or space.size == 0 or space.background is None:
         return None
@@ -63,22 +59,7 @@ def learn(
         [1.0 / len(liked) if e.vote is Vote.MORE else -tuning.disliked / disliked for e in examples]
     )
     query = np.asarray(rows.T.dot(weights)).ravel()
-    if tuning.profile and profile_stems:
-        query += tuning.profile * space.stems_vector(profile_stems)
     if liked:  # the background only sharpens a taste; alone it would favour odd papers
         query -= tuning.background * space.background
     titles = tuple(examples[i].title for i in liked)
     return ReaderModel(query, rows[liked] if liked else rows[:0], titles)
-
-
-def profile_stems(profile: Profile) -> tuple[str, ...]:
-    """The stemmed words of a profile's text interests, each once (names and categories are
-    not words of a paper's text; exclusions are not wishes)."""
-    found = dict.fromkeys(
-        value
-        for interest in profile.interests
-        for term in interest.terms
-        if term.kind == TEXT
-        for value in term.values
-    )
-    return tuple(found)

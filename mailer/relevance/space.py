@@ -1,15 +1,19 @@
 """A TF-IDF space fitted over the paper store: papers and examples as unit vectors.
 
 Words are folded and stemmed as the keyword matcher does (``representations`` and
-``representation`` are one term), English stop words and bare numbers are dropped. Fitting
-runs on this CPU with scikit-learn and downloads nothing. Each term keeps the word it most
-often came from, so what the model learned can be said in words rather than stems.
+``representation`` are one term), English stop words and bare numbers are dropped; pairs of
+neighbouring words are terms too ("imitation learning" is not "learning" plus "imitation"),
+and the title counts more than the abstract (see ``Representation``). Fitting runs on this CPU
+with scikit-learn and downloads nothing. Each term keeps the words it most often came from, so
+what the model learned can be said in words rather than stems.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy import sparse
@@ -26,37 +30,67 @@ SMALL_STORE = 50
 _STOP = frozenset(ENGLISH_STOP_WORDS)
 
 
+@dataclass(frozen=True, slots=True)
+class Representation:
+    """How a paper becomes text and terms; both knobs were chosen on the relevance bench."""
+
+    # The title is said this many times: a title word tells more about a paper than an
+    # abstract word (the keyword matcher weighs title hits three times, too).
+    title_repeat: int = 3
+    bigrams: bool = True  # neighbouring words (after stop words are dropped) as terms too
+
+    def text(self, title: str, abstract: str) -> str:
+        """The text a paper or seeded entry is represented by."""
+        said = ". ".join([title] * max(self.title_repeat, 1))
+        return f"{said}. {abstract}" if abstract else said
+
+
+DEFAULT_REPRESENTATION = Representation()
+
+
 def paper_text(title: str, abstract: str) -> str:
-    """The text a paper or seeded entry is represented by."""
-    return f"{title}. {abstract}" if abstract else title
+    """The text a paper or seeded entry is represented by, in the default representation."""
+    return DEFAULT_REPRESENTATION.text(title, abstract)
 
 
 class _Analyzer:
-    """Folded, stemmed content words; while fitting, counts which word each stem came from."""
+    """Folded, stemmed content words (and pairs of them); while fitting, counts which words
+    each term came from."""
 
-    def __init__(self) -> None:
+    def __init__(self, bigrams: bool) -> None:
+        self.bigrams = bigrams
         self.surface: dict[str, Counter[str]] | None = {}
 
     def __call__(self, text: str) -> list[str]:
         # Folded and stemmed as the matcher does, without its offsets and markup handling:
         # a quarter of the cost, and a stray "mathcal" weighs nothing in a centroid.
-        stems = []
+        words = [
+            word
+            for word in WORD.findall(fold(text))
+            if len(word) >= 2 and not word.isdigit() and word not in _STOP
+        ]
+        stems = [stem(word) for word in words]
+        terms = stems + _pairs(stems) if self.bigrams else stems
         surface = self.surface
-        for word in WORD.findall(fold(text)):
-            if len(word) < 2 or word.isdigit() or word in _STOP:
-                continue
-            term = stem(word)
-            stems.append(term)
-            if surface is not None:
+        if surface is not None:
+            said = words + _pairs(words) if self.bigrams else words
+            for term, word in zip(terms, said, strict=True):
                 surface.setdefault(term, Counter())[word] += 1
-        return stems
+        return terms
+
+
+def _pairs(words: list[str]) -> list[str]:
+    return [f"{a} {b}" for a, b in pairwise(words)]
 
 
 class TextSpace:
     """A vectorizer fitted over the store's texts; ``vectors`` maps any text into it."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
-        analyzer = _Analyzer()
+    def __init__(
+        self, texts: Sequence[str], representation: Representation = DEFAULT_REPRESENTATION
+    ) -> None:
+        self.representation = representation
+        analyzer = _Analyzer(representation.bigrams)
         vectorizer = TfidfVectorizer(
             analyzer=analyzer,
             sublinear_tf=True,
@@ -91,23 +125,9 @@ class TextSpace:
             return sparse.csr_matrix((len(texts), self.size))
         return sparse.csr_matrix(self._vectorizer.transform(list(texts)))
 
-    def stems_vector(self, stems: Sequence[str]) -> np.ndarray:
-        """A unit vector of already-stemmed words (a keyword profile's), each weighted by its
-        idf; words the space does not know are left out."""
-        found = np.zeros(self.size)
-        if self._vectorizer is None:
-            return found
-        vocabulary, idf = self._vectorizer.vocabulary_, self._vectorizer.idf_
-        for term in stems:
-            column = vocabulary.get(term)
-            if column is not None:
-                found[column] = idf[column]
-        norm = float(np.linalg.norm(found))
-        return found / norm if norm else found
-
     def paper_vectors(self, papers: Sequence[Paper]) -> sparse.csr_matrix:
         """``vectors`` of papers' titles and abstracts."""
-        return self.vectors([paper_text(p.title, p.abstract) for p in papers])
+        return self.vectors([self.representation.text(p.title, p.abstract) for p in papers])
 
 
 def _most_common(counts: Counter[str] | None) -> str | None:
