@@ -58,7 +58,7 @@ from mailer.relevance.tuning import Tuning  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "relevance_tune.json"
 # Each knob's values, the simpler or previous setting first (ties go to it).
 REPRESENTATION_GRID: dict[str, tuple[Any, ...]] = {
-    "title_repeat": (1, 2, 3),
+    "title_repeat": (1, 2, 3, 4, 5),
     "bigrams": (False, True),
 }
 TUNING_GRID: dict[str, tuple[Any, ...]] = {

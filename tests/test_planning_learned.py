@@ -40,7 +40,7 @@ def topic_papers(day: int) -> list[Paper]:
             found.append(
                 Paper(
                     key=f"d{day}:{topic}:{i}",
-                    title=f"{topic} study {day}.{i}{keyword}",
+                    title=f"{topic} study {day}.{i}{keyword} of {vocab[(i + 1) % len(vocab)]}",
                     abstract=f"We study {chosen} and {vocab[i % len(vocab)]} in depth; our "
                     f"{topic} experiments cover {more}.",
                     source="test",

@@ -30,7 +30,7 @@ def papers() -> list[Paper]:
                 Paper(
                     key=f"p:{topic}:{i}",
                     id=t * 10 + i + 1,
-                    title=f"{topic} study {i}{keyword}",
+                    title=f"{topic} study {i}{keyword} of {vocab[(i + 1) % len(vocab)]}",
                     abstract=f"We study {chosen} and {vocab[i % len(vocab)]} in depth; our "
                     f"{topic} experiments cover {more}.",
                 )
