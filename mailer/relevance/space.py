@@ -38,7 +38,9 @@ class Representation:
     # abstract word (the keyword matcher weighs title hits three times; 3 and 4 are within
     # one paper of each other on the bench, and leave-one-persona-out chose 4).
     title_repeat: int = 4
-    bigrams: bool = True  # neighbouring words (after stop words are dropped) as terms too
+    # Neighbouring words (after stop words are dropped) as terms too. Pairs that stop at
+    # sentence ends were tried: worse held out (terse readers 0.71 / 0.71 against 0.74 / 0.79).
+    bigrams: bool = True
 
     def text(self, title: str, abstract: str) -> str:
         """The text a paper or seeded entry is represented by."""
