@@ -24,7 +24,7 @@ def test_downgrade_to_base_and_upgrade_again(engine: Engine, db_url: str) -> Non
     downgrade(db_url, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(db_url)
-    assert {"subscriber", "paper", "digest", "digest_paper", "source_state"} <= set(
+    assert {"subscriber", "paper", "digest", "digest_profile", "source_state"} <= set(
         inspect(engine).get_table_names()
     )
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from mailer.context import Defaults, PlanOptions
+from mailer.db import digests as digest_repo
 from mailer.db import papers as paper_repo
 from mailer.db import subscribers as subscriber_repo
 from mailer.db.session import SessionFactory
-from mailer.db.tables import DigestPaperRow, DigestRow, SubscriberRow
+from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.models import DigestStatus, Paper
 from mailer.pipeline.plan import DigestPlanner
 from mailer.subscribers.manage import SubscriberInput, add
@@ -64,8 +65,9 @@ def test_plans_a_pending_row_with_the_matched_papers(session_factory: SessionFac
     assert digest.status == DigestStatus.PENDING.value
     assert (digest.period, digest.paper_count, digest.considered_count) == ("2026-11-22", 1, 2)
     with session_factory() as session:
-        interests = session.scalar(select(DigestPaperRow.interests))
-    assert interests == ["diffusion policy"]
+        stored = digest_repo.load_digest(session, digest.id)
+    assert stored is not None
+    assert [m.interests for m in stored.matches] == [("diffusion policy",)]
 
 
 def test_records_skips_instead_of_sending_empty_mail(session_factory: SessionFactory) -> None:

@@ -11,8 +11,8 @@ from mailer.db import digests as digest_repo
 from mailer.db import papers as paper_repo
 from mailer.db import subscribers as subscriber_repo
 from mailer.db.session import SessionFactory
-from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow
-from mailer.models import Paper
+from mailer.db.tables import DigestRow, PaperRow
+from mailer.models import Match, Paper
 from mailer.pipeline.learning import Learner
 from mailer.pipeline.plan import DigestPlanner
 from mailer.relevance import Vote
@@ -78,20 +78,16 @@ def planner(sessions: SessionFactory, learner: Learner | None) -> DigestPlanner:
     )
 
 
-def listed(sessions: SessionFactory, subscriber_id: int) -> list[DigestPaperRow]:
+def listed(sessions: SessionFactory, subscriber_id: int) -> list[Match]:
+    """Every paper the subscriber's digests list, digest by digest, in rank order."""
     with sessions() as session:
-        return list(
-            session.scalars(
-                select(DigestPaperRow)
-                .where(DigestPaperRow.subscriber_id == subscriber_id)
-                .order_by(DigestPaperRow.rank)
-            )
-        )
-
-
-def key_of(sessions: SessionFactory, paper_id: int) -> str:
-    with sessions() as session:
-        return session.scalars(select(PaperRow.key).where(PaperRow.id == paper_id)).one()
+        ids = session.scalars(
+            select(DigestRow.id)
+            .where(DigestRow.subscriber_id == subscriber_id)
+            .order_by(DigestRow.id)
+        ).all()
+        loaded = digest_repo.load_digests(session, ids)
+    return [match for digest_id in ids for match in loaded[digest_id].matches]
 
 
 def test_a_voters_digest_is_ranked_by_the_votes_and_a_controls_is_untouched(
@@ -104,14 +100,14 @@ def test_a_voters_digest_is_ranked_by_the_votes_and_a_controls_is_untouched(
     report = planner(session_factory, Learner()).run(now=NOW, force=True, dry_run=False)
     assert report.queued == 2
     mine = listed(session_factory, voter)
-    keys = [key_of(session_factory, row.paper_id) for row in mine]
+    keys = [row.paper.key for row in mine]
     assert all(row.learned is not None for row in mine)
     assert keys[0].startswith("d2:robot:")  # a liked topic first
     keyword = [k for k, row in zip(keys, mine, strict=True) if row.resembles is None]
     assert keyword[-1].startswith("d2:language:")  # the disliked topic sinks
     also = [(k, row) for k, row in zip(keys, mine, strict=True) if row.resembles is not None]
     assert 0 < len(also) <= 5 and all(k.startswith("d2:robot:") for k, _ in also)
-    assert all(row.interests == [] and "robot study 1." in (row.resembles or "") for _, row in also)
+    assert all(row.interests == () and "robot study 1." in (row.resembles or "") for _, row in also)
     theirs = listed(session_factory, control)
     assert all(row.learned is None and row.resembles is None for row in theirs)
     assert len(theirs) == 20  # every keyword match, nothing else
@@ -148,10 +144,5 @@ def test_an_exclusion_always_wins_over_the_votes(session_factory: SessionFactory
     for i in range(0, 10):
         vote(session_factory, voter, f"d1:robot:{i}", Vote.MORE)
     planner(session_factory, Learner()).run(now=NOW, force=True, dry_run=False)
-    with session_factory() as session:
-        texts = session.execute(
-            select(PaperRow.title, PaperRow.abstract)
-            .join(DigestPaperRow, DigestPaperRow.paper_id == PaperRow.id)
-            .where(DigestPaperRow.subscriber_id == voter)
-        ).all()
+    texts = [(m.paper.title, m.paper.abstract) for m in listed(session_factory, voter)]
     assert texts and not any("gripper" in t + a for t, a in texts)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mailer.db import listing
+from mailer.db.listing import Listed, ListingError
 from mailer.db.papers import to_paper
-from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
+from mailer.db.reasons import Reexplainer
+from mailer.db.tables import DigestProfileRow, DigestRow, PaperRow, SubscriberRow
 from mailer.models import (
     DigestNote,
     DigestStatus,
@@ -22,12 +28,11 @@ from mailer.models import (
     Match,
     Paper,
     Period,
-    Span,
     Subscriber,
     SubscriberStatus,
 )
 
-T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,9 @@ class PlannedDigest:
     considered_count: int
     window_start: datetime | None
     window_end: datetime
+    # The profile text the digest was planned with (why each paper matched is recomputed
+    # from it when the digest is rendered); None: the subscriber's profile at insert time.
+    profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,90 +114,179 @@ def digest_for_period(session: Session, subscriber_id: int, period: str) -> Dige
 
 def sent_paper_ids(session: Session, subscriber_id: int, among: Iterable[int]) -> frozenset[int]:
     """Which of ``among`` were already listed in a digest for this subscriber."""
-    wanted = list(among)
-    if not wanted:
-        return frozenset()
-    rows = session.scalars(
-        select(DigestPaperRow.paper_id).where(
-            DigestPaperRow.subscriber_id == subscriber_id, DigestPaperRow.paper_id.in_(wanted)
+    return sent_paper_ids_many(session, [subscriber_id], among).get(subscriber_id, frozenset())
+
+
+def sent_paper_ids_many(
+    session: Session, subscriber_ids: Sequence[int], among: Iterable[int]
+) -> dict[int, frozenset[int]]:
+    """Per subscriber, which of ``among`` their digests already listed (absent: none).
+
+    A listed paper arrived before its digest's window ended, so only digests whose window
+    ended at or after the earliest arrival among ``among`` can hold one: with contiguous
+    windows that is none or the latest, read off the (subscriber, window_end) index.
+    """
+    wanted = frozenset(among)
+    if not wanted or not subscriber_ids:
+        return {}
+    earliest = _earliest_arrival(session, wanted)
+    if earliest is None:
+        return {}
+    found: dict[int, set[int]] = {}
+    for start in range(0, len(subscriber_ids), _IN_CHUNK):
+        rows = session.execute(
+            select(DigestRow.subscriber_id, DigestRow.listing).where(
+                DigestRow.subscriber_id.in_(subscriber_ids[start : start + _IN_CHUNK]),
+                DigestRow.window_end >= earliest,
+                DigestRow.listing.is_not(None),
+            )
         )
-    )
-    return frozenset(rows)
+        for subscriber_id, value in rows:
+            hit = wanted.intersection(_listed_ids(value))
+            if hit:
+                found.setdefault(subscriber_id, set()).update(hit)
+    return {sid: frozenset(ids) for sid, ids in found.items()}
+
+
+def _earliest_arrival(session: Session, paper_ids: frozenset[int]) -> datetime | None:
+    ids = list(paper_ids)
+    earliest: datetime | None = None
+    for start in range(0, len(ids), _IN_CHUNK):
+        first = session.scalar(
+            select(func.min(PaperRow.first_seen_at)).where(
+                PaperRow.id.in_(ids[start : start + _IN_CHUNK])
+            )
+        )
+        if first is not None and (earliest is None or first < earliest):
+            earliest = first
+    return earliest
+
+
+def _listed_ids(value: bytes | None) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    try:
+        return listing.paper_ids(value)
+    except ListingError as exc:  # never expected: logged, and the digest counts as listing none
+        log.error("unreadable digest listing: %s", exc)
+        return ()
 
 
 def insert_digests(session: Session, plans: Sequence[PlannedDigest], now: datetime) -> int:
     """Write many outbox rows at once; how many were new.
 
-    The fast path inserts the whole chunk in one savepoint; if a concurrent planner got to one
-    of the periods first (the unique constraint), it falls back to row-by-row insert-or-skip.
+    One executemany for the whole chunk in one savepoint (no ORM object per row); if a
+    concurrent planner got to one of the periods first (the unique constraint), it falls back
+    to row-by-row insert-or-skip.
     """
     if not plans:
         return 0
+    rows = _digest_rows(session, plans, now)
     try:
         with session.begin_nested():
-            for plan in plans:
-                _add(session, plan, now)
-        return len(plans)
+            session.execute(insert(DigestRow), rows)
+        return len(rows)
     except IntegrityError:
-        return sum(insert_digest(session, plan, now) is not None for plan in plans)
-
-
-def _add(session: Session, plan: PlannedDigest, now: datetime) -> int:
-    row = _digest_row(plan, now)
-    session.add(row)
-    session.flush()
-    session.add_all(_paper_rows(row.id, plan))
-    session.flush()
-    return row.id
-
-
-def _digest_row(plan: PlannedDigest, now: datetime) -> DigestRow:
-    return DigestRow(
-        subscriber_id=plan.subscriber_id,
-        period=plan.period.key,
-        status=plan.status.value,
-        note=plan.note.value if plan.note else None,
-        message_id=plan.message_id,
-        paper_count=len(plan.matches),
-        matched_count=plan.matched_count,
-        considered_count=plan.considered_count,
-        window_start=plan.window_start,
-        window_end=plan.window_end,
-        attempts=0,
-        next_attempt_at=now if plan.status is DigestStatus.PENDING else None,
-        created_at=now,
-    )
+        return sum(_insert_one(session, row) is not None for row in rows)
 
 
 def insert_digest(session: Session, plan: PlannedDigest, now: datetime) -> int | None:
-    """Write one outbox row and its papers; None if the period already had a row.
+    """Write one outbox row and what it lists; None if the period already had a row.
 
     Runs in a savepoint so a concurrent planner's row for the same period (the unique
     constraint) is skipped without aborting the caller's transaction.
     """
+    return _insert_one(session, _digest_rows(session, [plan], now)[0])
+
+
+def _insert_one(session: Session, row: dict[str, Any]) -> int | None:
     try:
         with session.begin_nested():
-            return _add(session, plan, now)
+            return session.scalar(insert(DigestRow).values(row).returning(DigestRow.id))
     except IntegrityError:
         return None
 
 
-def _paper_rows(digest_id: int, plan: PlannedDigest) -> list[DigestPaperRow]:
-    return [
-        DigestPaperRow(
-            digest_id=digest_id,
-            paper_id=match.paper.id,
-            subscriber_id=plan.subscriber_id,
-            rank=rank,
-            score=match.score,
-            interests=list(match.interests),
-            terms=list(match.terms),
-            spans=[[span.field, span.start, span.end] for span in match.spans],
-            learned=match.learned,
-            resembles=match.resembles,
+def _digest_rows(
+    session: Session, plans: Sequence[PlannedDigest], now: datetime
+) -> list[dict[str, Any]]:
+    profile_ids = _profile_ids(session, _planned_texts(session, plans))
+    return [_digest_row(plan, now, profile_ids.get(i)) for i, plan in enumerate(plans)]
+
+
+def _planned_texts(session: Session, plans: Sequence[PlannedDigest]) -> dict[int, str]:
+    """The profile text of each plan that lists papers, by plan position."""
+    listing_plans = [(i, plan) for i, plan in enumerate(plans) if plan.matches]
+    unknown = {plan.subscriber_id for _, plan in listing_plans if plan.profile is None}
+    current: dict[int, str] = {}
+    if unknown:
+        query = select(SubscriberRow.id, SubscriberRow.profile).where(SubscriberRow.id.in_(unknown))
+        current = {sid: text for sid, text in session.execute(query)}
+    return {
+        i: plan.profile if plan.profile is not None else current.get(plan.subscriber_id, "")
+        for i, plan in listing_plans
+    }
+
+
+def _profile_ids(session: Session, texts: dict[int, str]) -> dict[int, int]:
+    """The stored profile id of each text (inserted when new), by the same keys."""
+    by_hash = {_sha256(text): text for text in texts.values()}
+    if not by_hash:
+        return {}
+    known = _known_profiles(session, list(by_hash))
+    missing = [{"sha256": h, "text": t} for h, t in by_hash.items() if h not in known]
+    if missing:
+        session.execute(_insert_ignoring_known(session), missing)
+        known.update(_known_profiles(session, [row["sha256"] for row in missing]))
+    return {key: known[_sha256(text)] for key, text in texts.items()}
+
+
+def _insert_ignoring_known(session: Session) -> Any:
+    """An insert of profile texts that leaves one a concurrent planner just stored."""
+    dialect = session.get_bind().dialect.name
+    build = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    return build(DigestProfileRow).on_conflict_do_nothing(index_elements=["sha256"])
+
+
+def _known_profiles(session: Session, hashes: list[str]) -> dict[str, int]:
+    known: dict[str, int] = {}
+    for start in range(0, len(hashes), _IN_CHUNK):
+        # Held until the caller commits, so a prune cannot delete a text about to be used.
+        query = select(DigestProfileRow.sha256, DigestProfileRow.id).where(
+            DigestProfileRow.sha256.in_(hashes[start : start + _IN_CHUNK])
         )
-        for rank, match in enumerate(plan.matches, start=1)
-    ]
+        rows = session.execute(query.with_for_update(key_share=True))
+        known.update((sha256, profile_id) for sha256, profile_id in rows)
+    return known
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _digest_row(plan: PlannedDigest, now: datetime, profile_id: int | None) -> dict[str, Any]:
+    return {
+        "subscriber_id": plan.subscriber_id,
+        "period": plan.period.key,
+        "status": plan.status.value,
+        "note": plan.note.value if plan.note else None,
+        "message_id": plan.message_id,
+        "paper_count": len(plan.matches),
+        "matched_count": plan.matched_count,
+        "considered_count": plan.considered_count,
+        "window_start": plan.window_start,
+        "window_end": plan.window_end,
+        "attempts": 0,
+        "next_attempt_at": now if plan.status is DigestStatus.PENDING else None,
+        "created_at": now,
+        "listing": listing.pack([_stored(m) for m in plan.matches]) if plan.matches else None,
+        "profile_id": profile_id,
+    }
+
+
+def _stored(match: Match) -> Listed:
+    assert match.paper.id is not None  # planned papers come from the store
+    return Listed(match.paper.id, match.score, match.learned, match.resembles)
 
 
 def load_digest(session: Session, digest_id: int) -> StoredDigest | None:
@@ -206,7 +303,8 @@ class PaperCache:
     Every digest of a run lists papers from the same few hundred, and reading them again for
     each batch was a fifth of a render process's work. A paper refreshed by a fetch meanwhile
     (new upvotes) shows its new values within ``ttl``, as fast as the run would have reached
-    it anyway. Bounded: past ``limit`` papers the cache starts afresh.
+    it anyway. Bounded: past ``limit`` papers the cache starts afresh. It also keeps the
+    index over which listed papers are re-explained (``mailer.db.reasons``).
     """
 
     def __init__(
@@ -216,6 +314,8 @@ class PaperCache:
         self.limit = limit
         self.clock = clock
         self._papers: dict[int, tuple[float, Paper]] = {}
+        # Why each listed paper matched, recomputed over one index kept for the run.
+        self.reasons = Reexplainer()
 
     def take(self, paper_ids: Iterable[int]) -> tuple[dict[int, Paper], list[int]]:
         """The papers still fresh here, and the ids to load."""
@@ -266,6 +366,8 @@ _HEAD = (
     DigestRow.considered_count,
     DigestRow.created_at,
     DigestRow.sent_at,
+    DigestRow.listing,
+    DigestRow.profile_id,
 )
 # Only what a Subscriber holds: the row also carries the compiled profile, which is large.
 _SUBSCRIBER = (
@@ -290,25 +392,52 @@ def _load_chunk(
         .join(SubscriberRow, SubscriberRow.id == DigestRow.subscriber_id)
         .where(DigestRow.id.in_(ids))
     ).all()
-    listed = _listed(session, ids, cache)
     width = len(_HEAD)
+    listed = {row[0]: _unpacked(row[0], row[8]) for row in heads}
+    profiles = _profile_texts(session, {row[9] for row in heads if row[9] is not None})
+    papers = _cached_papers(
+        session, {item.paper_id for items in listed.values() for item in items}, cache
+    )
+    explain = cache.reasons if cache is not None else Reexplainer()
     found: dict[int, StoredDigest] = {}
     for row in heads:
         head: tuple[Any, ...] = tuple(row)
-        digest_id, period, status, message_id, matched, considered, created, sent = head[:width]
+        digest_id, period, status, message_id, matched, considered, created, sent = head[:8]
+        matches = explain.matches(listed[digest_id], papers, profiles.get(head[9]))
         found[int(digest_id)] = StoredDigest(
             id=int(digest_id),
             subscriber=_subscriber(*head[width:]),
             period=Period.parse(period),
             status=DigestStatus(status),
             message_id=message_id,
-            matches=tuple(listed.get(digest_id, ())),
+            matches=tuple(matches),
             matched_count=matched,
             considered_count=considered,
             created_at=created,
             sent_at=sent,
         )
     return found
+
+
+def _unpacked(digest_id: int, value: bytes | None) -> list[Listed]:
+    if value is None:
+        return []
+    try:
+        return listing.unpack(value)
+    except ListingError as exc:  # never expected: the digest renders as listing nothing
+        log.error("unreadable listing digest=%d: %s", digest_id, exc)
+        return []
+
+
+def _profile_texts(session: Session, profile_ids: set[int]) -> dict[int, str]:
+    if not profile_ids:
+        return {}
+    rows = session.execute(
+        select(DigestProfileRow.id, DigestProfileRow.text).where(
+            DigestProfileRow.id.in_(profile_ids)
+        )
+    )
+    return {profile_id: text for profile_id, text in rows}
 
 
 def _subscriber(
@@ -337,66 +466,16 @@ def _subscriber(
     )
 
 
-def _listed(
-    session: Session, digest_ids: list[int], cache: PaperCache | None
-) -> dict[int, list[Match]]:
-    """Each digest's matches in rank order, the papers loaded once for all of them."""
-    # The JSON columns come back as text and are decoded once per distinct value: a batch
-    # repeats the same interests, terms and spans thousands of times.
-    links = session.execute(
-        select(
-            DigestPaperRow.digest_id,
-            DigestPaperRow.paper_id,
-            DigestPaperRow.score,
-            cast(DigestPaperRow.interests, Text),
-            cast(DigestPaperRow.terms, Text),
-            cast(DigestPaperRow.spans, Text),
-            DigestPaperRow.learned,
-            DigestPaperRow.resembles,
-        )
-        .where(DigestPaperRow.digest_id.in_(digest_ids))
-        .order_by(DigestPaperRow.digest_id, DigestPaperRow.rank)
-    ).all()
-    wanted = {link.paper_id for link in links}
+def _cached_papers(
+    session: Session, wanted: set[int], cache: PaperCache | None
+) -> dict[int, Paper]:
     if cache is None:
-        papers = _papers(session, wanted)
-    else:
-        papers, missing = cache.take(wanted)
-        loaded = _papers(session, missing)
-        cache.keep(loaded)
-        papers.update(loaded)
-    words, spans_of = _Decoded(_words), _Decoded(_spans)
-    matches: dict[int, list[Match]] = {}
-    for digest_id, paper_id, score, interests, terms, spans, learned, resembles in links:
-        paper = papers.get(paper_id)
-        if paper is None:  # the inner join of old: a listed paper that is gone is left out
-            continue
-        matches.setdefault(digest_id, []).append(
-            Match(paper, score, words(interests), words(terms), spans_of(spans), learned, resembles)
-        )
-    return matches
-
-
-class _Decoded(Generic[T]):
-    """A JSON text column's values decoded once per distinct text."""
-
-    def __init__(self, convert: Callable[[Any], T]) -> None:
-        self.convert = convert
-        self.seen: dict[str | None, T] = {}
-
-    def __call__(self, text: str | None) -> T:
-        found = self.seen.get(text)
-        if found is None:
-            found = self.seen[text] = self.convert(json.loads(text) if text else [])
-        return found
-
-
-def _words(value: Any) -> tuple[str, ...]:
-    return tuple(str(word) for word in value)
-
-
-def _spans(value: Any) -> tuple[Span, ...]:
-    return tuple(Span(str(f), int(s), int(e)) for f, s, e in value)
+        return _papers(session, wanted)
+    papers, missing = cache.take(wanted)
+    loaded = _papers(session, missing)
+    cache.keep(loaded)
+    papers.update(loaded)
+    return papers
 
 
 def _papers(session: Session, paper_ids: Iterable[int]) -> dict[int, Paper]:
@@ -429,13 +508,10 @@ def every_digest_of(session: Session, subscriber_id: int) -> list[DigestRow]:
 
 def listed_titles(session: Session, digest_id: int) -> list[tuple[str, str | None, list[str]]]:
     """What a digest listed, in rank order: (title, url, interests matched) per paper."""
-    rows = session.execute(
-        select(PaperRow.title, PaperRow.url, DigestPaperRow.interests)
-        .join(DigestPaperRow, DigestPaperRow.paper_id == PaperRow.id)
-        .where(DigestPaperRow.digest_id == digest_id)
-        .order_by(DigestPaperRow.rank)
-    ).all()
-    return [(title, url, list(interests)) for title, url, interests in rows]
+    stored = load_digest(session, digest_id)
+    if stored is None:
+        return []
+    return [(m.paper.title, m.paper.url, list(m.interests)) for m in stored.matches]
 
 
 def sent_digests(session: Session, subscriber_id: int, limit: int) -> list[DigestRow]:

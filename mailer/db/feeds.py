@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailer.db.papers import to_paper
-from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow
-from mailer.models import DigestStatus, Match, Span
+from mailer.db.digests import load_digests
+from mailer.db.tables import DigestRow
+from mailer.models import DigestStatus, Match
 
 FEED_ENTRIES = 100
 """Papers a feed lists at most (a feed reader keeps what it has already read)."""
@@ -53,24 +53,22 @@ def feed_state(session: Session, subscriber_id: int) -> FeedState:
 
 
 def feed_items(session: Session, subscriber_id: int, limit: int = FEED_ENTRIES) -> list[FeedItem]:
-    """The papers of the subscriber's sent digests: newest digest first, in digest order."""
-    query = (
-        select(DigestRow.id, DigestRow.period, DigestRow.sent_at, DigestPaperRow, PaperRow)
-        .join(DigestPaperRow, DigestPaperRow.digest_id == DigestRow.id)
-        .join(PaperRow, PaperRow.id == DigestPaperRow.paper_id)
-        .where(_sent(subscriber_id), DigestRow.sent_at.is_not(None))
-        .order_by(DigestRow.sent_at.desc(), DigestRow.id.desc(), DigestPaperRow.rank)
+    """The papers of the subscriber's sent digests: newest digest first, in digest order.
+
+    Each digest lists at least one paper, so the newest ``limit`` sent digests that list any
+    hold every entry the feed shows; why each matched is recomputed as the email showed it.
+    """
+    newest = session.execute(
+        select(DigestRow.id, DigestRow.period, DigestRow.sent_at)
+        .where(_sent(subscriber_id), DigestRow.sent_at.is_not(None), DigestRow.listing.is_not(None))
+        .order_by(DigestRow.sent_at.desc(), DigestRow.id.desc())
         .limit(limit)
-    )
-    items = []
-    for digest_id, period, sent_at, link, paper in session.execute(query):
+    ).all()
+    loaded = load_digests(session, [digest_id for digest_id, _, _ in newest])
+    items: list[FeedItem] = []
+    for digest_id, period, sent_at in newest:
         assert sent_at is not None  # filtered above
-        match = Match(
-            to_paper(paper),
-            link.score,
-            tuple(link.interests or ()),
-            tuple(link.terms or ()),
-            tuple(Span(str(f), int(s), int(e)) for f, s, e in link.spans or ()),
-        )
-        items.append(FeedItem(match, digest_id, period, sent_at))
-    return items
+        stored = loaded.get(digest_id)
+        for match in stored.matches if stored is not None else ():
+            items.append(FeedItem(match, digest_id, period, sent_at))
+    return items[:limit]

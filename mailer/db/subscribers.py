@@ -11,9 +11,9 @@ from sqlalchemy import ColumnElement, String, any_, bindparam, delete, func, sel
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from mailer.db.retention import delete_unused_profiles
 from mailer.db.tables import (
     BounceReportRow,
-    DigestPaperRow,
     DigestRow,
     FeedbackRow,
     SubscriberRow,
@@ -229,8 +229,12 @@ def delete_row(session: Session, row: SubscriberRow) -> None:
     )
     # Bulk deletes by key so the database's cascades do the work, not the ORM's row loading.
     session.execute(delete(FeedbackRow).where(FeedbackRow.subscriber_id == row.id))
-    session.execute(delete(DigestPaperRow).where(DigestPaperRow.subscriber_id == row.id))
+    profiles = select(DigestRow.profile_id).where(
+        DigestRow.subscriber_id == row.id, DigestRow.profile_id.is_not(None)
+    )
+    planned_with = {pid for pid in session.scalars(profiles.distinct()) if pid is not None}
     session.execute(delete(DigestRow).where(DigestRow.subscriber_id == row.id))
+    delete_unused_profiles(session, planned_with)
     session.delete(row)
     session.flush()
 

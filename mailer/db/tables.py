@@ -11,10 +11,10 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -200,6 +200,9 @@ class DigestRow(Base):
         UniqueConstraint("subscriber_id", "period"),
         # Claiming reads due rows in (next_attempt_at, id) order off this index: see outbox.
         Index("ix_digest_claim", "status", "next_attempt_at", "id"),
+        # Where a subscriber's next window starts (the latest window_end), and which of their
+        # digests' windows can hold a given paper ("never the same paper twice").
+        Index("ix_digest_subscriber_window", "subscriber_id", "window_end"),
         {"sqlite_autoincrement": True},
     )
 
@@ -223,34 +226,28 @@ class DigestRow(Base):
     last_reply: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class DigestPaperRow(Base):
-    """A paper listed in a digest, with why; also the record that it reached that subscriber."""
-
-    __tablename__ = "digest_paper"
-    __table_args__ = (UniqueConstraint("subscriber_id", "paper_id"),)
-
-    digest_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("digest.id", ondelete="CASCADE"), primary_key=True
+    # What the digest lists, packed (mailer.db.listing): paper ids and scores in rank order,
+    # and the learned values of a digest ranked by votes. NULL when it lists nothing.
+    listing: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The profile text it was planned with: why each paper matched is recomputed from it.
+    profile_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("digest_profile.id"), index=True
     )
-    paper_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("paper.id", ondelete="CASCADE"), primary_key=True
-    )
-    subscriber_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("subscriber.id", ondelete="CASCADE")
-    )
-    rank: Mapped[int] = mapped_column(SmallInteger)
-    score: Mapped[float] = mapped_column(Float)
-    interests: Mapped[list[str]] = mapped_column(JSON, default=list)
-    terms: Mapped[list[str]] = mapped_column(JSON, default=list)
-    # Highlight ranges as [field, start, end] triples, so a retry renders the same email.
-    spans: Mapped[list[list[Any]]] = mapped_column(JSON, default=list)
-    # Set only in digests ranked by the reader's votes (NULL otherwise, so keyword-only rows
-    # cost nothing): the learned contribution, and for a "You may also like" paper the title
-    # of the liked example it resembles.
-    learned: Mapped[float | None] = mapped_column(Float)
-    resembles: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestProfileRow(Base):
+    """A profile text some digest was planned with, stored once however many digests use it.
+
+    Rendering re-matches a digest's papers against it (``mailer.db.reasons``), so a retry
+    after the subscriber edits their profile renders the same email. Keyed by the SHA-256 of
+    the text; ``mailer prune`` deletes the texts no digest refers to any more.
+    """
+
+    __tablename__ = "digest_profile"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    text: Mapped[str] = mapped_column(Text)
 
 
 class FeedbackRow(Base):

@@ -272,6 +272,7 @@ class DigestPlanner:
             considered_count=len(paper_ids),
             window_start=window.start,
             window_end=window.end,
+            profile=row.profile,  # what a retry re-explains from, whatever the reader edits
         )
 
     def _rank(

@@ -1,0 +1,223 @@
+"""Storage per delivered digest, and a 120-day retention simulation (issue 17, item 6).
+
+Two measurements, each printing a table and writing JSON to ``bench/results/``:
+
+``per-digest`` (default): the real planner (``DigestPlanner``) plans N subscribers with random
+1-6-interest profiles (``bench/matching.py``'s maker) against 1,000 new papers resampled from
+the bundled sample; every pending digest is then marked sent as the sender marks it (status,
+sent_at, 250 reply). Bytes per delivered digest = growth of the database / digests sent,
+skipped rows included (they are written too). SQLite: pages in use (page count minus free
+pages, after a WAL checkpoint). PostgreSQL: ``pg_total_relation_size`` summed over the tables
+(heap, TOAST, indexes) after ``VACUUM ANALYZE``, in a database of its own.
+
+``simulate``: 120 days at 10,000 daily subscribers: every day 1,000 new papers arrive, each
+subscriber gets a digest of ~20 of them (scores as the engine gives them, 10% of readers with
+learned values) written through the real ``insert_digests`` with the simulated day as clock,
+then marked sent, then ``mailer prune`` runs with the simulated day as clock. Prints the
+database size every 10 days: digest storage must stay flat after day 90 (retention), while
+the paper store grows with the papers the sources publish (never pruned: it is the catalogue).
+
+    python bench/storage.py per-digest --subscribers 5000 [--postgres URL]
+    python bench/storage.py simulate --subscribers 10000 --days 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from matching import SEED, ProfileMaker, load_sample, make_batch  # noqa: E402
+from sqlalchemy import Engine, insert, text, update  # noqa: E402
+
+from mailer.context import PlanOptions  # noqa: E402
+from mailer.db.migrate import upgrade  # noqa: E402
+from mailer.db.papers import upsert_papers  # noqa: E402
+from mailer.db.session import make_engine, make_session_factory  # noqa: E402
+from mailer.db.tables import DigestRow, SubscriberRow  # noqa: E402
+from mailer.pipeline.plan import DigestPlanner  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+REPLY = "250 2.0.0 Ok: queued as 4XkQ2m0d3Sz9fVb"
+
+
+def used_bytes(engine: Engine) -> int:
+    """Bytes the database holds now (SQLite: pages in use; PostgreSQL: all relations)."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            pages = connection.execute(text("PRAGMA page_count")).scalar_one()
+            free = connection.execute(text("PRAGMA freelist_count")).scalar_one()
+            size = connection.execute(text("PRAGMA page_size")).scalar_one()
+            return int((pages - free) * size)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+        return int(
+            connection.execute(
+                text(
+                    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = 'public' AND c.relkind = 'r'"
+                )
+            ).scalar_one()
+        )
+
+
+def table_bytes(engine: Engine) -> dict[str, int]:
+    """Bytes per table with its indexes (SQLite: the dbstat table; PostgreSQL: relation sizes)."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            rows = connection.execute(
+                text(
+                    "SELECT coalesce(m.tbl_name, s.name), sum(s.pgsize) FROM dbstat s"
+                    " LEFT JOIN sqlite_master m ON m.name = s.name GROUP BY 1"
+                )
+            ).all()
+        else:
+            rows = connection.execute(
+                text(
+                    "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = 'public' AND c.relkind = 'r'"
+                )
+            ).all()
+    return {str(name): int(size) for name, size in rows}
+
+
+def add_subscribers(engine: Engine, count: int, seed: int, joined: datetime) -> None:
+    """``count`` active daily subscribers with random profiles, due at ``joined`` + 1 day."""
+    maker = ProfileMaker(load_sample(), seed)
+    rows = [
+        {"email": f"s{n}@example.org", "status": "active", "profile": maker.profile(),
+         "frequency": "daily", "send_time": "08:00", "timezone": "UTC", "weekday": 0,
+         "next_due_at": joined + timedelta(hours=20), "created_at": joined,
+         "confirmed_at": joined, "hard_bounces": 0, "soft_bounces": 0}
+        for n in range(count)
+    ]  # fmt: skip
+    with make_session_factory(engine).begin() as session:
+        session.execute(insert(SubscriberRow), rows)
+
+
+def add_papers(engine: Engine, day: int, seen: datetime, rng: random.Random) -> None:
+    """One day's 1,000 papers, resampled from the bundled sample."""
+    batch = make_batch(load_sample(), rng)
+    papers = [replace(p, id=None, key=f"day{day}:{i:05d}") for i, p in enumerate(batch)]
+    with make_session_factory(engine).begin() as session:
+        upsert_papers(session, papers, seen)
+
+
+def mark_sent(engine: Engine, at: datetime) -> int:
+    """Mark every pending digest sent, as the sender does after the server's 250."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            update(DigestRow)
+            .where(DigestRow.status == "pending")
+            .values(
+                status="sent", sent_at=at, attempts=1, last_code=250, last_reply=REPLY,
+                lease_until=None,
+            )  # fmt: skip
+        )
+    return int(result.rowcount)
+
+
+def per_digest(url: str, subscribers: int) -> dict[str, Any]:
+    """Bytes per delivered digest planned by the real planner on ``url`` (an empty database)."""
+    upgrade(url)
+    engine = make_engine(url)
+    joined = NOW - timedelta(days=1)
+    add_subscribers(engine, subscribers, SEED + 1, joined)
+    add_papers(engine, 0, NOW - timedelta(hours=2), random.Random(SEED))
+    before, tables_before = used_bytes(engine), table_bytes(engine)
+    planner = DigestPlanner(
+        make_session_factory(engine),
+        new_message_id=lambda: f"<{random.getrandbits(96):024x}.{time.time_ns()}@mailer.example>",
+        options=PlanOptions(),
+    )
+    started, cpu = time.perf_counter(), time.process_time()
+    report = planner.run(now=NOW, force=False, dry_run=False)
+    plan_wall, plan_cpu = time.perf_counter() - started, time.process_time() - cpu
+    sent = mark_sent(engine, NOW + timedelta(minutes=5))
+    after, tables_after = used_bytes(engine), table_bytes(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT count(*), sum(paper_count) FROM digest")).one()
+    engine.dispose()
+    grown = {
+        name: tables_after.get(name, 0) - tables_before.get(name, 0)
+        for name in sorted(set(tables_after) | set(tables_before))
+        if tables_after.get(name, 0) != tables_before.get(name, 0)
+    }
+    return {
+        "backend": "sqlite" if url.startswith("sqlite") else "postgresql",
+        "subscribers": subscribers,
+        "digests": int(rows[0]),
+        "delivered": sent,
+        "listed_papers": int(rows[1] or 0),
+        "papers_per_delivered": round(int(rows[1] or 0) / max(sent, 1), 1),
+        "bytes_grown": after - before,
+        "bytes_per_delivered": round((after - before) / max(sent, 1)),
+        "grown_by_table": grown,
+        "plan_wall_s": round(plan_wall, 2),
+        "plan_cpu_s": round(plan_cpu, 2),
+        "queued": report.queued,
+    }
+
+
+def per_digest_main(args: argparse.Namespace) -> None:
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        runs.append(per_digest(f"sqlite:///{Path(tmp) / 'storage.db'}", args.subscribers))
+    if args.postgres:
+        runs.append(per_digest(args.postgres, args.subscribers))
+    print(f"{'backend':<11} {'delivered':>9} {'papers/digest':>13} {'grown MB':>9} {'B/digest':>9}")
+    for run in runs:
+        print(
+            f"{run['backend']:<11} {run['delivered']:>9} {run['papers_per_delivered']:>13}"
+            f" {run['bytes_grown'] / 1e6:>9.1f} {run['bytes_per_delivered']:>9}"
+        )
+        for name, size in run["grown_by_table"].items():
+            print(f"    {name:<28} {size / max(run['delivered'], 1):>8.0f} B/digest")
+    write(args.output, {"measurement": "per-digest", "runs": runs})
+
+
+def write(name: str, body: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    body.update(
+        machine=platform.machine(),
+        cpus=os.cpu_count(),
+        load=os.getloadavg(),
+        python=platform.python_version(),
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    path = RESULTS / name
+    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    sub = parser.add_subparsers(dest="command")
+    digest = sub.add_parser("per-digest", help="bytes per delivered digest")
+    digest.add_argument("--subscribers", type=int, default=5000)
+    digest.add_argument("--postgres", help="an empty PostgreSQL database URL to measure too")
+    digest.add_argument("--output", default="storage.json")
+    args = parser.parse_args()
+    if args.command in (None, "per-digest"):
+        per_digest_main(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Retention: which stored digests are old enough to go, deleted in short batches.
+
+A digest goes once it is older than the retention and final (sent, failed, bounced or
+skipped: an outbox row still pending, retrying or sending never goes), unless it is its
+subscriber's latest: the latest window's end is where the next window starts, and windows
+that follow one another are what keeps a paper from being mailed twice. A profile text goes
+when no digest refers to it any more. Each batch is its own short transaction, so a large
+prune never holds a lock for long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from mailer.db.tables import DigestProfileRow, DigestRow
+from mailer.models import DigestStatus
+
+FINAL = (
+    DigestStatus.SENT.value,
+    DigestStatus.FAILED.value,
+    DigestStatus.BOUNCED.value,
+    DigestStatus.SKIPPED.value,
+)
+BATCH = 2_000
+
+
+def _prunable(before: datetime) -> Any:
+    """Digests older than ``before``, final, and not their subscriber's latest window."""
+    later = aliased(DigestRow)
+    return (
+        (DigestRow.created_at < before)
+        & DigestRow.status.in_(FINAL)
+        & (
+            DigestRow.window_end.is_(None)
+            | exists(
+                select(later.id).where(
+                    later.subscriber_id == DigestRow.subscriber_id,
+                    later.window_end > DigestRow.window_end,
+                )
+            )
+        )
+    )
+
+
+def count_old_digests(session: Session, before: datetime) -> int:
+    """How many digests a prune at ``before`` would delete."""
+    return int(session.scalar(select(func.count()).where(_prunable(before))) or 0)
+
+
+def delete_old_digests(session: Session, before: datetime, limit: int = BATCH) -> int:
+    """Delete up to ``limit`` of the digests a prune removes (the caller commits); how many."""
+    ids = list(
+        session.scalars(
+            select(DigestRow.id).where(_prunable(before)).order_by(DigestRow.id).limit(limit)
+        )
+    )
+    if ids:
+        session.execute(delete(DigestRow).where(DigestRow.id.in_(ids)))
+    return len(ids)
+
+
+def _unused() -> Any:
+    return ~exists(select(DigestRow.id).where(DigestRow.profile_id == DigestProfileRow.id))
+
+
+def count_unused_profiles(session: Session, before: datetime | None = None) -> int:
+    """Profile texts no digest refers to (with ``before``: once the old digests are gone)."""
+    used = DigestRow.profile_id == DigestProfileRow.id
+    if before is not None:
+        used = used & ~_prunable(before)
+    query = select(func.count()).where(~exists(select(DigestRow.id).where(used)))
+    return int(session.scalar(query.select_from(DigestProfileRow)) or 0)
+
+
+def delete_unused_profiles(
+    session: Session, among: Iterable[int] | None = None, limit: int = BATCH
+) -> int:
+    """Delete up to ``limit`` profile texts no digest refers to (only ``among``, if given).
+
+    A planner that has just chosen a text holds it (``FOR KEY SHARE`` on PostgreSQL), so a
+    concurrent delete waits and then fails on the foreign key: that text is kept and the
+    batch counts as nothing deleted (the next prune takes it).
+    """
+    query = select(DigestProfileRow.id).where(_unused())
+    if among is not None:
+        wanted = list(among)
+        if not wanted:
+            return 0
+        query = query.where(DigestProfileRow.id.in_(wanted))
+    ids = list(session.scalars(query.order_by(DigestProfileRow.id).limit(limit)))
+    if not ids:
+        return 0
+    try:
+        with session.begin_nested():
+            result = session.execute(
+                delete(DigestProfileRow).where(DigestProfileRow.id.in_(ids), _unused())
+            )
+    except IntegrityError:
+        return 0
+    return int(result.rowcount)  # type: ignore[attr-defined]
