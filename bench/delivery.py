@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,9 +95,10 @@ def seed(url: str, count: int) -> None:
     """N active subscribers, each with one due digest listing 25 real sample papers."""
     from sqlalchemy import insert
 
+    from mailer.db.digests import insert_digests
     from mailer.db.migrate import upgrade
     from mailer.db.session import make_engine, make_session_factory
-    from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
+    from mailer.db.tables import PaperRow, SubscriberRow
 
     upgrade(url)
     engine = make_engine(url)
@@ -116,17 +118,10 @@ def seed(url: str, count: int) -> None:
                 insert(SubscriberRow).returning(SubscriberRow.id, sort_by_parameter_order=True),
                 [_subscriber(i, now) for i in chunk],
             ).all()
-            dids = session.scalars(
-                insert(DigestRow).returning(DigestRow.id, sort_by_parameter_order=True),
-                [_digest(sid, now) for sid in sids],
-            ).all()
-            session.execute(
-                insert(DigestPaperRow),
-                [
-                    _listed(did, sid, paper_ids[(sid * 7 + rank) % len(paper_ids)], rank)
-                    for did, sid in zip(dids, sids, strict=True)
-                    for rank in range(PAPERS_PER_DIGEST)
-                ],
+            insert_digests(
+                session,
+                [_digest(sid, paper_ids, now) for sid in sids],
+                now,
             )
     engine.dispose()
 
@@ -163,33 +158,27 @@ def _subscriber(i: int, now: datetime) -> dict[str, Any]:
     }
 
 
-def _digest(sid: int, now: datetime) -> dict[str, Any]:
-    return {
-        "subscriber_id": sid,
-        "period": "2026-11-22",
-        "status": "pending",
-        "message_id": f"<bench-{sid}@example.org>",
-        "paper_count": PAPERS_PER_DIGEST,
-        "matched_count": PAPERS_PER_DIGEST + 5,
-        "considered_count": 200,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "window_end": now,
-        "created_at": now,
-    }
+def _digest(sid: int, paper_ids: Sequence[int], now: datetime) -> Any:
+    from mailer.db.digests import PlannedDigest
+    from mailer.models import DigestStatus, Match, Paper, Period
 
-
-def _listed(did: int, sid: int, pid: int, rank: int) -> dict[str, Any]:
-    return {
-        "digest_id": did,
-        "paper_id": pid,
-        "subscriber_id": sid,
-        "rank": rank + 1,
-        "score": 1.0 / (rank + 1),
-        "interests": ["*"],
-        "terms": [],
-        "spans": [],
-    }
+    listed = [paper_ids[(sid * 7 + rank) % len(paper_ids)] for rank in range(PAPERS_PER_DIGEST)]
+    return PlannedDigest(
+        subscriber_id=sid,
+        period=Period.parse("2026-11-22"),
+        status=DigestStatus.PENDING,
+        note=None,
+        message_id=f"<bench-{sid}@example.org>",
+        matches=tuple(
+            Match(Paper(key=str(pid), title="", id=pid), 1.0 / (rank + 1), ())
+            for rank, pid in enumerate(listed)
+        ),
+        matched_count=PAPERS_PER_DIGEST + 5,
+        considered_count=200,
+        window_start=None,
+        window_end=now,
+        profile="*",
+    )
 
 
 def _context(url: str) -> Any:

@@ -127,9 +127,13 @@ def mark_sent(engine: Engine, at: datetime) -> int:
             update(DigestRow)
             .where(DigestRow.status == "pending")
             .values(
-                status="sent", sent_at=at, attempts=1, last_code=250, last_reply=REPLY,
+                status="sent",
+                sent_at=at,
+                attempts=1,
+                last_code=250,
+                last_reply=REPLY,
                 lease_until=None,
-            )  # fmt: skip
+            )
         )
     return int(result.rowcount)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert, update
+from sqlalchemy import Engine, event, insert, select, update
 
 try:  # tests/ may or may not be a package; the helpers import either way
     from helpers.smtp_server import SmtpServer
@@ -17,11 +17,17 @@ except ModuleNotFoundError:
 
 from mailer.config import Settings
 from mailer.context import make_context
-from mailer.db.digests import PaperCache, load_digest, load_digests
+from mailer.db.digests import (
+    PaperCache,
+    PlannedDigest,
+    insert_digests,
+    load_digest,
+    load_digests,
+)
 from mailer.db.session import SessionFactory
-from mailer.db.tables import DigestPaperRow, DigestRow, PaperRow, SubscriberRow
+from mailer.db.tables import DigestRow, PaperRow, SubscriberRow
 from mailer.delivery import RetryPolicy, SmtpConfig, SmtpTransport
-from mailer.models import Span
+from mailer.models import DigestStatus, Match, Paper, Period, Span
 from mailer.pipeline.send import send_queued
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -39,18 +45,12 @@ def _seed(sessions: SessionFactory, count: int) -> list[int]:
             insert(SubscriberRow).returning(SubscriberRow.id, sort_by_parameter_order=True),
             [_subscriber(i) for i in range(count)],
         ).all()
-        dids = session.scalars(
-            insert(DigestRow).returning(DigestRow.id, sort_by_parameter_order=True),
-            [_digest(sid) for sid in sids],
-        ).all()
-        session.execute(
-            insert(DigestPaperRow),
-            [
-                _listed(did, sid, paper_ids[(i + rank) % PAPERS], rank)
-                for i, (did, sid) in enumerate(zip(dids, sids, strict=True))
-                for rank in (3, 1, 2)  # inserted out of order: loading must sort by rank
-            ],
-        )
+        plans = [
+            _digest(sid, [paper_ids[(i + rank) % PAPERS] for rank in (1, 2, 3)])
+            for i, sid in enumerate(sids)
+        ]
+        insert_digests(session, plans, T0)
+        dids = session.scalars(select(DigestRow.id).order_by(DigestRow.subscriber_id)).all()
     return list(dids)
 
 
@@ -86,33 +86,23 @@ def _subscriber(i: int) -> dict[str, Any]:
     }
 
 
-def _digest(sid: int) -> dict[str, Any]:
-    return {
-        "subscriber_id": sid,
-        "period": "2026-11-22",
-        "status": "pending",
-        "message_id": f"<batch-{sid}@example.org>",
-        "paper_count": 3,
-        "matched_count": 4,
-        "considered_count": 50,
-        "attempts": 0,
-        "next_attempt_at": T0,
-        "window_end": T0,
-        "created_at": T0,
-    }
-
-
-def _listed(did: int, sid: int, pid: int, rank: int) -> dict[str, Any]:
-    return {
-        "digest_id": did,
-        "paper_id": pid,
-        "subscriber_id": sid,
-        "rank": rank,
-        "score": 1.0 / rank,
-        "interests": ["diffusion"],
-        "terms": ["diffus"],
-        "spans": [["title", 18, 27]],
-    }
+def _digest(sid: int, paper_ids: list[int]) -> PlannedDigest:
+    """A due digest listing ``paper_ids`` in that order, explained from the subscriber's profile."""
+    return PlannedDigest(
+        subscriber_id=sid,
+        period=Period.parse("2026-11-22"),
+        status=DigestStatus.PENDING,
+        note=None,
+        message_id=f"<batch-{sid}@example.org>",
+        matches=tuple(
+            Match(Paper(key=f"arxiv:{pid}", title="", id=pid), 1.0 / rank, ())
+            for rank, pid in enumerate(paper_ids, start=1)
+        ),
+        matched_count=4,
+        considered_count=50,
+        window_start=None,
+        window_end=T0,
+    )
 
 
 @pytest.fixture
@@ -146,7 +136,8 @@ def test_load_digests_reads_many_rows_in_three_queries(
         "Paper number 2 on diffusion",
         "Paper number 3 on diffusion",
     ]
-    assert first.matches[0].spans == (Span("title", 18, 27),)
+    # Re-matched against the planned profile "diffusion": the title's word and the abstract's.
+    assert set(first.matches[0].spans) == {Span("title", 18, 27), Span("abstract", 9, 18)}
     assert first.matches[0].interests == ("diffusion",)
     # Each paper is converted once, whichever digests list it.
     papers = {id(m.paper) for stored in loaded.values() for m in stored.matches}
@@ -232,5 +223,5 @@ def test_send_queued_loads_each_claimed_batch_at_once(
     assert "Paper number 2 on diffusion" in text.get_content()  # reader 7 lists papers 2-4
     assert "Paper number 5 on diffusion" not in text.get_content()
     assert message["Message-ID"].startswith("<batch-")
-    listed_reads = [s for s in statements if "FROM digest_paper" in s]
+    listed_reads = [s for s in statements if "FROM digest_profile" in s]
     assert len(listed_reads) == 1  # one batch of 25 (the default batch is 100), not 25 reads
