@@ -139,26 +139,37 @@ def mark_sent(engine: Engine, at: datetime) -> int:
 
 
 def per_digest(url: str, subscribers: int) -> dict[str, Any]:
-    """Bytes per delivered digest planned by the real planner on ``url`` (an empty database)."""
+    """Bytes per delivered digest on its second day, planned by the real planner on ``url``.
+
+    The first day stores what each subscriber pays once (the compiled profile, the profile
+    text a digest is explained from); the second day's growth is what every later day costs.
+    """
     upgrade(url)
     engine = make_engine(url)
-    joined = NOW - timedelta(days=1)
-    add_subscribers(engine, subscribers, SEED + 1, joined)
-    add_papers(engine, 0, NOW - timedelta(hours=2), random.Random(SEED))
-    before, tables_before = used_bytes(engine), table_bytes(engine)
+    rng = random.Random(SEED)
+    add_subscribers(engine, subscribers, SEED + 1, NOW - timedelta(days=2))
     planner = DigestPlanner(
         make_session_factory(engine),
         new_message_id=lambda: f"<{random.getrandbits(96):024x}.{time.time_ns()}@mailer.example>",
         options=PlanOptions(),
     )
+    yesterday = NOW - timedelta(days=1)
+    add_papers(engine, 0, yesterday - timedelta(hours=2), rng)
+    planner.run(now=yesterday, force=False, dry_run=False)
+    mark_sent(engine, yesterday + timedelta(minutes=5))
+    add_papers(engine, 1, NOW - timedelta(hours=2), rng)
+    before, tables_before = used_bytes(engine), table_bytes(engine)
+    with engine.connect() as connection:
+        counted = connection.execute(text("SELECT count(*), sum(paper_count) FROM digest")).one()
     started, cpu = time.perf_counter(), time.process_time()
     report = planner.run(now=NOW, force=False, dry_run=False)
     plan_wall, plan_cpu = time.perf_counter() - started, time.process_time() - cpu
     sent = mark_sent(engine, NOW + timedelta(minutes=5))
     after, tables_after = used_bytes(engine), table_bytes(engine)
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT count(*), sum(paper_count) FROM digest")).one()
+        total = connection.execute(text("SELECT count(*), sum(paper_count) FROM digest")).one()
     engine.dispose()
+    rows = (total[0] - counted[0], (total[1] or 0) - (counted[1] or 0))
     grown = {
         name: tables_after.get(name, 0) - tables_before.get(name, 0)
         for name in sorted(set(tables_after) | set(tables_before))

@@ -196,6 +196,13 @@ class Settings(BaseSettings):
         300, ge=1, description="How long a claimed row may stay 'sending' before it is reclaimed."
     )
     bounce_limit: int = Field(1, ge=1, description="Hard bounces before a subscriber is bounced.")
+    retention_days: int = Field(
+        90,
+        ge=1,
+        le=36_500,
+        description="Days a digest's contents are kept (mailer prune, daily in the worker);"
+        " a subscriber's latest digest and unsent ones are kept whatever their age.",
+    )
     bounce_mailbox: str | None = Field(
         None,
         description="Where bounces and complaints arrive: a Maildir path, or an IMAP URL"

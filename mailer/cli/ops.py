@@ -1,4 +1,4 @@
-"""Operator questions: ``mailer why``, ``mailer stats``, ``mailer check-health``."""
+"""Operator questions and upkeep: ``mailer why``, ``stats``, ``check-health``, ``prune``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from mailer.clock import utc_now
 
 if TYPE_CHECKING:
     from mailer.ops.health import Check
+    from mailer.ops.prune import PruneReport
     from mailer.ops.stats import Stats
     from mailer.ops.why import Explanation
 
@@ -62,11 +63,33 @@ def check_health(as_json: JsonOption = False) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
+def prune(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete digests older than MAILER_RETENTION_DAYS (the worker does it daily), per table.
+
+    Kept whatever their age: digests not yet sent or given up, each subscriber's latest
+    digest, papers, subscribers, votes and the suppression list.
+    """
+    from mailer.ops.prune import prune as run_prune
+
+    settings = load_settings()
+    with database(settings) as sessions:
+        report = run_prune(
+            sessions, retention_days=settings.retention_days, now=utc_now(), dry_run=dry_run
+        )
+    prune_report(report, as_json=as_json)
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the main CLI."""
     app.command("why")(why)
     app.command("stats")(stats)
     app.command("check-health")(check_health)
+    app.command("prune")(prune)
 
 
 # --- output ----------------------------------------------------------------------------
@@ -127,3 +150,21 @@ def health_report(checks: Sequence[Check], *, as_json: bool) -> None:
         return
     for check in checks:
         output.say(f"{check.name}: {'ok' if check.ok else 'FAIL'} ({check.detail})")
+
+
+def prune_report(report: PruneReport, *, as_json: bool) -> None:
+    """The answer of ``mailer prune``."""
+    if as_json:
+        output.emit_json(report.as_dict())
+        return
+    verb = "would delete" if report.dry_run else "deleted"
+    output.say(
+        f"retention {report.retention_days} days: digests created before"
+        f" {report.cutoff.isoformat(timespec='seconds')}"
+        + (" (dry run: nothing changed)" if report.dry_run else "")
+    )
+    output.table(
+        verb,
+        ["table", verb],
+        [("digest", report.digests), ("digest_profile", report.profiles)],
+    )

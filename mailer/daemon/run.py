@@ -20,6 +20,7 @@ from mailer.daemon.web_processes import bind
 from mailer.delivery import RetryPolicy, Transport, stop_on_signals, transport_from_settings
 from mailer.delivery.inboxes import open_inbox
 from mailer.errors import ConfigError, MailerError, SourceSpecError
+from mailer.ops.prune import prune
 from mailer.pipeline.cycle import fetch_now, send_now
 from mailer.pipeline.fetch import make_sources
 from mailer.subscribers.bounce_mailbox import check_mailbox
@@ -118,6 +119,11 @@ def _start_jobs(
             if not jobs.stop.is_set():
                 await _read_bounces(ctx, settings)
 
+    async def prune_job() -> None:
+        async with jobs.busy:
+            if not jobs.stop.is_set():
+                await _prune(ctx, settings)
+
     sched = build_scheduler(
         fetch_job=fetch_job,
         due_job=due_job,
@@ -125,6 +131,7 @@ def _start_jobs(
         first_run=ctx.clock(),
         bounce_job=bounce_job if settings.bounce_mailbox else None,
         bounce_interval=settings.bounce_interval_seconds,
+        prune_job=prune_job,
     )
     sched.modify_job("fetch", next_run_time=ctx.clock())  # fetch once at start, then on cron
     sched.start()
@@ -157,6 +164,16 @@ async def _read_bounces(ctx: Context, settings: Settings) -> None:
         await asyncio.to_thread(check_mailbox, ctx, settings)
     except (MailerError, SQLAlchemyError) as exc:
         log.error("bounce mailbox not read: %s", str(exc).splitlines()[0])
+
+
+async def _prune(ctx: Context, settings: Settings) -> None:
+    """Delete what is older than the retention; a failure is logged and tomorrow tries again."""
+    try:
+        await asyncio.to_thread(
+            prune, ctx.session_factory, retention_days=settings.retention_days, now=ctx.clock()
+        )
+    except (MailerError, SQLAlchemyError) as exc:
+        log.error("prune failed: %s", str(exc).splitlines()[0])
 
 
 async def _web(

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 # every job decides what to do from the database, so running late is always safe.
 MISFIRE_GRACE_SECONDS = 3600
 DUE_INTERVAL_SECONDS = 60
+PRUNE_INTERVAL_HOURS = 24
 
 
 def fetch_trigger(cron: str) -> CronTrigger:
@@ -36,11 +37,13 @@ def build_scheduler(
     first_run: datetime | None = None,
     bounce_job: Callable[[], Awaitable[object]] | None = None,
     bounce_interval: int = 300,
+    prune_job: Callable[[], Awaitable[object]] | None = None,
 ) -> AsyncIOScheduler:
     """An in-memory scheduler with the jobs; coalesced, one instance each.
 
     ``bounce_job`` (reading the bounce mailbox) runs every ``bounce_interval`` seconds when
-    given, the first time at ``first_run``.
+    given, the first time at ``first_run``; ``prune_job`` (retention) at ``first_run`` and
+    then once a day.
     """
     scheduler = AsyncIOScheduler(
         timezone="UTC",
@@ -64,6 +67,14 @@ def build_scheduler(
             IntervalTrigger(seconds=bounce_interval, timezone="UTC"),
             id="bounces",
             name="read the bounce mailbox",
+            next_run_time=first_run,
+        )
+    if prune_job is not None:
+        scheduler.add_job(
+            prune_job,
+            IntervalTrigger(hours=PRUNE_INTERVAL_HOURS, timezone="UTC"),
+            id="prune",
+            name="delete digests older than the retention",
             next_run_time=first_run,
         )
     return scheduler

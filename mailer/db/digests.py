@@ -6,7 +6,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -56,7 +56,11 @@ class PlannedDigest:
 
 @dataclass(frozen=True, slots=True)
 class StoredDigest:
-    """An outbox row with what it lists, as the renderer needs it."""
+    """An outbox row with what it lists, as the renderer needs it.
+
+    ``subscriber.profile`` is the text the digest was planned with (the one its papers are
+    explained from and its footer names), not the reader's current one.
+    """
 
     id: int
     subscriber: Subscriber
@@ -221,7 +225,7 @@ def _planned_texts(session: Session, plans: Sequence[PlannedDigest]) -> dict[int
     current: dict[int, str] = {}
     if unknown:
         query = select(SubscriberRow.id, SubscriberRow.profile).where(SubscriberRow.id.in_(unknown))
-        current = {sid: text for sid, text in session.execute(query)}
+        current = dict(session.execute(query).all())
     return {
         i: plan.profile if plan.profile is not None else current.get(plan.subscriber_id, "")
         for i, plan in listing_plans
@@ -403,14 +407,17 @@ def _load_chunk(
     for row in heads:
         head: tuple[Any, ...] = tuple(row)
         digest_id, period, status, message_id, matched, considered, created, sent = head[:8]
-        matches = explain.matches(listed[digest_id], papers, profiles.get(head[9]))
+        planned = profiles.get(head[9])
+        subscriber = _subscriber(*head[width:])
+        if planned is not None:  # the email names the interests it was planned with
+            subscriber = replace(subscriber, profile=planned)
         found[int(digest_id)] = StoredDigest(
             id=int(digest_id),
-            subscriber=_subscriber(*head[width:]),
+            subscriber=subscriber,
             period=Period.parse(period),
             status=DigestStatus(status),
             message_id=message_id,
-            matches=tuple(matches),
+            matches=tuple(explain.matches(listed[digest_id], papers, planned)),
             matched_count=matched,
             considered_count=considered,
             created_at=created,
@@ -437,7 +444,7 @@ def _profile_texts(session: Session, profile_ids: set[int]) -> dict[int, str]:
             DigestProfileRow.id.in_(profile_ids)
         )
     )
-    return {profile_id: text for profile_id, text in rows}
+    return dict(rows.all())
 
 
 def _subscriber(

@@ -10,7 +10,7 @@ prune never holds a lock for long.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ FINAL = (
     DigestStatus.SKIPPED.value,
 )
 BATCH = 2_000
+Step = Callable[[Session], int]  # one batch of a prune: how many rows it deleted
 
 
 def _prunable(before: datetime) -> Any:
