@@ -44,10 +44,13 @@ from matching import SEED, ProfileMaker, load_sample, make_batch  # noqa: E402
 from sqlalchemy import Engine, insert, text, update  # noqa: E402
 
 from mailer.context import PlanOptions  # noqa: E402
+from mailer.db.digests import PlannedDigest, insert_digests  # noqa: E402
 from mailer.db.migrate import upgrade  # noqa: E402
 from mailer.db.papers import upsert_papers  # noqa: E402
 from mailer.db.session import make_engine, make_session_factory  # noqa: E402
 from mailer.db.tables import DigestRow, SubscriberRow  # noqa: E402
+from mailer.models import DigestNote, DigestStatus, Match, Paper, Period  # noqa: E402
+from mailer.ops.prune import prune  # noqa: E402
 from mailer.pipeline.plan import DigestPlanner  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -208,6 +211,196 @@ def per_digest_main(args: argparse.Namespace) -> None:
     write(args.output, {"measurement": "per-digest", "runs": runs})
 
 
+def simulate(url: str, subscribers: int, days: int, retention: int) -> list[dict[str, Any]]:
+    """``days`` of daily digests to ``subscribers`` with a prune each day; sizes every 10 days."""
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    start = NOW - timedelta(days=days)
+    rng = random.Random(SEED)
+    add_subscribers(engine, subscribers, SEED + 1, start - timedelta(days=1))
+    with engine.connect() as connection:
+        people = connection.execute(text("SELECT id, profile FROM subscriber ORDER BY id")).all()
+    profiles = {int(sid): str(profile) for sid, profile in people}
+    voters = set(rng.sample(sorted(profiles), subscribers // 10))
+    rows: list[dict[str, Any]] = []
+    for day in range(days):
+        now = start + timedelta(days=day)
+        add_papers(engine, day, now - timedelta(hours=2), rng)
+        with engine.connect() as connection:
+            arrived = list(
+                connection.execute(
+                    text("SELECT id FROM paper WHERE key LIKE :k ORDER BY id"), {"k": f"day{day}:%"}
+                ).scalars()
+            )
+        for sid in rng.sample(sorted(profiles), max(1, subscribers // 1000)):  # a few edits
+            profiles[sid] += f", topic {day}"
+        started, cpu = time.perf_counter(), time.process_time()
+        plans = [_plan(sid, profiles[sid], sid in voters, arrived, now, rng) for sid in profiles]
+        with sessions.begin() as session:
+            for begin in range(0, len(plans), 500):
+                insert_digests(session, plans[begin : begin + 500], now)
+        insert_s, insert_cpu = time.perf_counter() - started, time.process_time() - cpu
+        mark_sent(engine, now + timedelta(minutes=10))
+        started = time.perf_counter()
+        report = prune(sessions, retention_days=retention, now=now + timedelta(hours=1))
+        prune_s = time.perf_counter() - started
+        if day % 10 == 9 or day == days - 1 or day == 0:
+            tables = table_bytes(engine)
+            with engine.connect() as connection:
+                digests = connection.execute(text("SELECT count(*) FROM digest")).scalar_one()
+            row = {
+                "day": day + 1,
+                "bytes": used_bytes(engine),
+                "digest_bytes": tables.get("digest", 0) + tables.get("digest_profile", 0),
+                "paper_bytes": tables.get("paper", 0),
+                "digests": int(digests),
+                "pruned_today": report.digests,
+                "insert_s": round(insert_s, 2),
+                "insert_cpu_s": round(insert_cpu, 2),
+                "prune_s": round(prune_s, 2),
+            }
+            rows.append(row)
+            print(
+                f"day {row['day']:>4} {row['bytes'] / 1e6:>9.1f} {row['digest_bytes'] / 1e6:>9.1f}"
+                f" {row['paper_bytes'] / 1e6:>9.1f} {row['digests']:>9} {row['pruned_today']:>7}"
+                f" {row['insert_s']:>8} {row['prune_s']:>7}",
+                flush=True,
+            )
+    engine.dispose()
+    return rows
+
+
+def _plan(
+    sid: int, profile: str, voter: bool, arrived: list[int], now: datetime, rng: random.Random
+) -> PlannedDigest:
+    """A digest like the planner's: ~20 of the day's papers (15% of days none), scores falling."""
+    period = Period.parse(now.date().isoformat())
+    count = 0 if rng.random() < 0.15 else min(25, max(1, int(rng.gauss(20, 5))))
+    chosen = rng.sample(arrived, count)
+    scores = sorted((rng.uniform(0.5, 3.5) for _ in chosen), reverse=True)
+    matches = tuple(
+        Match(
+            Paper(key=str(pid), title="", id=pid),
+            score,
+            (),
+            learned=rng.gauss(0, 1) if voter else None,
+            resembles=("A liked paper on " + profile[:40]) if voter and i == count - 1 else None,
+        )
+        for i, (pid, score) in enumerate(zip(chosen, scores, strict=True))
+    )
+    return PlannedDigest(
+        subscriber_id=sid,
+        period=period,
+        status=DigestStatus.PENDING if matches else DigestStatus.SKIPPED,
+        note=None if matches else DigestNote.NO_MATCH,
+        message_id=f"<{rng.getrandbits(96):024x}.{sid}@mailer.example>",
+        matches=matches,
+        matched_count=count + rng.randint(0, 30) if count else 0,
+        considered_count=len(arrived),
+        window_start=now - timedelta(days=1),
+        window_end=now,
+        **({"profile": profile} if _PLANS_CARRY_PROFILES else {}),
+    )
+
+
+_PLANS_CARRY_PROFILES = "profile" in PlannedDigest.__dataclass_fields__
+
+
+def insert_main(args: argparse.Namespace) -> None:
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        runs.append(
+            insert_cost(f"sqlite:///{Path(tmp) / 'insert.db'}", args.subscribers, args.rounds)
+        )
+    if args.postgres:
+        runs.append(insert_cost(args.postgres, args.subscribers, args.rounds))
+    for run in runs:
+        print(
+            f"{run['backend']:<11} {run['digests_per_round']} digests x {run['rounds']}:"
+            f" wall {run['wall_s']} s, cpu {run['cpu_s']} s;"
+            f" {run['digests_per_s_wall']} digests/s, {run['digests_per_cpu_s']} per cpu-s"
+        )
+    write(args.output, {"measurement": "insert", "runs": runs})
+
+
+def simulate_main(args: argparse.Namespace) -> None:
+    print(
+        f"{'':>4} {'day':>4} {'total MB':>9} {'digest MB':>9} {'paper MB':>9} {'digests':>9}"
+        f" {'pruned':>7} {'insert s':>8} {'prune s':>7}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = simulate(
+            args.postgres or f"sqlite:///{Path(tmp) / 'simulate.db'}",
+            args.subscribers,
+            args.days,
+            args.retention,
+        )
+    flat = [r for r in rows if r["day"] > args.retention]
+    after = [r["digest_bytes"] for r in flat]
+    growth = (max(after) - min(after)) / max(min(after), 1) if after else None
+    steady = rows[-1]["digest_bytes"] / args.subscribers
+    print(
+        f"digest storage after day {args.retention}: min {min(after) / 1e6:.1f} MB,"
+        f" max {max(after) / 1e6:.1f} MB ({(growth or 0) * 100:.1f} % apart);"
+        f" steady state {steady / 1e3:.1f} KB per subscriber"
+        if after
+        else "fewer days than the retention: nothing to compare"
+    )
+    write(
+        args.output,
+        {
+            "measurement": "simulate",
+            "backend": "postgresql" if args.postgres else "sqlite",
+            "subscribers": args.subscribers,
+            "days": args.days,
+            "retention_days": args.retention,
+            "rows": rows,
+            "digest_bytes_spread_after_retention": growth,
+            "steady_state_bytes_per_subscriber": round(steady),
+        },
+    )
+
+
+def insert_cost(url: str, subscribers: int, rounds: int) -> dict[str, Any]:
+    """Seconds ``insert_digests`` takes for a day of planned digests (plans built beforehand)."""
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    rng = random.Random(SEED)
+    add_subscribers(engine, subscribers, SEED + 1, NOW - timedelta(days=rounds + 1))
+    with engine.connect() as connection:
+        people = connection.execute(text("SELECT id, profile FROM subscriber")).all()
+    walls, cpus = [], []
+    for day in range(rounds):
+        now = NOW - timedelta(days=rounds - day)
+        add_papers(engine, day, now - timedelta(hours=2), rng)
+        with engine.connect() as connection:
+            arrived = list(
+                connection.execute(
+                    text("SELECT id FROM paper WHERE key LIKE :k"), {"k": f"day{day}:%"}
+                ).scalars()
+            )
+        plans = [_plan(sid, profile, False, arrived, now, rng) for sid, profile in people]
+        started, cpu = time.perf_counter(), time.process_time()
+        with sessions.begin() as session:
+            for begin in range(0, len(plans), 500):  # the planner's chunk
+                insert_digests(session, plans[begin : begin + 500], now)
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
+    engine.dispose()
+    listed = subscribers * rounds
+    return {
+        "backend": "sqlite" if url.startswith("sqlite") else "postgresql",
+        "digests_per_round": subscribers,
+        "rounds": rounds,
+        "wall_s": [round(w, 3) for w in walls],
+        "cpu_s": [round(c, 3) for c in cpus],
+        "digests_per_s_wall": round(listed / sum(walls)),
+        "digests_per_cpu_s": round(listed / sum(cpus)),
+    }
+
+
 def write(name: str, body: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     body.update(
@@ -219,7 +412,7 @@ def write(name: str, body: dict[str, Any]) -> None:
     )
     path = RESULTS / name
     path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path.relative_to(ROOT)}")
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -229,8 +422,23 @@ def main() -> None:
     digest.add_argument("--subscribers", type=int, default=5000)
     digest.add_argument("--postgres", help="an empty PostgreSQL database URL to measure too")
     digest.add_argument("--output", default="storage.json")
+    cost = sub.add_parser("insert", help="seconds insert_digests takes per day of digests")
+    cost.add_argument("--subscribers", type=int, default=10_000)
+    cost.add_argument("--rounds", type=int, default=3)
+    cost.add_argument("--postgres", help="an empty PostgreSQL database URL to measure too")
+    cost.add_argument("--output", default="storage-insert.json")
+    sim = sub.add_parser("simulate", help="days of digests and daily prunes")
+    sim.add_argument("--subscribers", type=int, default=10_000)
+    sim.add_argument("--days", type=int, default=120)
+    sim.add_argument("--retention", type=int, default=90)
+    sim.add_argument("--postgres", help="an empty PostgreSQL database URL to run on instead")
+    sim.add_argument("--output", default="storage-simulation.json")
     args = parser.parse_args()
-    if args.command in (None, "per-digest"):
+    if args.command == "simulate":
+        simulate_main(args)
+    elif args.command == "insert":
+        insert_main(args)
+    else:
         per_digest_main(args)
 
 
