@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -176,6 +176,11 @@ def _listed_ids(value: bytes | None) -> tuple[int, ...]:
         return ()
 
 
+# The Core table, not the ORM entity: one executemany for a chunk, where the ORM's bulk insert
+# splits rows into a statement per pattern of NULL columns (hundreds per chunk).
+_DIGEST = DigestRow.metadata.tables["digest"]
+
+
 def insert_digests(session: Session, plans: Sequence[PlannedDigest], now: datetime) -> int:
     """Write many outbox rows at once; how many were new.
 
@@ -188,7 +193,7 @@ def insert_digests(session: Session, plans: Sequence[PlannedDigest], now: dateti
     rows = _digest_rows(session, plans, now)
     try:
         with session.begin_nested():
-            session.execute(insert(DigestRow), rows)
+            session.execute(_DIGEST.insert(), rows)
         return len(rows)
     except IntegrityError:
         return sum(_insert_one(session, row) is not None for row in rows)
@@ -206,9 +211,10 @@ def insert_digest(session: Session, plan: PlannedDigest, now: datetime) -> int |
 def _insert_one(session: Session, row: dict[str, Any]) -> int | None:
     try:
         with session.begin_nested():
-            return session.scalar(insert(DigestRow).values(row).returning(DigestRow.id))
+            new_id = session.scalar(_DIGEST.insert().values(row).returning(_DIGEST.c.id))
     except IntegrityError:
         return None
+    return int(new_id)
 
 
 def _digest_rows(
