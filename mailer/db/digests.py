@@ -152,8 +152,25 @@ def sent_paper_ids_many(
     return {sid: frozenset(ids) for sid, ids in found.items()}
 
 
+_EARLIEST = "mailer.earliest_arrival"
+
+
 def _earliest_arrival(session: Session, paper_ids: frozenset[int]) -> datetime | None:
-    ids = list(paper_ids)
+    """When the first of these papers arrived; remembered per session for the same set.
+
+    The planner asks with one window's papers for each of a chunk's subscribers: one query
+    per chunk, not per subscriber. An arrival never changes, so a remembered answer is right.
+    """
+    cache: dict[frozenset[int], datetime | None] = session.info.setdefault(_EARLIEST, {})
+    if paper_ids in cache:
+        return cache[paper_ids]
+    if len(cache) >= 8:
+        cache.clear()
+    cache[paper_ids] = earliest = _first_arrival(session, list(paper_ids))
+    return earliest
+
+
+def _first_arrival(session: Session, ids: list[int]) -> datetime | None:
     earliest: datetime | None = None
     for start in range(0, len(ids), _IN_CHUNK):
         first = session.scalar(
