@@ -44,13 +44,17 @@ from matching import SEED, ProfileMaker, load_sample, make_batch  # noqa: E402
 from sqlalchemy import Engine, insert, text, update  # noqa: E402
 
 from mailer.context import PlanOptions  # noqa: E402
-from mailer.db.digests import PlannedDigest, insert_digests  # noqa: E402
+from mailer.db.digests import (  # noqa: E402
+    PaperCache,
+    PlannedDigest,
+    insert_digests,
+    load_digests,
+)
 from mailer.db.migrate import upgrade  # noqa: E402
 from mailer.db.papers import upsert_papers  # noqa: E402
 from mailer.db.session import make_engine, make_session_factory  # noqa: E402
 from mailer.db.tables import DigestRow, SubscriberRow  # noqa: E402
 from mailer.models import DigestNote, DigestStatus, Match, Paper, Period  # noqa: E402
-from mailer.ops.prune import prune  # noqa: E402
 from mailer.pipeline.plan import DigestPlanner  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -141,6 +145,32 @@ def mark_sent(engine: Engine, at: datetime) -> int:
     return int(result.rowcount)
 
 
+def load_cost(engine: Engine, skip: int) -> tuple[float, float]:
+    """Seconds to load the second day's digests as the sender does: batches of 100, one cache.
+
+    Loading is where why each paper matched comes back (decoded, or re-matched): the cost a
+    sender pays per digest on top of rendering.
+    """
+    with engine.connect() as connection:
+        ids = list(
+            connection.execute(
+                text("SELECT id FROM digest WHERE paper_count > 0 ORDER BY id OFFSET :n")
+                if engine.dialect.name != "sqlite"
+                else text(
+                    "SELECT id FROM digest WHERE paper_count > 0 ORDER BY id LIMIT -1 OFFSET :n"
+                ),
+                {"n": skip},
+            ).scalars()
+        )
+    cache = PaperCache()
+    sessions = make_session_factory(engine)
+    started, cpu = time.perf_counter(), time.process_time()
+    for begin in range(0, len(ids), 100):
+        with sessions() as session:
+            load_digests(session, ids[begin : begin + 100], cache)
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
 def per_digest(url: str, subscribers: int) -> dict[str, Any]:
     """Bytes per delivered digest on its second day, planned by the real planner on ``url``.
 
@@ -169,6 +199,7 @@ def per_digest(url: str, subscribers: int) -> dict[str, Any]:
     plan_wall, plan_cpu = time.perf_counter() - started, time.process_time() - cpu
     sent = mark_sent(engine, NOW + timedelta(minutes=5))
     after, tables_after = used_bytes(engine), table_bytes(engine)
+    load_wall, load_cpu = load_cost(engine, counted[0])
     with engine.connect() as connection:
         total = connection.execute(text("SELECT count(*), sum(paper_count) FROM digest")).one()
     engine.dispose()
@@ -188,6 +219,8 @@ def per_digest(url: str, subscribers: int) -> dict[str, Any]:
         "bytes_grown": after - before,
         "bytes_per_delivered": round((after - before) / max(sent, 1)),
         "grown_by_table": grown,
+        "load_wall_s": round(load_wall, 2),
+        "load_cpu_s": round(load_cpu, 2),
         "plan_wall_s": round(plan_wall, 2),
         "plan_cpu_s": round(plan_cpu, 2),
         "queued": report.queued,
@@ -200,11 +233,15 @@ def per_digest_main(args: argparse.Namespace) -> None:
         runs.append(per_digest(f"sqlite:///{Path(tmp) / 'storage.db'}", args.subscribers))
     if args.postgres:
         runs.append(per_digest(args.postgres, args.subscribers))
-    print(f"{'backend':<11} {'delivered':>9} {'papers/digest':>13} {'grown MB':>9} {'B/digest':>9}")
+    print(
+        f"{'backend':<11} {'delivered':>9} {'papers/digest':>13} {'grown MB':>9} {'B/digest':>9}"
+        f" {'plan cpu s':>10} {'load cpu s':>10}"
+    )
     for run in runs:
         print(
             f"{run['backend']:<11} {run['delivered']:>9} {run['papers_per_delivered']:>13}"
             f" {run['bytes_grown'] / 1e6:>9.1f} {run['bytes_per_delivered']:>9}"
+            f" {run['plan_cpu_s']:>10} {run['load_cpu_s']:>10}"
         )
         for name, size in run["grown_by_table"].items():
             print(f"    {name:<28} {size / max(run['delivered'], 1):>8.0f} B/digest")
@@ -213,6 +250,8 @@ def per_digest_main(args: argparse.Namespace) -> None:
 
 def simulate(url: str, subscribers: int, days: int, retention: int) -> list[dict[str, Any]]:
     """``days`` of daily digests to ``subscribers`` with a prune each day; sizes every 10 days."""
+    from mailer.ops.prune import prune  # here: the other measurements also run on main
+
     upgrade(url)
     engine = make_engine(url)
     sessions = make_session_factory(engine)

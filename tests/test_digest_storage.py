@@ -367,3 +367,19 @@ def test_mailer_prune_reports_per_table(cli: Invoke, session_factory: SessionFac
     assert done.code == 0, done.err
     assert json.loads(done.out)["deleted"] == {"digest": 1, "digest_profile": 1}
     assert len(_remaining(session_factory)) == 1
+
+
+def test_a_sending_run_indexes_its_windows_papers_once(session_factory: SessionFactory) -> None:
+    """Re-matching needs an index of the listed papers: built once per run, not per batch."""
+    seed(session_factory, PROFILES)
+    planner(session_factory).run(now=NOW, force=True, dry_run=False)
+    with session_factory() as session:
+        ids = session.scalars(select(DigestRow.id).where(DigestRow.paper_count > 0)).all()
+    cache = digest_repo.PaperCache()
+    indexes = []
+    for start in range(0, len(ids), 2):
+        with session_factory() as session:
+            digest_repo.load_digests(session, ids[start : start + 2], cache)
+        indexes.append(cache.reasons._index)
+    assert len(ids) >= 6 and indexes[0] is not None
+    assert all(index is indexes[0] for index in indexes)  # the first batch indexed the window

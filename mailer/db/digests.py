@@ -395,6 +395,8 @@ _HEAD = (
     DigestRow.sent_at,
     DigestRow.listing,
     DigestRow.profile_id,
+    DigestRow.window_start,
+    DigestRow.window_end,
 )
 # Only what a Subscriber holds: the row also carries the compiled profile, which is large.
 _SUBSCRIBER = (
@@ -426,6 +428,14 @@ def _load_chunk(
         session, {item.paper_id for items in listed.values() for item in items}, cache
     )
     explain = cache.reasons if cache is not None else Reexplainer()
+    if cache is not None and not explain.holds(papers.values()):
+        # A run's batches list papers of the same windows: index all of them at once, not
+        # again each time a batch brings one more.
+        spans = [(row.window_start, row.window_end) for row in heads]
+        window = _window_papers(session, spans, explain.limit)
+        cache.keep({pid: paper for pid, paper in window.items() if pid not in papers})
+        papers = {**window, **papers}
+    explain.prepare(papers.values())
     found: dict[int, StoredDigest] = {}
     for row in heads:
         head: tuple[Any, ...] = tuple(row)
@@ -447,6 +457,20 @@ def _load_chunk(
             sent_at=sent,
         )
     return found
+
+
+def _window_papers(
+    session: Session, windows: Sequence[tuple[datetime | None, datetime | None]], limit: int
+) -> dict[int, Paper]:
+    """The papers that arrived in these digests' windows; none if over ``limit``."""
+    starts = [start for start, end in windows if start is not None and end is not None]
+    ends = [end for start, end in windows if start is not None and end is not None]
+    if not starts:
+        return {}
+    arrived = (PaperRow.first_seen_at > min(starts)) & (PaperRow.first_seen_at <= max(ends))
+    if (session.scalar(select(func.count()).where(arrived)) or 0) > limit:
+        return {}
+    return {row.id: to_paper(row) for row in session.scalars(select(PaperRow).where(arrived))}
 
 
 def _unpacked(digest_id: int, value: bytes | None) -> list[Listed]:

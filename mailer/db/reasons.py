@@ -10,7 +10,7 @@ current one, so a retry after a profile edit renders the same email byte for byt
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from mailer.db.listing import Listed
@@ -33,13 +33,24 @@ class Reexplainer:
 
     The index is kept across calls (a sending run loads thousands of digests listing the same
     few hundred papers) and rebuilt only when a paper it has not seen, or a newer version of
-    one (a refetch), comes along; past ``limit`` papers it starts afresh.
+    one (a refetch), comes along; past ``limit`` papers it starts afresh. Building one costs
+    about as much as explaining a few hundred digests, so a batch is ``prepare``d first with
+    all the papers it lists: one build per batch at most, not one per digest.
     """
 
     def __init__(self, limit: int = 20_000) -> None:
         self.limit = limit
         self._index: PaperIndex | None = None
         self._positions: dict[int, int] = {}
+
+    def holds(self, papers: Iterable[Paper]) -> bool:
+        """Whether the index has every one of these papers, as they read now."""
+        index = self._index
+        return index is not None and all(_held(index, self._positions, p) for p in papers)
+
+    def prepare(self, papers: Iterable[Paper]) -> None:
+        """Index these papers now, at most once (before explaining a batch that lists them)."""
+        self._index_for(list(papers))
 
     def matches(
         self, listed: Sequence[Listed], papers: Mapping[int, Paper], profile_text: str | None
@@ -78,16 +89,24 @@ def _id(paper: Paper) -> int:
 
 
 def _held(index: PaperIndex, positions: Mapping[int, int], paper: Paper) -> bool:
+    """Whether the index holds this paper's text as it is now (what matching reads)."""
     position = positions.get(_id(paper))
     if position is None:
         return False
     held = index.papers[position]
-    return held is paper or held == paper
+    return held is paper or (
+        held.title == paper.title
+        and held.abstract == paper.abstract
+        and held.authors == paper.authors
+        and held.categories == paper.categories
+    )
 
 
 def _match(item: Listed, paper: Paper, explained: Match | None) -> Match:
     if explained is None:  # "You may also like", or a profile that no longer parses
         return Match(paper, item.score, (), learned=item.learned, resembles=item.resembles)
+    if explained.paper is not paper:  # the index's copy may be older (upvotes, links)
+        explained = replace(explained, paper=paper)
     if item.learned is None:
         return explained
     return replace(explained, learned=item.learned)
