@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -12,7 +13,7 @@ from mailer.db import papers as paper_repo
 from mailer.db import subscribers as subscriber_repo
 from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow, SubscriberRow
-from mailer.models import DigestStatus, Paper
+from mailer.models import DigestStatus, Paper, Period
 from mailer.pipeline.plan import DigestPlanner
 from mailer.subscribers.manage import SubscriberInput, add
 
@@ -113,8 +114,6 @@ def test_concurrent_planners_never_duplicate_a_period(session_factory: SessionFa
         row1 = subscriber_repo.due_subscriber(s1, "alice@example.org")
         row2 = subscriber_repo.due_subscriber(s2, "alice@example.org")
         assert row1 is not None and row2 is not None
-        from mailer.db import digests as digest_repo
-
         plan1 = one.preview(s1, row1, T0)
         plan2 = two.preview(s2, row2, T0)
         assert digest_repo.insert_digest(s1, plan1, T0) is not None
@@ -156,3 +155,24 @@ def test_profiles_are_stored_compiled_and_never_used_stale(
         profile, fresh = compiled_profile(due)  # the stored form is for the old text: rebuilt
         assert profile is not None and fresh is not None
         assert [i.text for i in profile.interests] == ["graph networks"]
+
+
+def test_papers_already_sent_are_looked_up_per_subscriber(session_factory: SessionFactory) -> None:
+    # One query for what a chunk was sent: each subscriber still has only their own history.
+    _store(session_factory, T0 - timedelta(hours=1), _paper("a", "Diffusion policy"))
+    _subscribe(session_factory, "alice@example.org", "diffusion")
+    _subscribe(session_factory, "bob@example.org", "diffusion")
+    with session_factory() as session:
+        alice = subscriber_repo.due_subscriber(session, "alice@example.org")
+        assert alice is not None
+        # Alice got the paper in a digest whose window ended after it arrived.
+        earlier = replace(
+            _planner(session_factory).preview(session, alice, T0),
+            period=Period.parse("2026-11-21"),
+            window_end=T0 - timedelta(minutes=30),
+        )
+        assert digest_repo.insert_digest(session, earlier, T0) is not None
+        session.commit()
+    report = _planner(session_factory).run(now=T0, force=False, dry_run=True)
+    listed = {line.email: line.papers for line in report.lines}
+    assert listed == {"alice@example.org": (), "bob@example.org": ("Diffusion policy",)}

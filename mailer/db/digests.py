@@ -198,6 +198,29 @@ def _listed_ids(value: bytes | None) -> tuple[int, ...]:
 _DIGEST = DigestRow.metadata.tables["digest"]
 
 
+def sent_papers_of(
+    session: Session, subscriber_ids: Sequence[int], lowest: int, highest: int
+) -> dict[int, frozenset[int]]:
+    """For each of these subscribers, the papers with ids in ``[lowest, highest]`` already
+    listed in one of their digests: one query for a chunk of subscribers, not one each.
+
+    A range, not a list of ids, so the statement has two parameters plus the subscribers
+    whatever the window's size; the caller keeps what falls in its windows.
+    """
+    if not subscriber_ids:
+        return {}
+    rows = session.execute(
+        select(DigestPaperRow.subscriber_id, DigestPaperRow.paper_id).where(
+            DigestPaperRow.subscriber_id.in_(subscriber_ids),
+            DigestPaperRow.paper_id.between(lowest, highest),
+        )
+    )
+    found: dict[int, set[int]] = {}
+    for subscriber_id, paper_id in rows:
+        found.setdefault(subscriber_id, set()).add(paper_id)
+    return {sid: frozenset(papers) for sid, papers in found.items()}
+
+
 def insert_digests(session: Session, plans: Sequence[PlannedDigest], now: datetime) -> int:
     """Write many outbox rows at once; how many were new.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,6 +41,7 @@ from mailer.schedule import (
 log = logging.getLogger(__name__)
 
 CHUNK = 500
+_NONE: frozenset[int] = frozenset()
 MAX_CATCH_UP_PERIODS = 7
 
 
@@ -159,12 +160,14 @@ class DigestPlanner:
         windows = {row.id: self._windows(row, last_ends.get(row.id), now, force) for row in rows}
         wanted = {(row.id, w.period.key) for row in rows for w in windows[row.id]}
         existing = digest_repo.existing_periods(session, wanted)
+        sent = self._sent_in_windows(session, ids, windows.values())
         plans: list[PlannedDigest] = []
         compiled: dict[int, str] = {}
         for row in rows:
             todo = [w for w in windows[row.id] if (row.id, w.period.key) not in existing]
             report.already_planned += len(windows[row.id]) - len(todo)
-            for plan in self._plan_subscriber(session, row, todo, report, compiled):
+            already = sent.get(row.id, _NONE)
+            for plan in self._plan_subscriber(session, row, todo, report, compiled, already):
                 self._count(report, plan)
                 plans.append(plan)
         return ChunkPlan(
@@ -173,6 +176,17 @@ class DigestPlanner:
             next_due={row.id: next_due_after(cadence_of(row), now) for row in rows},
             compiled_profiles=compiled,
         )
+
+    def _sent_in_windows(
+        self, session: Session, ids: Sequence[int], windows: Iterable[Sequence[_Window]]
+    ) -> dict[int, frozenset[int]]:
+        """Papers of the chunk's windows already sent to each subscriber: one query."""
+        papers: set[int] = set()
+        for window in {w for subscriber in windows for w in subscriber}:
+            papers.update(self._index(session, window)[0])
+        if not papers:
+            return {}
+        return digest_repo.sent_papers_of(session, ids, min(papers), max(papers))
 
     def _windows(
         self, row: DueSubscriber, last_end: datetime | None, now: datetime, force: bool
@@ -209,6 +223,7 @@ class DigestPlanner:
         windows: Sequence[_Window],
         report: PlanReport,
         compiled: dict[int, str],
+        already: frozenset[int],
     ) -> list[PlannedDigest]:
         if not windows:
             return []
@@ -223,10 +238,10 @@ class DigestPlanner:
         if combined:  # earlier periods are recorded as folded into the latest digest
             *earlier, last = windows
             folded = [self._folded(row, w) for w in earlier]
-            return [*folded, self._decide_fresh(session, row, last, profile)]
+            return [*folded, self._decide_fresh(session, row, last, profile, already)]
         plans: list[PlannedDigest] = []
         for window in windows:
-            plans.append(self._decide_fresh(session, row, window, profile, plans))
+            plans.append(self._decide_fresh(session, row, window, profile, already, plans))
         return plans
 
     def _decide_fresh(
@@ -235,11 +250,13 @@ class DigestPlanner:
         row: DueSubscriber,
         window: _Window,
         profile: Profile,
+        already: frozenset[int],
         earlier: Sequence[PlannedDigest] = (),
     ) -> PlannedDigest:
-        """Decide one window, excluding papers already sent or planned in this pass."""
+        """Decide one window, excluding papers already sent (``already``, loaded for the
+        chunk) or planned in this pass."""
         paper_ids = self._index(session, window)[0]
-        sent = set(digest_repo.sent_paper_ids(session, row.id, paper_ids))
+        sent = set(already & paper_ids)
         sent.update(m.paper.id for plan in earlier for m in plan.matches if m.paper.id is not None)
         return self._decide(session, row, window, profile, frozenset(sent))
 
