@@ -250,11 +250,12 @@ def _checkpoint(path: Path) -> None:
 
 
 def seed(url: str, count: int, now: datetime) -> dict[str, float]:
-    """1,000 papers as a fetch stores them, N due subscribers as an import stores them."""
+    """1,000 papers as a fetch stores them, N subscribers imported two days ago (so due)."""
+    from mailer.context import Defaults
     from mailer.db import papers as paper_repo
-    from mailer.db import subscribers as subscriber_repo
     from mailer.db.migrate import upgrade
     from mailer.db.session import make_engine, make_session_factory
+    from mailer.subscribers.importer import import_csv
 
     upgrade(url)
     engine = make_engine(url)
@@ -266,10 +267,18 @@ def seed(url: str, count: int, now: datetime) -> dict[str, float]:
         paper_repo.upsert_papers(session, batch, now - timedelta(hours=1))
     papers_s = time.perf_counter() - started
     maker = ProfileMaker(sample, SEED + 1)
+    rows = "".join(_csv_row(i, maker.profile()) for i in range(count))
     started = time.perf_counter()
-    with sessions.begin() as session:
-        subscriber_repo.bulk_insert(session, (_subscriber(i, maker, now) for i in range(count)))
+    report = import_csv(
+        sessions,
+        ("email,keywords\n" + rows).encode(),
+        defaults=Defaults(),
+        confirmed=True,
+        now=now - timedelta(days=2),
+    )
     engine.dispose()
+    if report.errors or len(report.imported) != count:
+        raise SystemExit(f"import refused rows: {report.errors[:3]}")
     subscribers_s = time.perf_counter() - started
     return {"papers_s": round(papers_s, 2), "subscribers_s": round(subscribers_s, 2)}
 
@@ -281,22 +290,9 @@ def _unnumbered(paper: Any) -> Any:
     return replace(paper, id=None, source="file")
 
 
-def _subscriber(i: int, maker: ProfileMaker, now: datetime) -> dict[str, object]:
-    joined = now - timedelta(days=2)
-    return {
-        "email": f"reader{i:07d}@example.net",
-        "status": "active",
-        "profile": maker.profile(),
-        "frequency": "daily",
-        "send_time": "08:00",
-        "timezone": "UTC",
-        "weekday": 0,
-        "next_due_at": now - timedelta(minutes=1),
-        "created_at": joined,
-        "confirmed_at": joined,
-        "hard_bounces": 0,
-        "soft_bounces": 0,
-    }
+def _csv_row(i: int, profile: str) -> str:
+    quoted = profile.replace('"', '""')
+    return f'reader{i:07d}@example.net,"{quoted}"\n'
 
 
 # --- processes --------------------------------------------------------------------------

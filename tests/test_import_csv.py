@@ -16,6 +16,8 @@ from mailer.context import Defaults
 from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.errors import InputError
+from mailer.matching import parse_profile
+from mailer.matching.stored import load_stored
 from mailer.subscribers import manage as subscriptions
 from mailer.subscribers.importer import MAX_ERRORS, decode, import_csv
 from mailer.subscribers.textfile import CHUNK
@@ -230,3 +232,16 @@ def test_cli_import_of_dev_zero_fails_with_one_line(cli: Invoke) -> None:
     ]
     directory = cli("subscribers", "import", ".")
     assert directory.code == 2 and "cannot read ." in directory.err
+
+
+def test_imported_profiles_are_stored_compiled(session_factory: SessionFactory) -> None:
+    # Parsed once to validate them; kept, so the first planning run loads instead of parsing.
+    text = 'email,keywords\nalice@example.org,"diffusion, -survey"\nbob@example.org,robots\n'
+    _import(session_factory, text, confirmed=True)
+    with session_factory() as session:
+        rows = session.scalars(select(SubscriberRow).order_by(SubscriberRow.email)).all()
+        stored = {row.email: load_stored(row.profile_compiled, row.profile) for row in rows}
+    assert stored == {
+        "alice@example.org": parse_profile("diffusion, -survey"),
+        "bob@example.org": parse_profile("robots"),
+    }

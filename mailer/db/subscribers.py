@@ -276,8 +276,8 @@ def statuses(session: Session, emails: Sequence[str]) -> dict[str, str]:
 
 _BATCH = 2000
 COPY_COLUMNS = (
-    "email", "status", "profile", "frequency", "send_time", "timezone", "weekday",
-    "next_due_at", "created_at", "confirmed_at", "hard_bounces", "soft_bounces",
+    "email", "status", "profile", "profile_compiled", "frequency", "send_time", "timezone",
+    "weekday", "next_due_at", "created_at", "confirmed_at", "hard_bounces", "soft_bounces",
 )  # fmt: skip
 """The columns ``bulk_insert`` writes, in COPY order."""
 

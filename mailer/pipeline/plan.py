@@ -8,7 +8,6 @@ two planners racing never create two rows for one period.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from mailer.db.subscribers import DueSubscriber
 from mailer.errors import ProfileError
 from mailer.mail.message import make_message_id
 from mailer.matching import PaperIndex, Profile, parse_profile
+from mailer.matching.stored import load_stored, stored_form
 from mailer.models import DigestNote, DigestStatus, Match
 from mailer.pipeline.learning import Learner
 from mailer.schedule import (
@@ -354,26 +354,14 @@ def compiled_profile(row: DueSubscriber) -> tuple[Profile | None, str | None]:
     parsed and the second value is the compiled form to store, so each profile is parsed
     once, not on every run.
     """
-    stored = _load_compiled(row.profile_compiled, row.profile)
+    stored = load_stored(row.profile_compiled, row.profile)
     if stored is not None:
         return stored, None
     try:
         profile = parse_profile(row.profile)
     except ProfileError:
         return None, None
-    return profile, json.dumps({"text": row.profile, "profile": profile.to_json()})
-
-
-def _load_compiled(compiled: str | None, text: str) -> Profile | None:
-    if not compiled:
-        return None
-    try:
-        data = json.loads(compiled)
-        if data.get("text") != text:
-            return None
-        return Profile.from_json(data["profile"])
-    except (ValueError, KeyError, TypeError, AttributeError, ProfileError):
-        return None
+    return profile, stored_form(row.profile, profile)
 
 
 def _due_periods(cadence: Cadence, next_due: datetime | None, now: datetime) -> list[Period]:

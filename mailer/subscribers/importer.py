@@ -21,6 +21,7 @@ from mailer.db import suppressions as suppression_repo
 from mailer.db.session import SessionFactory
 from mailer.errors import InputError
 from mailer.matching import parse_profile
+from mailer.matching.stored import stored_form
 from mailer.models import Subscriber, SubscriberStatus, SuppressionReason
 from mailer.schedule import Cadence, cadence_of, first_due
 from mailer.subscribers.manage import SubscriberInput, validate
@@ -61,6 +62,9 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
     rows: int = 0
     dry_run: bool = False
+    # Each valid profile's compiled form, by text: parsed once here to validate it, stored
+    # with the subscriber so planning loads it instead of parsing it again.
+    compiled: dict[str, str] = field(default_factory=dict)
 
 
 def decode(data: bytes, name: str = "the file") -> str:
@@ -173,7 +177,7 @@ def parse(
     report = ImportReport()
     seen: dict[str, int] = {}
     normalise = fast_normaliser(defaults.smtputf8)
-    check_profile = functools.lru_cache(maxsize=4096)(parse_profile)
+    check_profile = _compiling(report.compiled)
     for line, cells in records(BoundedLines(stream, name, max_record), report.warnings):
         report.rows += 1
         if len(report.errors) > MAX_ERRORS:
@@ -203,6 +207,17 @@ def parse(
         seen[subscriber.email] = line
         report.candidates.append((line, subscriber))
     return report
+
+
+def _compiling(compiled: dict[str, str]) -> Callable[[str], object]:
+    """A profile check that keeps each valid profile's stored form (parsed once per text)."""
+
+    def check(text: str) -> object:
+        if text not in compiled:
+            compiled[text] = stored_form(text, parse_profile(text))  # ProfileError if invalid
+        return None
+
+    return check
 
 
 def unneutralise(cell: str) -> str:
@@ -246,16 +261,16 @@ def store(
         if dry_run:
             session.rollback()
         else:
-            _insert(session, report.imported, confirmed=confirmed, now=now)
+            _insert(session, report, confirmed=confirmed, now=now)
     report.errors.sort(key=lambda error: error.line)
     return report
 
 
-def _insert(
-    session: Session, subscribers: Sequence[Subscriber], *, confirmed: bool, now: datetime
-) -> None:
+def _insert(session: Session, report: ImportReport, *, confirmed: bool, now: datetime) -> None:
     due = functools.lru_cache(maxsize=1024)(lambda cadence: first_due(cadence, now))
-    repo.bulk_insert(session, (_values(s, confirmed, now, due) for s in subscribers))
+    compiled = report.compiled
+    rows = (_values(s, confirmed, now, due, compiled.get(s.profile)) for s in report.imported)
+    repo.bulk_insert(session, rows)
 
 
 def import_csv(
@@ -298,12 +313,17 @@ _COME_BACK = "only the person can bring it back (signup form, or `subscribers ad
 
 
 def _values(
-    subscriber: Subscriber, confirmed: bool, now: datetime, due: Callable[[Cadence], datetime]
+    subscriber: Subscriber,
+    confirmed: bool,
+    now: datetime,
+    due: Callable[[Cadence], datetime],
+    compiled: str | None,
 ) -> dict[str, object]:
     return {
         "email": subscriber.email,
         "status": (SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING).value,
         "profile": subscriber.profile,
+        "profile_compiled": compiled,
         "frequency": subscriber.frequency.value,
         "send_time": subscriber.send_time,
         "timezone": subscriber.timezone,
