@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
@@ -30,8 +31,8 @@ from mailer.models import DigestNote, DigestStatus, Match
 from mailer.pipeline.learning import Learner
 from mailer.schedule import (
     Cadence,
+    Frequency,
     Period,
-    cadence_of,
     current_period,
     due_at,
     latest_due_period,
@@ -141,7 +142,7 @@ class DigestPlanner:
         if self._learner is not None:
             self._learner.load(session, [row.id])
         start = digest_repo.last_window_end(session, row.id) or self._first_start(row, now)
-        window = _Window(current_period(cadence_of(row), now), start, now)
+        window = _Window(_current_period(_cadence(row), now), start, now)
         sent = digest_repo.sent_paper_ids(session, row.id, self._index(session, window)[0])
         return self._decide(session, row, window, profile, sent)
 
@@ -173,7 +174,7 @@ class DigestPlanner:
         return ChunkPlan(
             digests=tuple(plans),
             emails={row.id: row.email for row in rows},
-            next_due={row.id: next_due_after(cadence_of(row), now) for row in rows},
+            next_due={row.id: _next_due(_cadence(row), now) for row in rows},
             compiled_profiles=compiled,
         )
 
@@ -192,12 +193,12 @@ class DigestPlanner:
         self, row: DueSubscriber, last_end: datetime | None, now: datetime, force: bool
     ) -> list[_Window]:
         """The due periods of a subscriber, oldest first, each with its paper window."""
-        cadence = cadence_of(row)
+        cadence = _cadence(row)
         # Never reach back further than the catch-up limit (e.g. after a long pause).
         oldest = now - cadence.lookback * MAX_CATCH_UP_PERIODS
         start = max(last_end or self._first_start(row, now), oldest)
         if force:
-            return [_Window(current_period(cadence, now), start, now)]
+            return [_Window(_current_period(cadence, now), start, now)]
         periods = _due_periods(cadence, row.next_due_at, now)
         if self._options.catch_up is CatchUp.COMBINED or len(periods) == 1:
             return [_Window(p, start, now) for p in periods]
@@ -210,7 +211,7 @@ class DigestPlanner:
 
     def _first_start(self, row: DueSubscriber, now: datetime) -> datetime:
         """Where a first digest's window starts: at confirmation, at most one period back."""
-        lookback_start = now - cadence_of(row).lookback
+        lookback_start = now - _cadence(row).lookback
         if self._options.first_digest_backfill:
             return lookback_start
         joined = row.confirmed_at or row.created_at
@@ -362,6 +363,27 @@ def compiled_profile(row: DueSubscriber) -> tuple[Profile | None, str | None]:
     except ProfileError:
         return None, None
     return profile, stored_form(row.profile, profile)
+
+
+def _cadence(row: DueSubscriber) -> Cadence:
+    return _cadence_of(row.frequency, row.send_time, row.timezone, row.weekday)
+
+
+# The schedule's pure functions, memoised: a run asks them the same few questions (one per
+# distinct cadence) for every subscriber, and the answers cost a time-zone conversion each.
+@lru_cache(maxsize=4096)
+def _cadence_of(frequency: str, send_time: str, timezone: str, weekday: int) -> Cadence:
+    return Cadence(Frequency(frequency), send_time, timezone, weekday)
+
+
+@lru_cache(maxsize=4096)
+def _current_period(cadence: Cadence, now: datetime) -> Period:
+    return current_period(cadence, now)
+
+
+@lru_cache(maxsize=4096)
+def _next_due(cadence: Cadence, now: datetime) -> datetime:
+    return next_due_after(cadence, now)
 
 
 def _due_periods(cadence: Cadence, next_due: datetime | None, now: datetime) -> list[Period]:
