@@ -152,7 +152,11 @@ _DUE_COLUMNS = (
 
 
 def _active_chunk(
-    session: Session, after_id: int, limit: int, *criteria: ColumnElement[bool]
+    session: Session,
+    after_id: int,
+    limit: int,
+    *criteria: ColumnElement[bool],
+    claim: bool = False,
 ) -> list[DueSubscriber]:
     query = (
         select(*_DUE_COLUMNS)
@@ -164,19 +168,29 @@ def _active_chunk(
         .order_by(SubscriberRow.id)
         .limit(limit)
     )
+    if claim:
+        # PostgreSQL: rows another planner holds are passed over, not waited for, and stay
+        # held until the transaction that writes their digests commits or rolls back. SQLite
+        # has no row locks (SQLAlchemy leaves the clause out); one writer at a time there.
+        query = query.with_for_update(skip_locked=True)
     return [DueSubscriber(*row) for row in session.execute(query)]
 
 
 def due_subscribers(
-    session: Session, now: datetime, after_id: int, limit: int
+    session: Session, now: datetime, after_id: int, limit: int, *, claim: bool = False
 ) -> list[DueSubscriber]:
-    """Active subscribers whose next digest is due, in id order, one chunk at a time."""
-    return _active_chunk(session, after_id, limit, SubscriberRow.next_due_at <= now)
+    """Active subscribers whose next digest is due, in id order, one chunk at a time.
+
+    ``claim``: lock the chunk for this transaction, skipping rows another planner holds.
+    """
+    return _active_chunk(session, after_id, limit, SubscriberRow.next_due_at <= now, claim=claim)
 
 
-def active_subscribers(session: Session, after_id: int, limit: int) -> list[DueSubscriber]:
+def active_subscribers(
+    session: Session, after_id: int, limit: int, *, claim: bool = False
+) -> list[DueSubscriber]:
     """All active subscribers in id order, one chunk at a time (for ``send --now``)."""
-    return _active_chunk(session, after_id, limit)
+    return _active_chunk(session, after_id, limit, claim=claim)
 
 
 def due_subscriber(session: Session, email: str) -> DueSubscriber | None:

@@ -1,9 +1,10 @@
 """The planner: decides each due subscriber's digests and writes them to the outbox before sending.
 
-A tick loads due subscribers in chunks (an indexed query on ``next_due_at``), works out which
-periods are due for each (one, or several after downtime), matches the papers that arrived in
-each period's window, and writes one outbox row per (subscriber, period) — insert-or-skip, so
-two planners racing never create two rows for one period.
+A tick claims due subscribers in chunks (locked ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+workers share the planning), works out which periods are due for each (one, or several after
+downtime), matches the papers that arrived in each period's window, and writes one outbox row
+per (subscriber, period) with the chunk's next due times in the same transaction —
+insert-or-skip, so two planners racing (SQLite) never create two rows for one period.
 """
 
 from __future__ import annotations
@@ -90,7 +91,14 @@ class _Window:
 
 
 class DigestPlanner:
-    """Streams due subscribers in chunks, matches their windows' papers, writes outbox rows."""
+    """Claims due subscribers in chunks, matches their windows' papers, writes outbox rows.
+
+    Each chunk is one transaction: its subscribers are locked (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL) when read, and their digests and next due times are written and committed
+    together. Planners in other processes pass over a locked chunk and take the next, so N
+    workers each plan about 1/N and never the same subscriber; a planner that dies mid-chunk
+    rolls back, and the chunk is due again for whoever looks next.
+    """
 
     def __init__(
         self,
@@ -99,8 +107,10 @@ class DigestPlanner:
         new_message_id: Callable[[], str],
         options: PlanOptions,
         learner: Learner | None = None,
+        chunk: int = CHUNK,
     ) -> None:
         self._session_factory = session_factory
+        self._chunk = chunk
         self._new_message_id = new_message_id
         self._options = options
         self._learner = learner  # None: keyword digests only
@@ -116,12 +126,15 @@ class DigestPlanner:
     def _run(self, *, now: datetime, force: bool, dry_run: bool) -> PlanReport:
         report = PlanReport()
         after_id = 0
+        claim = not dry_run  # a dry run reads what is there and holds nothing
         while True:
             with self._session_factory() as session:
                 subscribers = (
-                    subscriber_repo.active_subscribers(session, after_id, CHUNK)
+                    subscriber_repo.active_subscribers(session, after_id, self._chunk, claim=claim)
                     if force
-                    else subscriber_repo.due_subscribers(session, now, after_id, CHUNK)
+                    else subscriber_repo.due_subscribers(
+                        session, now, after_id, self._chunk, claim=claim
+                    )
                 )
                 if not subscribers:
                     break
