@@ -36,18 +36,13 @@ import asyncio
 import json
 import os
 import platform
-import random
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,334 +50,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from matching import SEED, ProfileMaker, load_sample, make_batch  # noqa: E402
+from cycle_store import Store, seed  # noqa: E402
+from processes import children_cpu, run_process  # noqa: E402
+from sink import Sink  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "cycle.json"
 CONCURRENCY = 4  # MAILER_SMTP_CONCURRENCY's default
-SAMPLES = 200  # accepted messages the sink keeps for the raw run
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SENDER = "Paper Digest <digest@example.org>"
 SECRET = "bench-secret-key-0123456789abcdef"
 PHASES = ("plan", "send", "raw", "workers")
-
-
-# --- the sink ---------------------------------------------------------------------------
-
-
-def sink_main(port: int) -> None:
-    """An aiosmtpd server that records when each message was accepted and how large it was.
-
-    Each line ``dump DIR`` on stdin writes what was recorded since the last dump to
-    ``DIR/stats.json`` (and the first ``SAMPLES`` messages to ``DIR/NNN.eml``), then starts
-    afresh; end of input stops the server.
-    """
-    from aiosmtpd.controller import Controller
-
-    class Recorder:
-        def __init__(self) -> None:
-            self.times: list[float] = []
-            self.sizes: list[int] = []
-            self.samples: list[bytes] = []
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            data = envelope.original_content or envelope.content
-            self.times.append(time.time())
-            self.sizes.append(len(data))
-            if len(self.samples) < SAMPLES:
-                self.samples.append(data)
-            return "250 OK"
-
-    recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        for line in sys.stdin:
-            folder = Path(line.split(maxsplit=1)[1].strip())
-            times, sizes, samples = recorder.times, recorder.sizes, recorder.samples
-            recorder.times, recorder.sizes, recorder.samples = [], [], []
-            _write_dump(folder, times, sizes, samples)
-    finally:
-        controller.stop()
-
-
-def _write_dump(folder: Path, times: list[float], sizes: list[int], samples: list[bytes]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for n, data in enumerate(samples):
-        (folder / f"{n:03d}.eml").write_bytes(data)
-    stats = {
-        "count": len(times),
-        "first": min(times, default=None),
-        "last": max(times, default=None),
-        "mean_bytes": round(sum(sizes) / len(sizes)) if sizes else 0,
-    }
-    (folder / "stats.json").write_text(json.dumps(stats))
-
-
-class Sink:
-    """The recording sink in its own process."""
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--sink", str(self.port)], stdin=subprocess.PIPE, text=True
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("sink did not start")
-
-    def dump(self, folder: Path) -> dict[str, Any]:
-        """What the sink accepted since the last dump (samples kept in ``folder``)."""
-        assert self.proc.stdin is not None
-        stats = folder / "stats.json"
-        stats.unlink(missing_ok=True)
-        self.proc.stdin.write(f"dump {folder}\n")
-        self.proc.stdin.flush()
-        while not stats.exists():
-            time.sleep(0.05)
-        time.sleep(0.05)  # written in one call; let it land
-        result: dict[str, Any] = json.loads(stats.read_text())
-        return result
-
-    def cpu_seconds(self) -> float:
-        return _cpu_seconds(self.proc.pid)
-
-    def peak_rss_mib(self) -> float:
-        return _vm_hwm_kib(self.proc.pid) / 1024
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=20)
-
-
-# --- databases --------------------------------------------------------------------------
-
-
-@dataclass
-class Store:
-    """One benchmark database: a seeded template and fresh copies of it per run."""
-
-    kind: str
-    folder: Path
-    template: str = ""
-
-    def url(self, name: str) -> str:
-        if self.kind == "sqlite":
-            return f"sqlite:///{self.folder / (name + '.db')}"
-        from sqlalchemy.engine import make_url
-
-        return make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-
-    def create(self, name: str) -> str:
-        """An empty database called ``name``; its URL."""
-        if self.kind == "postgres":
-            self._admin(
-                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
-            )
-        return self.url(name)
-
-    def copy(self, name: str) -> str:
-        """A fresh copy of the seeded template; its URL."""
-        if self.kind == "sqlite":
-            _checkpoint(self.folder / f"{self.template}.db")
-            shutil.copyfile(self.folder / f"{self.template}.db", self.folder / f"{name}.db")
-            for suffix in ("-wal", "-shm"):
-                (self.folder / f"{name}.db{suffix}").unlink(missing_ok=True)
-        else:
-            self._admin(
-                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-                f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"',
-            )
-        return self.url(name)
-
-    def drop(self, name: str) -> None:
-        if self.kind == "sqlite":
-            for path in self.folder.glob(f"{name}.db*"):
-                path.unlink()
-        else:
-            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def bytes_of_digests(self, name: str) -> int:
-        """What the outbox takes: the SQLite file, or PostgreSQL's digest tables with indexes."""
-        if self.kind == "sqlite":
-            return sum(p.stat().st_size for p in self.folder.glob(f"{name}.db*"))
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(self.url(name))
-        try:
-            with engine.connect() as conn:
-                query = text(
-                    "SELECT pg_total_relation_size('digest')"
-                    " + pg_total_relation_size('digest_paper')"
-                )
-                return int(conn.execute(query).scalar_one())
-        finally:
-            engine.dispose()
-
-    def _admin(self, *statements: str) -> None:
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                for statement in statements:
-                    conn.execute(text(statement))
-        finally:
-            engine.dispose()
-
-
-def _checkpoint(path: Path) -> None:
-    """Fold SQLite's write-ahead log into the file, so that a copy of the file is complete."""
-    import sqlite3
-
-    connection = sqlite3.connect(path)
-    try:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        connection.close()
-
-
-def seed(url: str, count: int, now: datetime) -> dict[str, float]:
-    """1,000 papers as a fetch stores them, N subscribers imported two days ago (so due)."""
-    from mailer.context import Defaults
-    from mailer.db import papers as paper_repo
-    from mailer.db.migrate import upgrade
-    from mailer.db.session import make_engine, make_session_factory
-    from mailer.subscribers.importer import import_csv
-
-    upgrade(url)
-    engine = make_engine(url)
-    sessions = make_session_factory(engine)
-    sample = load_sample()
-    started = time.perf_counter()
-    with sessions.begin() as session:
-        batch = [_unnumbered(p) for p in make_batch(sample, random.Random(SEED))]
-        paper_repo.upsert_papers(session, batch, now - timedelta(hours=1))
-    papers_s = time.perf_counter() - started
-    maker = ProfileMaker(sample, SEED + 1)
-    rows = "".join(_csv_row(i, maker.profile()) for i in range(count))
-    started = time.perf_counter()
-    report = import_csv(
-        sessions,
-        ("email,keywords\n" + rows).encode(),
-        defaults=Defaults(),
-        confirmed=True,
-        now=now - timedelta(days=2),
-    )
-    engine.dispose()
-    if report.errors or len(report.imported) != count:
-        raise SystemExit(f"import refused rows: {report.errors[:3]}")
-    subscribers_s = time.perf_counter() - started
-    return {"papers_s": round(papers_s, 2), "subscribers_s": round(subscribers_s, 2)}
-
-
-def _unnumbered(paper: Any) -> Any:
-    """A batch paper as a source hands it over: no store id yet, a source name."""
-    from dataclasses import replace
-
-    return replace(paper, id=None, source="file")
-
-
-def _csv_row(i: int, profile: str) -> str:
-    quoted = profile.replace('"', '""')
-    return f'reader{i:07d}@example.net,"{quoted}"\n'
-
-
-# --- processes --------------------------------------------------------------------------
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _vm_hwm_kib(pid: int) -> int:
-    """A process's peak resident set so far (0 once it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            text = (task / "children").read_text().split()
-            found.extend(int(child) for child in text)
-    except OSError:
-        pass
-    return found
-
-
-class PeakWatch:
-    """Samples the peak RSS of a process and of each of its descendants while it runs."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peaks: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.1):
-            todo = [self.pid]
-            while todo:
-                pid = todo.pop()
-                self.peaks[pid] = max(self.peaks.get(pid, 0), _vm_hwm_kib(pid))
-                todo.extend(_children(pid))
-
-    def stop(self) -> dict[str, float]:
-        self._stop.set()
-        self._thread.join()
-        others = [kib for pid, kib in self.peaks.items() if pid != self.pid]
-        return {
-            "peak_rss_mib": round(self.peaks.get(self.pid, 0) / 1024, 1),
-            "children_peak_rss_mib": round(max(others, default=0) / 1024, 1),
-            "children": len(others),
-        }
-
-
-def run_process(
-    command: list[str], env: dict[str, str], *, stdout: Any = subprocess.PIPE
-) -> dict[str, Any]:
-    """Run a command to its end: wall and CPU seconds (with its children), peak RSS, output."""
-    started = time.time()
-    proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
-    watch = PeakWatch(proc.pid)
-    out, err = proc.communicate()
-    ended = time.time()
-    peaks = watch.stop()
-    usage = _children_cpu()
-    if proc.returncode:
-        raise SystemExit(f"{command[:4]} failed ({proc.returncode}):\n{err[-3000:]}")
-    return {"started": started, "seconds": ended - started, "out": out or "", **peaks, **usage}
-
-
-_CPU_SEEN = [0.0]
-
-
-def _children_cpu() -> dict[str, float]:
-    """CPU seconds of the children reaped since the last call (with their own children)."""
-    times = os.times()
-    total = times.children_user + times.children_system
-    spent, _CPU_SEEN[0] = total - _CPU_SEEN[0], total
-    return {"cpu_s": round(spent, 2)}
 
 
 def _env(url: str, port: int | None = None) -> dict[str, str]:
@@ -427,6 +103,7 @@ def plan_child(url: str, mode: str, profile_out: str | None) -> None:
         import cProfile
 
         profiler = cProfile.Profile()
+    began = time.time()
     wall, cpu = time.perf_counter(), time.process_time()
     with tuning.tuned():
         if profiler is not None:
@@ -435,6 +112,7 @@ def plan_child(url: str, mode: str, profile_out: str | None) -> None:
         if profiler is not None:
             profiler.disable()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    ended = time.time()
     if profiler is not None and profile_out:
         profiler.dump_stats(profile_out)
     planned = report.queued + report.no_match + report.no_papers + report.combined
@@ -447,6 +125,8 @@ def plan_child(url: str, mode: str, profile_out: str | None) -> None:
                 "already_planned": report.already_planned,
                 "seconds": round(wall, 3),
                 "cpu_s": round(cpu, 3),
+                "began": began,
+                "ended": ended,
                 "lines_checksum": _checksum(report.lines),
             }
         )
@@ -571,7 +251,9 @@ def measure_workers(store: Store, count: int, workers: int) -> dict[str, Any]:
     ]
     parts = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     wall = time.time() - started
-    cpu = _children_cpu()["cpu_s"]
+    cpu = children_cpu()["cpu_s"]
+    # From the first planner's start to the last one's end: planning, not process start-up.
+    span = max(p["ended"] for p in parts) - min(p["began"] for p in parts)
     if any(p.returncode for p in procs):
         raise SystemExit("a planner process failed")
     digests, duplicates, lost = _outcome(url)
@@ -579,9 +261,11 @@ def measure_workers(store: Store, count: int, workers: int) -> dict[str, Any]:
     return {
         "subscribers": count,
         "workers": workers,
-        "seconds": round(wall, 2),
+        "seconds": round(span, 2),
+        "process_s": round(wall, 2),
         "cpu_s": cpu,
-        "per_s": round(count / wall, 1),
+        "plan_cpu_s": round(sum(p["cpu_s"] for p in parts), 2),
+        "per_s": round(count / span, 1),
         "planned_by_each": [p["planned"] for p in parts],
         "digests": digests,
         "duplicates": duplicates,
@@ -703,14 +387,14 @@ def _cell(value: object, width: int) -> str:
     return f"{value!s:>{width}}"
 
 
-def profile(count: int, kind: str, out: Path) -> None:
-    """cProfile the dry-run planner at N subscribers; print the top of the profile."""
+def profile(count: int, kind: str, mode: str, out: Path) -> None:
+    """cProfile the planner at N subscribers (``mode``: dry or due); print the top of it."""
     import pstats
 
     with tempfile.TemporaryDirectory() as tmp, seeded(kind, count, Path(tmp)) as (store, _):
         url = store.url(store.template)
         run = run_process(
-            [sys.executable, __file__, "--plan", url, "dry", "--profile-out", str(out)], _env(url)
+            [sys.executable, __file__, "--plan", url, mode, "--profile-out", str(out)], _env(url)
         )
         print(run["out"].strip())
     pstats.Stats(str(out)).sort_stats("cumulative").print_stats(45)
@@ -724,20 +408,21 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 20_000, 100_000])
     parser.add_argument("--only", nargs="+", choices=PHASES, default=list(PHASES))
     parser.add_argument("--profile", type=int, metavar="N", help="profile the planner at N")
+    parser.add_argument(
+        "--profile-mode", choices=("dry", "due"), default="dry", help="what --profile runs"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
-    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--plan", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
     parser.add_argument("--raw", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.sink:
-        sink_main(args.sink)
-    elif args.plan:
+    if args.plan:
         plan_child(args.plan[0], args.plan[1], args.profile_out)
     elif args.raw:
         raw_child(int(args.raw[0]), args.raw[1], int(args.raw[2]))
     elif args.profile:
-        profile(args.profile, args.db[0], Path(tempfile.gettempdir()) / "cycle-plan.prof")
+        out = Path(tempfile.gettempdir()) / "cycle-plan.prof"
+        profile(args.profile, args.db[0], args.profile_mode, out)
     else:
         run_all(args)
 
