@@ -198,26 +198,28 @@ def _listed_ids(value: bytes | None) -> tuple[int, ...]:
 _DIGEST = DigestRow.metadata.tables["digest"]
 
 
-def sent_papers_of(
-    session: Session, subscriber_ids: Sequence[int], lowest: int, highest: int
+def sent_paper_ids_many(
+    session: Session, subscriber_ids: Sequence[int], among: Iterable[int]
 ) -> dict[int, frozenset[int]]:
-    """For each of these subscribers, the papers with ids in ``[lowest, highest]`` already
-    listed in one of their digests: one query for a chunk of subscribers, not one each.
+    """Per subscriber, which of ``among`` their digests already listed (absent: none).
 
-    A range, not a list of ids, so the statement has two parameters plus the subscribers
-    whatever the window's size; the caller keeps what falls in its windows.
+    One query for a chunk of subscribers, not one each; the papers are given as their id
+    range, so the statement's size does not grow with the window, and what falls outside
+    ``among`` is dropped here.
     """
-    if not subscriber_ids:
+    wanted = frozenset(among)
+    if not wanted or not subscriber_ids:
         return {}
     rows = session.execute(
         select(DigestPaperRow.subscriber_id, DigestPaperRow.paper_id).where(
             DigestPaperRow.subscriber_id.in_(subscriber_ids),
-            DigestPaperRow.paper_id.between(lowest, highest),
+            DigestPaperRow.paper_id.between(min(wanted), max(wanted)),
         )
     )
     found: dict[int, set[int]] = {}
     for subscriber_id, paper_id in rows:
-        found.setdefault(subscriber_id, set()).add(paper_id)
+        if paper_id in wanted:
+            found.setdefault(subscriber_id, set()).add(paper_id)
     return {sid: frozenset(papers) for sid, papers in found.items()}
 
 

@@ -198,9 +198,7 @@ class DigestPlanner:
         papers: set[int] = set()
         for window in {w for subscriber in windows for w in subscriber}:
             papers.update(self._index(session, window)[0])
-        if not papers:
-            return {}
-        return digest_repo.sent_papers_of(session, ids, min(papers), max(papers))
+        return digest_repo.sent_paper_ids_many(session, ids, papers)
 
     def _windows(
         self, row: DueSubscriber, last_end: datetime | None, now: datetime, force: bool
