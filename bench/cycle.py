@@ -13,7 +13,7 @@ For each database (``--db sqlite|postgres``) and size N (10k, 20k, 100k; ``--qui
             records every accept time): digests/s, time to first and last message, peak RSS
             of the command (and of its render processes) and of the sink, CPU seconds, and
             database bytes per digest (SQLite file growth; on PostgreSQL the growth of
-            ``pg_total_relation_size`` of digest and digest_paper);
+            ``pg_total_relation_size`` of digest and digest_profile);
   raw       in the same run, the wire's limit: real messages of that send (the first 200 the
             sink accepted, so the same mean size), pre-serialised, blasted through
             ``SmtpTransport`` over the same number of connections to the same sink;

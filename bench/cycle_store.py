@@ -71,7 +71,7 @@ class Store:
             with engine.connect() as conn:
                 query = text(
                     "SELECT pg_total_relation_size('digest')"
-                    " + pg_total_relation_size('digest_paper')"
+                    " + pg_total_relation_size('digest_profile')"
                 )
                 return int(conn.execute(query).scalar_one())
         finally:

@@ -198,31 +198,6 @@ def _listed_ids(value: bytes | None) -> tuple[int, ...]:
 _DIGEST = DigestRow.metadata.tables["digest"]
 
 
-def sent_paper_ids_many(
-    session: Session, subscriber_ids: Sequence[int], among: Iterable[int]
-) -> dict[int, frozenset[int]]:
-    """Per subscriber, which of ``among`` their digests already listed (absent: none).
-
-    One query for a chunk of subscribers, not one each; the papers are given as their id
-    range, so the statement's size does not grow with the window, and what falls outside
-    ``among`` is dropped here.
-    """
-    wanted = frozenset(among)
-    if not wanted or not subscriber_ids:
-        return {}
-    rows = session.execute(
-        select(DigestPaperRow.subscriber_id, DigestPaperRow.paper_id).where(
-            DigestPaperRow.subscriber_id.in_(subscriber_ids),
-            DigestPaperRow.paper_id.between(min(wanted), max(wanted)),
-        )
-    )
-    found: dict[int, set[int]] = {}
-    for subscriber_id, paper_id in rows:
-        if paper_id in wanted:
-            found.setdefault(subscriber_id, set()).add(paper_id)
-    return {sid: frozenset(papers) for sid, papers in found.items()}
-
-
 def insert_digests(session: Session, plans: Sequence[PlannedDigest], now: datetime) -> int:
     """Write many outbox rows at once; how many were new.
 
