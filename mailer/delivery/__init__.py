@@ -2,6 +2,7 @@
 
 from mailer.config import Settings
 from mailer.db.outbox import ClaimedDigest
+from mailer.delivery.feed import OutboxFeed
 from mailer.delivery.policy import RetryPolicy
 from mailer.delivery.refusal import Refusal, SmtpPermanentError, SmtpTransientError, Stage
 from mailer.delivery.shutdown import stop_on_signals
@@ -13,6 +14,7 @@ __all__ = [
     "ClaimedDigest",
     "DeliveryReport",
     "MaildirTransport",
+    "OutboxFeed",
     "Outgoing",
     "Refusal",
     "RetryPolicy",

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from mailer.clock import utc_now
 from mailer.db.outbox import Claim, ClaimedDigest, Outcome, claim, release, renew
 from mailer.db.session import SessionFactory
+from mailer.delivery.feed import OutboxFeed
 from mailer.delivery.leases import HeldRows
 from mailer.delivery.policy import RetryPolicy
 from mailer.delivery.recorder import OutcomeWriter
@@ -79,6 +80,7 @@ async def deliver_due(
     concurrency: int | None = None,
     rand: Callable[[], float] = random.random,
     prepare: Prepare | None = None,
+    feed: OutboxFeed | None = None,
 ) -> DeliveryReport:
     """Send every digest due at ``now()``; returns when none is left or ``stop`` is set.
 
@@ -88,10 +90,12 @@ async def deliver_due(
     thread) before its messages are built, so the builder can load the batch at once; if it
     fails, each message is still built on its own. ``concurrency`` defaults to the
     transport's. Outcomes are committed in groups by one recorder task, and a send slot is
-    freed only after its outcome is committed.
+    freed only after its outcome is committed. With a ``feed`` (a planner adding rows while
+    this runs), an empty claim waits for the feed's next commit and the run ends only once
+    the feed is closed and nothing is due.
     """
     width = concurrency or int(getattr(transport, "concurrency", 1))
-    run = _Run(session_factory, transport, build_message, policy, now, rand, width, prepare)
+    run = _Run(session_factory, transport, build_message, policy, now, rand, width, prepare, feed)
     started = time.perf_counter()
     run.start()
     try:
@@ -115,6 +119,7 @@ class _Run:
         rand: Callable[[], float],
         width: int,
         prepare: Prepare | None,
+        feed: OutboxFeed | None = None,
     ) -> None:
         self.sessions = session_factory
         self.transport = transport
@@ -137,6 +142,8 @@ class _Run:
         self.writer = OutcomeWriter(engine, now, policy.bounce_limit)
         self.next_claim: asyncio.Task[Claim] | None = None
         self.handed_back = False
+        self.feed = feed
+        self.claim_saw = 0  # the feed's generation when the pending claim started
 
     def start(self) -> None:
         """Start the tasks that write outcomes and keep leases fresh."""
@@ -155,6 +162,8 @@ class _Run:
                 if self.handed_back:  # that claim ran before rows were handed back: look again
                     self.handed_back = False
                     continue
+                if self.feed is not None and await self.feed.more_since(self.claim_saw, stop):
+                    continue  # the planner committed rows since that claim looked
                 return
             if not await self._dispatch(stop, batch_size):
                 return
@@ -163,6 +172,8 @@ class _Run:
         """Claim the next batch in the background (its messages are prepared meanwhile)."""
         moment = self.now()
         lease_until = moment + self.policy.lease()
+        # Read before the claim's query: a commit after this point is seen by a later claim.
+        self.claim_saw = self.feed.generation if self.feed is not None else 0
         task = asyncio.create_task(asyncio.to_thread(self._claim, moment, lease_until, batch_size))
         # Held (and so renewed) from the moment the claim commits, not when it is first used.
         task.add_done_callback(lambda done: self._hold(done, lease_until))

@@ -11,7 +11,13 @@ import httpx
 
 from mailer.config import Settings
 from mailer.context import Context
-from mailer.delivery import DeliveryReport, RetryPolicy, Transport, transport_from_settings
+from mailer.delivery import (
+    DeliveryReport,
+    OutboxFeed,
+    RetryPolicy,
+    Transport,
+    transport_from_settings,
+)
 from mailer.pipeline.fetch import SourceOutcome, fetch_all, make_sources
 from mailer.pipeline.plan import PlanReport, plan
 from mailer.pipeline.send import send_queued
@@ -49,12 +55,46 @@ async def send_now(
     *,
     force: bool = False,
     stop: asyncio.Event | None = None,
+    feed: OutboxFeed | None = None,
 ) -> tuple[PlanReport, DeliveryReport]:
-    """Plan due digests, then send every outbox row that is due."""
-    # Planning is synchronous database work: keep it off the loop the web server shares.
-    planned = await asyncio.to_thread(plan, ctx, force=force)
-    delivered = await send_queued(ctx, transport, policy, stop=stop)
-    return planned, delivered
+    """Plan due digests and send every outbox row that is due, sending while planning goes on.
+
+    The planner runs in a thread and commits a chunk of digests at a time; the sender claims
+    each chunk as soon as it is committed, so the first digests leave seconds after the start
+    rather than after the last subscriber is planned. ``stop`` ends both: the planner after
+    its current chunk (what it committed stays in the outbox for the next run), the sender
+    as ``send_queued`` does. A planner error is raised once what it did commit is sent.
+    ``feed`` (tests) is the channel between the two.
+    """
+    stop = stop or asyncio.Event()
+    feed = feed or OutboxFeed()
+    # Planning is synchronous database work: off the loop, which sends (and may serve the web).
+    planning = asyncio.create_task(asyncio.to_thread(_plan_into, ctx, force, feed))
+    halting = asyncio.create_task(_halt_on(stop, feed))
+    try:
+        delivered = await send_queued(ctx, transport, policy, stop=stop, feed=feed)
+    except BaseException:
+        feed.halt()  # the sender failed: stop planning at the next chunk, keep what is planned
+        await asyncio.gather(planning, return_exceptions=True)
+        raise
+    finally:
+        halting.cancel()
+        if stop.is_set():  # the halting task may not have run yet
+            feed.halt()
+    return await planning, delivered
+
+
+def _plan_into(ctx: Context, force: bool, feed: OutboxFeed) -> PlanReport:
+    """Plan, announcing each committed chunk on ``feed``, and close it however planning ends."""
+    try:
+        return plan(ctx, force=force, feed=feed)
+    finally:
+        feed.close()
+
+
+async def _halt_on(stop: asyncio.Event, feed: OutboxFeed) -> None:
+    await stop.wait()
+    feed.halt()
 
 
 async def run_cycle(

@@ -24,6 +24,7 @@ from mailer.db import subscribers as subscriber_repo
 from mailer.db.digests import PlannedDigest
 from mailer.db.session import SessionFactory
 from mailer.db.subscribers import DueSubscriber
+from mailer.delivery import OutboxFeed
 from mailer.errors import ProfileError
 from mailer.mail.message import make_message_id
 from mailer.matching import PaperIndex, Profile, parse_profile
@@ -116,18 +117,24 @@ class DigestPlanner:
         self._learner = learner  # None: keyword digests only
         self._indexes: dict[tuple[datetime, datetime], tuple[frozenset[int], PaperIndex]] = {}
 
-    def run(self, *, now: datetime, force: bool, dry_run: bool) -> PlanReport:
+    def run(
+        self, *, now: datetime, force: bool, dry_run: bool, feed: OutboxFeed | None = None
+    ) -> PlanReport:
         """Plan every due subscriber; ``force`` treats every active one as due for this period.
 
         Per-subscriber lines are kept only for dry runs, so memory stays flat at scale.
+        ``feed`` hears of each committed chunk (a sender claims them at once) and can halt
+        the run between chunks; what was committed stays in the outbox.
         """
-        return self._run(now=now, force=force, dry_run=dry_run)
+        return self._run(now=now, force=force, dry_run=dry_run, feed=feed)
 
-    def _run(self, *, now: datetime, force: bool, dry_run: bool) -> PlanReport:
+    def _run(
+        self, *, now: datetime, force: bool, dry_run: bool, feed: OutboxFeed | None = None
+    ) -> PlanReport:
         report = PlanReport()
         after_id = 0
         claim = not dry_run  # a dry run reads what is there and holds nothing
-        while True:
+        while feed is None or not feed.halted():
             with self._session_factory() as session:
                 subscribers = (
                     subscriber_repo.active_subscribers(session, after_id, self._chunk, claim=claim)
@@ -144,6 +151,8 @@ class DigestPlanner:
                 else:
                     _write(session, chunk, now)
                     session.commit()
+                    if feed is not None:
+                        feed.added()
                 after_id = subscribers[-1].id
         return report
 
@@ -443,7 +452,12 @@ def planner(ctx: Context) -> DigestPlanner:
 
 
 def plan(
-    ctx: Context, *, force: bool = False, dry_run: bool = False, at: datetime | None = None
+    ctx: Context,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    at: datetime | None = None,
+    feed: OutboxFeed | None = None,
 ) -> PlanReport:
     """Write outbox rows for every due subscriber (or only report them when ``dry_run``)."""
-    return planner(ctx).run(now=at or ctx.clock(), force=force, dry_run=dry_run)
+    return planner(ctx).run(now=at or ctx.clock(), force=force, dry_run=dry_run, feed=feed)

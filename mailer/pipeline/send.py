@@ -14,6 +14,7 @@ from mailer.db.digests import StoredDigest
 from mailer.delivery import (
     ClaimedDigest,
     DeliveryReport,
+    OutboxFeed,
     RetryPolicy,
     Transport,
     WireMessage,
@@ -149,8 +150,12 @@ async def send_queued(
     policy: RetryPolicy,
     stop: asyncio.Event | None = None,
     messages: DigestMessages | None = None,
+    feed: OutboxFeed | None = None,
 ) -> DeliveryReport:
-    """Send every outbox row that is due now (``messages``: how to build them)."""
+    """Send every outbox row that is due now (``messages``: how to build them).
+
+    With a ``feed``, rows a planner commits meanwhile are sent too, until it closes the feed.
+    """
     messages = messages or digest_messages(ctx)
     try:
         return await deliver_due(
@@ -161,6 +166,7 @@ async def send_queued(
             now=ctx.clock,
             stop=stop,
             prepare=messages.prepare,
+            feed=feed,
         )
     finally:
         if isinstance(messages, PooledDigestMessages):
