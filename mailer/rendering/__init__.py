@@ -17,7 +17,15 @@ from markupsafe import Markup
 
 from mailer.models import Digest, Frequency, Links, Match, Paper, Span, Subscriber
 from mailer.rendering.inlining import Inliner, InliningLoader, default_inliner
-from mailer.rendering.snippets import SNIPPET_CHARS, Segment, segments, snippet
+from mailer.rendering.snippets import (
+    SNIPPET_CHARS,
+    Segment,
+    abstract_ranges,
+    clean_spans,
+    segments,
+    snippet,
+    snippet_of,
+)
 from mailer.rendering.text import labelled_url, numbered, plural, wrap
 from mailer.rendering.views import (
     PaperView,
@@ -25,11 +33,14 @@ from mailer.rendering.views import (
     group_matches,
     interest_label,
     learned_sections,
-    paper_view,
+    plain_snippet,
+    plain_view,
     profile_interests,
+    reason_fields,
     safe_url,
     schedule_label,
     shorten_authors,
+    title_segments,
 )
 from mailer.resources import shipped
 
@@ -70,6 +81,31 @@ class PaperParts:
     html_body: Markup
     text_title: str
     text_body: str
+
+
+Ranges = tuple[tuple[int, int], ...]
+"""The highlighted ``[start, end)`` ranges of one field, cleaned (``snippets.clean_spans``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainParts:
+    """The parts of a paper's block that depend on the paper alone."""
+
+    url: str | None
+    html_meta: str
+    html_links: str
+    text_title: str
+    text_meta: str
+    text_links: str
+
+
+def _view(**fields: Any) -> PaperView:
+    """A view holding only what one part of a paper's block shows."""
+    empty: dict[str, Any] = {
+        "title": (), "title_text": "", "url": None, "authors": "", "snippet": (),
+        "snippet_text": "", "interests": (), "links": (), "upvotes": None,
+    }  # fmt: skip
+    return PaperView(**{**empty, **fields})
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +169,22 @@ class Renderer:
         # A paper matched the same way reads the same in every digest: render it once. The key
         # leaves out the score and terms, which differ between subscribers but are not shown.
         self.paper_parts = lru_cache(maxsize=4096)(self._paper_parts)
+        # Readers matched differently still share most of a paper's block: each part is
+        # rendered once per run for what it depends on, and a digest only joins them. Bounded
+        # (about a KB an entry), so a run over any number of subscribers stays flat in memory.
+        self._plain_parts = lru_cache(maxsize=4096)(self._render_plain)  # the paper
+        self._title_html = lru_cache(maxsize=8192)(self._render_title)  # title, url, ranges
+        # Snippets differ with the words found, but their text part is not highlighted and
+        # many sets of words give the same window of the abstract: it is wrapped once.
+        self._snippet = lru_cache(maxsize=8192)(self._render_snippet)  # abstract, ranges
+        self._snippet_text = lru_cache(maxsize=8192)(self._render_snippet_text)  # plain text
+        self._reason = lru_cache(maxsize=4096)(self._render_reason)  # interests / liked paper
+
+    def clear_caches(self) -> None:
+        """Forget every rendered paper part (tests compare against a cold renderer)."""
+        caches = (self._plain_parts, self._title_html, self._snippet, self._snippet_text)
+        for cache in (self.paper_parts, *caches, self._reason):
+            cache.cache_clear()
 
     def _paper_parts(
         self,
@@ -141,15 +193,53 @@ class Renderer:
         spans: tuple[Span, ...],
         resembles: str | None = None,
     ) -> PaperParts:
-        view = paper_view(Match(paper, 0.0, interests, (), spans, resembles=resembles))
-        # Spelled in ASCII here, once per paper, so that a digest's HTML is usually ASCII
-        # already and ``_compact`` need not re-encode it.
-        return PaperParts(
-            html_title=Markup(_ascii(self._html_paper.title(view))),
-            html_body=Markup(_ascii(self._html_paper.body(view))),
-            text_title=str(self._text_paper.title(view)),
-            text_body=str(self._text_paper.body(view)).rstrip("\n"),
+        plain = self._plain_parts(paper)
+        title_ranges = tuple(clean_spans(spans, "title", len(paper.title)))
+        snippet_html, snippet_plain = self._snippet(
+            paper.abstract, abstract_ranges(paper.abstract, spans)
         )
+        snippet_text = self._snippet_text(snippet_plain)
+        reason_html, reason_text = self._reason(interests, resembles)
+        # The order of the blocks in _paper.html.j2 and _paper.txt.j2.
+        html_body = plain.html_meta + snippet_html + reason_html + plain.html_links
+        text_body = plain.text_meta + reason_text + snippet_text + plain.text_links
+        return PaperParts(
+            html_title=self._title_html(paper.title, plain.url, title_ranges),
+            html_body=Markup(html_body),
+            text_title=plain.text_title,
+            text_body=text_body.rstrip("\n"),
+        )
+
+    # Spelled in ASCII here, once per part, so that a digest's HTML is usually ASCII already
+    # and ``_compact`` need not re-encode it.
+
+    def _render_plain(self, paper: Paper) -> _PlainParts:
+        view = plain_view(paper)
+        return _PlainParts(
+            url=view.url,
+            html_meta=_html(self._html_paper.meta(view)),
+            html_links=_html(self._html_paper.links(view)),
+            text_title=str(self._text_paper.title(view)),
+            text_meta=str(self._text_paper.meta(view)),
+            text_links=str(self._text_paper.links(view)),
+        )
+
+    def _render_title(self, title: str, url: str | None, ranges: Ranges) -> Markup:
+        view = _view(title=title_segments(title, ranges), url=url)
+        return Markup(_ascii(self._html_paper.title(view)))
+
+    def _render_snippet(self, abstract: str, ranges: Ranges) -> tuple[str, str]:
+        """The snippet's HTML part, and its plain text for ``_render_snippet_text``."""
+        snip = snippet_of(abstract, ranges)
+        plain = plain_snippet(snip)
+        return _html(self._html_paper.snippet(_view(snippet=tuple(snip)))), plain
+
+    def _render_snippet_text(self, plain: str) -> str:
+        return str(self._text_paper.snippet(_view(snippet_text=plain)))
+
+    def _render_reason(self, interests: tuple[str, ...], resembles: str | None) -> tuple[str, str]:
+        view = _view(**reason_fields(interests, resembles))
+        return _html(self._html_paper.why(view)), str(self._text_paper.why(view))
 
     def _groups(self, matches: Sequence[Match], links: Links) -> list[Group]:
         groups, number = [], 0
@@ -271,6 +361,12 @@ def _compact(html: str) -> str:
     """
     html = _BETWEEN_TAGS.sub(">\n<", html).strip() + "\n"
     return _ascii(html)
+
+
+def _html(part: Markup) -> str:
+    """A rendered part as a plain string, ASCII only: parts are joined as strings, and a
+    ``Markup`` would escape the string joined to it."""
+    return str(_ascii(part))
 
 
 def _ascii(html: str) -> str:

@@ -105,8 +105,23 @@ CUT_AFTER = Segment(" …")
 
 def snippet(text: str, spans: Iterable[Span], width: int = SNIPPET_CHARS) -> list[Segment]:
     """About ``width`` characters of ``text`` around the matched words, highlighted."""
+    return snippet_of(text, abstract_ranges(text, spans), width)
+
+
+def abstract_ranges(text: str, spans: Iterable[Span]) -> tuple[tuple[int, int], ...]:
+    """The highlighted ranges of an abstract, as ``snippet_of`` takes them.
+
+    Everything a snippet depends on besides the text: two readers whose words were found in
+    the same places get the same snippet.
+    """
+    return tuple(clean_spans(spans, "abstract", len(text.rstrip())))
+
+
+def snippet_of(
+    text: str, ranges: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS
+) -> list[Segment]:
+    """``snippet`` from an abstract's ``abstract_ranges``."""
     text = text.rstrip()
-    ranges = clean_spans(spans, "abstract", len(text))
     start, end = _window(text, ranges, width)
     out = segments(text, ranges, start, end)
     if out and start > 0:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TypedDict
 
 from mailer.models import Frequency, Match, Paper, Subscriber
 from mailer.rendering.snippets import CUT_AFTER, CUT_BEFORE, Segment, clean_spans, segments, snippet
@@ -75,22 +76,48 @@ def paper_links(paper: Paper) -> tuple[tuple[str, str], ...]:
 def paper_view(match: Match) -> PaperView:
     """The template-facing view of one matched paper."""
     paper = match.paper
-    title = " ".join(paper.title.split())
-    title_spans = clean_spans(match.spans, "title", len(paper.title))
     snip = snippet(paper.abstract, match.spans)
-    url = safe_url(paper.url) or safe_url(paper.hf_url) or safe_url(paper.pdf_url)
-    return PaperView(
-        title=tuple(segments(paper.title, title_spans, 0, len(paper.title))),
-        title_text=title,
-        url=url,
-        authors=shorten_authors(paper.authors),
+    title_spans = clean_spans(match.spans, "title", len(paper.title))
+    return replace(
+        plain_view(paper),
+        title=title_segments(paper.title, title_spans),
         snippet=tuple(snip),
         snippet_text=plain_snippet(snip),
-        interests=tuple(interest_label(i) for i in match.interests),
+        **reason_fields(match.interests, match.resembles),
+    )
+
+
+def plain_view(paper: Paper) -> PaperView:
+    """What is shown of a paper whatever matched it: no highlights, no snippet, no reason."""
+    return PaperView(
+        title=(),
+        title_text=" ".join(paper.title.split()),
+        url=safe_url(paper.url) or safe_url(paper.hf_url) or safe_url(paper.pdf_url),
+        authors=shorten_authors(paper.authors),
+        snippet=(),
+        snippet_text="",
+        interests=(),
         links=paper_links(paper),
         upvotes=paper.upvotes,
-        resembles=" ".join(match.resembles.split()) if match.resembles else None,
     )
+
+
+def title_segments(title: str, ranges: Sequence[tuple[int, int]]) -> tuple[Segment, ...]:
+    """A title split into plain and highlighted runs (``ranges``: its cleaned title spans)."""
+    return tuple(segments(title, ranges, 0, len(title)))
+
+
+class _Reason(TypedDict):
+    interests: tuple[str, ...]
+    resembles: str | None
+
+
+def reason_fields(interests: Sequence[str], resembles: str | None) -> _Reason:
+    """The view's fields that say why a paper is listed: the interests, or the liked paper."""
+    return {
+        "interests": tuple(interest_label(i) for i in interests),
+        "resembles": " ".join(resembles.split()) if resembles else None,
+    }
 
 
 def plain_snippet(snip: Iterable[Segment]) -> str:
