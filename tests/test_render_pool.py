@@ -121,6 +121,7 @@ def test_a_large_batch_is_rendered_by_a_child_into_the_same_emails(
     db_url: str, session_factory: SessionFactory
 ) -> None:
     ids, ctx, messages = _pooled(db_url, session_factory, 60)
+    assert messages.pool.wait_ready(timeout=60)  # a warm pool takes every large batch
     flags: list[bool] = []
     with SmtpServer() as server:
         assert _send(ctx, server, messages, flags) == 60
@@ -175,6 +176,15 @@ def test_small_batches_render_in_the_sending_process(
     assert messages.pool.submitted == 0  # starting a process would cost more than it saves
 
 
+def test_a_batch_claimed_while_the_children_start_renders_here(
+    db_url: str, session_factory: SessionFactory
+) -> None:
+    _, ctx, messages = _pooled(db_url, session_factory, 60)
+    with SmtpServer() as server:
+        assert _send(ctx, server, messages) == 60  # one batch, claimed before any child was up
+    assert messages.pool.submitted == 0  # the first messages did not wait for a child
+
+
 def test_an_injected_clock_or_zero_processes_render_here(
     db_url: str, session_factory: SessionFactory
 ) -> None:
@@ -203,6 +213,7 @@ def test_a_render_process_that_dies_costs_no_digest(
     settings = _settings(db_url)
     ctx = make_context(settings, session_factory)
     messages = PooledDigestMessages(ctx, _DyingPool(settings, 1))
+    assert messages.pool.wait_ready(timeout=60)
     with SmtpServer() as server:
         assert _send(ctx, server, messages) == 60
         ids = [r.message_id for r in server.messages]

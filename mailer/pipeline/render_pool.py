@@ -10,6 +10,7 @@ This module sits below ``pipeline``; the child imports ``pipeline`` when it star
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -70,6 +71,11 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
+def _started() -> bool:
+    """In a child: answers once the child has started (``RenderPool.ready``)."""
+    return _context is not None
+
+
 def render_chunk(digest_ids: Sequence[int]) -> dict[int, Rendered]:
     """In a child: load, render and serialise these outbox rows (the ones that exist)."""
     from mailer.pipeline.render import render_digest, wire_message
@@ -106,24 +112,44 @@ class RenderPool:
         self._child_setup = child_setup  # module-level: it is pickled to each child
         self.submitted = 0  # outbox ids handed to the children so far
         self._executor: ProcessPoolExecutor | None = None
+        self._started: Future[bool] | None = None  # the first answer of a child
+
+    def start(self) -> None:
+        """Start the children now, without waiting for them (``ready`` says when they are)."""
+        if self._executor is not None:
+            return
+        # spawn, not fork: the parent has an event loop, threads and open connections.
+        self._executor = ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_child,
+            initargs=(self._settings, self._child_setup),
+        )
+        self._started = self._executor.submit(_started)
+        log.info("started %d render processes", self.processes)
+
+    def ready(self) -> bool:
+        """Whether a child has started and answered (a broken pool counts: submit says so)."""
+        return self._started is not None and self._started.done()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Start the children and wait up to ``timeout`` seconds until ``ready``."""
+        self.start()
+        assert self._started is not None
+        with contextlib.suppress(Exception):
+            self._started.result(timeout)
+        return self.ready()
 
     def submit(self, digest_ids: Sequence[int]) -> Future[dict[int, Rendered]]:
         """Render these rows in a child; the future holds the rows it found."""
-        if self._executor is None:
-            # spawn, not fork: the parent has an event loop, threads and open connections.
-            self._executor = ProcessPoolExecutor(
-                self.processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_child,
-                initargs=(self._settings, self._child_setup),
-            )
-            log.info("started %d render processes", self.processes)
+        self.start()
+        assert self._executor is not None
         future = self._executor.submit(render_chunk, list(digest_ids))
         self.submitted += len(digest_ids)
         return future
 
     def shutdown(self) -> None:
         """Stop the children (waiting for the chunk each is on); a later submit restarts them."""
-        executor, self._executor = self._executor, None
+        executor, self._executor, self._started = self._executor, None, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)

@@ -57,8 +57,9 @@ class PooledDigestMessages(DigestMessages):
     """``DigestMessages`` that hands large claimed batches to render processes.
 
     A claimed batch of at least ``min_batch`` rows is split into chunks, each rendered by a
-    child while earlier messages are being sent; smaller batches (and any row the pool could
-    not render because it broke) are rendered here.
+    child while earlier messages are being sent; smaller batches, batches claimed while the
+    children are still starting (and any row the pool could not render because it broke)
+    are rendered here.
     """
 
     CHUNK = 20  # small: the first messages of a batch are ready soon after it is claimed
@@ -73,6 +74,13 @@ class PooledDigestMessages(DigestMessages):
     def prepare(self, claimed: Sequence[ClaimedDigest]) -> None:
         """Send the batch to the render processes (small batches load here)."""
         if len(claimed) < self.min_batch:
+            super().prepare(claimed)
+            return
+        if not self.pool.ready():
+            # A child takes a second or more to start (it imports the whole application):
+            # the first batches are rendered here meanwhile, so the first messages leave
+            # without waiting for it.
+            self.pool.start()
             super().prepare(claimed)
             return
         start = 0
