@@ -161,7 +161,7 @@ def main() -> None:
             )
     summary = {
         mode: {
-            key: statistics.median(r[key] for r in runs if r["mode"] == mode)
+            key: round(statistics.median(r[key] for r in runs if r["mode"] == mode), 3)
             for key in ("links_ms", "render_ms", "wire_ms", "total_ms")
         }
         for mode in ("cold", "shared")
