@@ -448,6 +448,7 @@ def planner(ctx: Context) -> DigestPlanner:
         new_message_id=lambda: make_message_id(ctx.sender),
         options=ctx.plan_options,
         learner=Learner(),
+        chunk=CHUNK,  # read when called, so a test may plan in smaller chunks
     )
 
 
