@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import mailbox
+import random
 import threading
 import time
 from collections import Counter
@@ -43,6 +44,7 @@ from mailer.delivery import (
     stamp_message_id,
 )
 from mailer.delivery.leases import HeldRows
+from mailer.delivery.worker import _Run
 from mailer.mail.wire import message_bytes
 
 
@@ -306,6 +308,7 @@ def test_prepare_sees_each_claimed_batch_before_its_messages_are_built(
         session_factory, transport_for(smtp), Clock(), build=build, batch_size=5, prepare=prepare
     )
     assert report.sent == 12
+    assert report.released == 0  # no batch was handed back and claimed (and prepared) again
     assert [len(batch) for batch in prepared] == [5, 5, 2]
     assert sorted(email for batch in prepared for email in batch) == emails
     assert built_before_prepared == []
@@ -667,6 +670,37 @@ def test_a_cancelled_run_hands_back_what_it_claimed(
     rows = outbox(session_factory)
     assert {row.status for row in rows.values()} == {"pending"}
     assert all(row.attempts == 0 for row in rows.values())
+
+
+def test_a_claimed_batch_is_held_by_the_time_its_claim_is_seen_done(
+    session_factory: SessionFactory, smtp: SmtpServer
+) -> None:
+    # The dispatch loop takes a batch claimed ahead as soon as its claim task is done, without
+    # yielding, and treats a row it holds no lease on as taken over: it hands the batch back.
+    # So the rows must be held by then. Looking once every loop iteration (as a dispatch loop
+    # woken in the same iteration would) sees the earliest moment the task reads as done.
+    seed(session_factory, 3)
+
+    async def go() -> tuple[set[int], set[int]]:
+        async with transport_for(smtp) as transport:
+            run = _Run(
+                session_factory, transport, build_message, RetryPolicy(), Clock(),
+                random.random, 1, None,
+            )  # fmt: skip
+            run._claim_next(5)
+            claiming = run.next_claim
+            assert claiming is not None
+            while not claiming.done():
+                await asyncio.sleep(0)
+            held = set(run.leases.rows)
+            claimed = {digest.digest_id for digest in claiming.result().digests}
+            await run.finish()  # hands the batch back
+            return claimed, held
+
+    claimed, held = asyncio.run(go())
+    assert len(claimed) == 3
+    assert held == claimed
+    assert {row.status for row in outbox(session_factory).values()} == {"pending"}
 
 
 def test_renewal_falls_due_at_half_of_the_earliest_lease_still_held() -> None:

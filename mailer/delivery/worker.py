@@ -171,17 +171,22 @@ class _Run:
     def _claim_next(self, batch_size: int) -> None:
         """Claim the next batch in the background (its messages are prepared meanwhile)."""
         moment = self.now()
-        lease_until = moment + self.policy.lease()
         # Read before the claim's query: a commit after this point is seen by a later claim.
         self.claim_saw = self.feed.generation if self.feed is not None else 0
-        task = asyncio.create_task(asyncio.to_thread(self._claim, moment, lease_until, batch_size))
-        # Held (and so renewed) from the moment the claim commits, not when it is first used.
-        task.add_done_callback(lambda done: self._hold(done, lease_until))
-        self.next_claim = task
+        claiming = self._claim_and_hold(moment, moment + self.policy.lease(), batch_size)
+        self.next_claim = asyncio.create_task(claiming)
 
-    def _hold(self, claimed: asyncio.Task[Claim], lease_until: datetime) -> None:
-        if not claimed.cancelled() and claimed.exception() is None:
-            self.leases.hold(claimed.result().digests, lease_until)
+    async def _claim_and_hold(self, moment: datetime, lease_until: datetime, limit: int) -> Claim:
+        """Claim a batch in a thread, then hold its rows: renewed from then on, until written.
+
+        The rows are held in the step that finishes the task, so whoever sees the claim done
+        sees them held. A done callback ran one loop iteration later: a dispatch loop woken in
+        between took the batch (awaiting a done task does not yield), found its first row not
+        held, read that as a lease lost and handed the batch back to be claimed again.
+        """
+        batch = await asyncio.to_thread(self._claim, moment, lease_until, limit)
+        self.leases.hold(batch.digests, lease_until)
+        return batch
 
     def _take(self, batch: Claim) -> bool:
         """Queue a claimed batch's rows for sending; False when there was nothing to claim."""
