@@ -303,3 +303,16 @@ def test_explanations_survive_cache_clears(monkeypatch: pytest.MonkeyPatch) -> N
     for profile in profiles * 2:
         assert list(index.digest(profile, limit=4).matches) == naive.match(profile, limit=4)[1]
     assert index.cache_clears > 10
+
+
+def test_back_to_back_phrase_counts_every_occurrence() -> None:
+    """A phrase repeated with nothing between ("a b a b") occurs twice: the engine scores it
+    as the baseline does (hypothesis found the index counting one)."""
+    batch = [
+        Paper(key="b1", id=1, title="", abstract="learning robot learning robot"),
+        Paper(key="b2", id=2, title="", abstract="learning robot, and a cat"),
+    ]
+    profile = parse_profile('"learning robot"')
+    expected = NaiveMatcher(batch).match(profile)[1]
+    assert [m.paper.key for m in expected] == ["b1", "b2"]
+    assert PaperIndex(batch).match(profile) == expected

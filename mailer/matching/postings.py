@@ -29,8 +29,10 @@ class Postings:
 
     def __init__(self, fields: Sequence[tuple[str, ...]]) -> None:
         self.fields = fields  # each paper's stems, in order
-        # The same as text, stems between single spaces: a phrase is counted with str.count.
-        self.texts = [f" {' '.join(stems)} " for stems in fields]
+        # The same as text, each stem between spaces of its own (two between stems): a phrase
+        # is counted with str.count, which then also counts back-to-back occurrences ("a b a
+        # b"), since one occurrence's closing space is not the next one's opening space.
+        self.texts = [_spaced(stems) for stems in fields]
         building: dict[str, dict[int, list[int]]] = {}
         for p, stems in enumerate(fields):
             for i, stem in enumerate(stems):
@@ -65,9 +67,14 @@ class Postings:
                 if n:
                     found[p] = n
             return found
-        needle, texts = f" {' '.join(stems)} ", self.texts
+        needle, texts = _spaced(stems), self.texts
         counted = {p: texts[p].count(needle) for p in bit_list(candidates)}
         return {p: n for p, n in counted.items() if n}
+
+
+def _spaced(stems: Sequence[str]) -> str:
+    """Stems with a space on each side of each: " a  b  c "."""
+    return f" {'  '.join(stems)} "
 
 
 def _overlaps_itself(stems: tuple[str, ...]) -> bool:
