@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailer.matching import PaperIndex, parse_profile
+from mailer.matching import Interest, PaperIndex, Profile, parse_profile
 from mailer.matching.baseline import NaiveMatcher
 from mailer.matching.reasons import new_match, new_span
 from mailer.matching.scoring import text_score, text_scores
@@ -316,3 +316,19 @@ def test_back_to_back_phrase_counts_every_occurrence() -> None:
     expected = NaiveMatcher(batch).match(profile)[1]
     assert [m.paper.key for m in expected] == ["b1", "b2"]
     assert PaperIndex(batch).match(profile) == expected
+
+
+def test_cached_matches_name_each_subscribers_own_interest() -> None:
+    """A paper's Match for one interest is cached and shared by subscribers with that
+    interest; two interests with the same terms but written differently each keep their
+    text, from cold and warm caches alike."""
+    terms = parse_profile("diffusion").interests[0].terms
+    upper = Profile((Interest("Diffusion", terms),))
+    lower = Profile((Interest("diffusion", terms),))  # the very same terms object
+    shared = Profile.from_json(parse_profile("diffusion, robot").to_json())
+    index = PaperIndex(CORPUS)
+    naive = NaiveMatcher(CORPUS)
+    for profile in [upper, lower, shared, upper, lower, shared]:
+        expected = naive.match(profile, limit=3)[1]
+        assert expected
+        assert list(index.digest(profile, limit=3).matches) == expected
