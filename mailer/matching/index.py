@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence, Set
 from mailer.matching.lookup import BatchIndex, Hits
 from mailer.matching.postings import bit_list
 from mailer.matching.profile import Interest, Profile, Term
-from mailer.matching.reasons import Explainer, Reasons, new_match, union
+from mailer.matching.reasons import Explainer, Reasons, Spans, Words, new_match, union
 from mailer.models import Match, Paper
 
 Item = tuple[float, int, int]  # (score, -tiebreak, paper index): sorts best-last
@@ -282,9 +282,7 @@ class PaperIndex(BatchIndex):
         cached on the interest's slot: most listed papers are such (70 % in the bench), and
         most of those are found there (7 in 10 with every profile distinct)."""
         pairs = list(zip(profile.interests, slots, strict=True))
-        found: list[Match] = []
-        for score, _, p in top[:several]:
-            found.append(self._combined_match(pairs, score, p))
+        found = self._explain_several(pairs, top[:several]) if several else []
         # Papers matching one interest: that interest's cached Match (or made and kept).
         singles = [(s.hits.scores, s.matches if s.text is i.text else None) for i, s in pairs]
         for score, _, p in top[several:]:
@@ -313,19 +311,44 @@ class PaperIndex(BatchIndex):
             spans = self._explainer.spans(reasons, p)
         return new_match(self.papers[p], score, (interest.text,), reasons.words[p], spans)
 
-    def _combined_match(self, pairs: list[tuple[Interest, _Slot]], score: float, p: int) -> Match:
-        """The Match of paper ``p`` listed for matching several interests."""
+    def _explain_several(
+        self, pairs: list[tuple[Interest, _Slot]], items: Sequence[Item]
+    ) -> list[Match]:
+        """Matches for papers listed for matching several interests: the union of those
+        interests' reasons in each (``explain_all``'s rule, in one loop: a third of the listed
+        papers, and nothing here is shared by other subscribers)."""
         explainer = self._explainer
-        reasons = []
-        texts = []
+        spans_of, papers = explainer.spans, self.papers
+        entries = []
         for interest, slot in pairs:
-            if p in slot.hits.scores:
-                if slot.reasons is None:
-                    slot.reasons = explainer.of_interest(interest.terms)
-                reasons.append(slot.reasons)
-                texts.append(interest.text)
-        words, spans = union(explainer.parts(reasons, p))
-        return new_match(self.papers[p], score, tuple(texts), words, spans)
+            reasons = slot.reasons
+            if reasons is None:
+                reasons = slot.reasons = explainer.of_interest(interest.terms)
+            terms = reasons.parts or (reasons,)
+            entries.append((slot.hits.scores, interest.text, reasons.spans, reasons.words, terms))
+        found: list[Match] = []
+        for score, _, p in items:
+            texts: list[str] = []
+            groups: list[tuple[Spans, Words]] = []
+            seen: set[Reasons] = set()  # terms already given (interests often share one)
+            for scores, text, known, words, terms in entries:
+                if p not in scores:
+                    continue
+                texts.append(text)
+                spans = known.get(p)
+                if spans is not None:  # the interest's own, if it was ever listed alone
+                    groups.append((spans, words[p]))
+                    continue
+                for term in terms:
+                    if term not in seen:
+                        seen.add(term)
+                        spans = term.spans.get(p)
+                        if spans is None:
+                            spans = spans_of(term, p)
+                        groups.append((spans, term.words[p]))
+            united_words, united_spans = union(groups)
+            found.append(new_match(papers[p], score, tuple(texts), united_words, united_spans))
+        return found
 
     def match(self, profile: Profile, exclude: Set[int] = frozenset()) -> list[Match]:
         """Every matching paper, best first, each with why it matched."""

@@ -29,9 +29,8 @@ Words = tuple[str, ...]
 Spans = tuple[Span, ...]
 
 _NO_POSITIONS: dict[int, tuple[int, ...]] = {}
-# Sort key for merging: by field, then start ("abstract" sorts before "title": the merged list
-# is rotated after). Spans with equal starts merge whatever their order.
-_ORDER = attrgetter("field", "start")
+# Sort key for merging one field's spans. Spans with equal starts merge whatever their order.
+_START = attrgetter("start")
 _new = object.__new__
 
 
@@ -233,37 +232,53 @@ def _occurrences(
 
 def union(parts: Sequence[tuple[Spans, Words]]) -> tuple[Words, Spans]:
     """The reasons of several terms or interests, each given as (spans, words): words
-    deduplicated case-insensitively in order, spans merged. (One function, no helpers: it
-    runs for every listed paper that matched several interests.)"""
+    deduplicated case-insensitively in order, spans merged (title first, by position). It
+    runs for every listed paper that matched several interests: each group's spans are merged
+    and title-first already, so they are split by field without sorting the field names."""
     words: Words = ()
-    spans: Spans = ()
+    folded: set[str] | None = None
+    title: list[Span] = []
+    abstract: list[Span] = []
     groups = 0
     for more_spans, more in parts:
         if more:
             if words:
-                folded = [word.casefold() for word in words]
+                if folded is None:
+                    folded = {word.casefold() for word in words}
                 for word in more:  # deduplicated within itself already
-                    if word.casefold() not in folded:
+                    key = word.casefold()
+                    if key not in folded:
+                        folded.add(key)
                         words += (word,)
             else:
                 words = more
         if more_spans:
-            spans = spans + more_spans if groups else more_spans
             groups += 1
+            if more_spans[-1].field == "title":
+                title += more_spans
+            elif more_spans[0].field != "title":
+                abstract += more_spans
+            else:
+                for span in more_spans:
+                    (title if span.field == "title" else abstract).append(span)
     if groups < 2:  # one group's spans are merged already
-        return words, spans
-    # Sorted by field then start, "abstract" first: merge, then put the title's first.
+        return words, (*title, *abstract)
+    return words, (*_merged(title), *_merged(abstract))
+
+
+def _merged(spans: list[Span]) -> list[Span]:
+    """One field's spans (several groups') sorted by start and merged where they overlap or
+    touch: the union of their intervals."""
+    if len(spans) < 2:
+        return spans
+    spans.sort(key=_START)
     merged: list[Span] = []
-    ordered = sorted(spans, key=_ORDER)
-    low = ordered[0]
-    for span in ordered:
-        if span.start > low.end or span.field != low.field:
+    low = spans[0]
+    for span in spans:
+        if span.start > low.end:
             merged.append(low)
             low = span
         elif span.end > low.end:
             low = new_span(low.field, low.start, span.end)
     merged.append(low)
-    if merged[0].field == "title" or merged[-1].field != "title":
-        return words, tuple(merged)
-    split = next(i for i, span in enumerate(merged) if span.field == "title")
-    return words, (*merged[split:], *merged[:split])
+    return merged
