@@ -6,12 +6,14 @@ import os
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from mailer.db.migrate import upgrade
 from mailer.db.session import SessionFactory, make_engine, make_session_factory
+from tests.browser.harness import Harness, running_app
 
 POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -86,3 +88,17 @@ def engine(db_url: str) -> Iterator[Engine]:
 def session_factory(engine: Engine) -> SessionFactory:
     """A session factory on the test database."""
     return make_session_factory(engine)
+
+
+# The web app over a real socket, and a client for it: shared by the web tests (a test module
+# may define its own ``app`` or ``client`` to change them).
+@pytest.fixture
+def app(session_factory: SessionFactory) -> Iterator[Harness]:
+    with running_app(session_factory) as harness:
+        yield harness
+
+
+@pytest.fixture
+def client(app: Harness) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=app.url(), timeout=10) as http:
+        yield http

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -21,7 +20,7 @@ from mailer.subscribers import manage as subscriptions
 from mailer.subscribers import suppression
 from mailer.subscribers.importer import import_csv
 from mailer.subscribers.manage import SubscriberInput
-from tests.browser.harness import Harness, running_app
+from tests.browser.harness import Harness
 from tests.helpers.cli import Invoke, cli_fixture  # noqa: F401  (the `cli` fixture)
 from tests.test_web_signup import rows, subscribe
 
@@ -110,12 +109,6 @@ def test_an_erased_address_still_comes_back_only_with_renewed_consent(
     assert back.status.value == "active"
     with session_factory() as session:
         assert suppression_repo.find(session, "gus@example.org") is None  # tombstone lifted
-
-
-@pytest.fixture
-def app(session_factory: SessionFactory) -> Iterator[Harness]:
-    with running_app(session_factory) as harness:
-        yield harness
 
 
 def test_signup_for_a_suppressed_address_answers_the_same_and_does_nothing(

@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from mailer.db.session import SessionFactory
 from mailer.web.csrf import COOKIE
-from tests.browser.harness import Harness, running_app
 
 VOLATILE = {"date", "server"}
-
-
-@pytest.fixture
-def app(session_factory: SessionFactory) -> Iterator[Harness]:
-    with running_app(session_factory) as harness:
-        yield harness
-
-
-@pytest.fixture
-def client(app: Harness) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=app.url(), timeout=10) as http:
-        yield http
 
 
 def headers(response: httpx.Response) -> dict[str, str]:

@@ -4,36 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 
 import feedparser
 import httpx
-import pytest
 
-from mailer.db.session import SessionFactory
 from mailer.delivery import RetryPolicy
 from mailer.models import Paper
 from mailer.pipeline.plan import plan
 from mailer.pipeline.send import send_queued
 from mailer.subscribers.manage import SubscriberInput, add
 from mailer.tokens import Purpose
-from tests.browser.harness import Harness, link_path, running_app, seed_papers, smtp_transport
+from tests.browser.harness import Harness, link_path, seed_papers, smtp_transport
 
 ATOM = "{http://www.w3.org/2005/Atom}"
-
-
-@pytest.fixture
-def app(session_factory: SessionFactory) -> Iterator[Harness]:
-    with running_app(session_factory) as harness:
-        yield harness
-
-
-@pytest.fixture
-def client(app: Harness) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=app.url(), timeout=10) as http:
-        yield http
 
 
 def subscribe(app: Harness, profile: str = 'diffusion policy, "world model"') -> int:

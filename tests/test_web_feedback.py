@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
-import pytest
 from itsdangerous.encoding import base64_encode
 from sqlalchemy import select
 
-from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow, FeedbackRow, PaperRow, SubscriberRow
 from mailer.pipeline.plan import plan
 from mailer.subscribers.manage import SubscriberInput, add, remove
 from mailer.tokens import Purpose
-from tests.browser.harness import Harness, running_app
+from tests.browser.harness import Harness
 
 BIBTEX = b"""@article{chi2023,
   title = {{Diffusion} Policy: Visuomotor Policy Learning via Action Diffusion},
@@ -24,18 +21,6 @@ BIBTEX = b"""@article{chi2023,
 }
 @inproceedings{ha2018, title = {World Models}, abstract = {Agents learn a world model.}}
 """
-
-
-@pytest.fixture
-def app(session_factory: SessionFactory) -> Iterator[Harness]:
-    with running_app(session_factory) as harness:
-        yield harness
-
-
-@pytest.fixture
-def client(app: Harness) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=app.url(), timeout=10) as http:
-        yield http
 
 
 def reader(app: Harness, email: str = "erin@example.org") -> int:

@@ -12,16 +12,10 @@ from mailer.db.session import SessionFactory
 from mailer.db.tables import SubscriberRow
 from mailer.subscribers.manage import SubscriberInput, add
 from mailer.tokens import Purpose
-from tests.browser.harness import Harness, running_app
+from tests.browser.harness import Harness
 from tests.test_web_signup import FORM, csrf_token
 
 MEGABYTE = "x" * 1_000_000
-
-
-@pytest.fixture
-def app(session_factory: SessionFactory) -> Iterator[Harness]:
-    with running_app(session_factory) as harness:
-        yield harness
 
 
 @pytest.fixture

@@ -61,12 +61,6 @@ def app(session_factory: SessionFactory) -> Iterator[Harness]:
         yield harness
 
 
-@pytest.fixture
-def client(app: Harness) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=app.url(), timeout=10) as http:
-        yield http
-
-
 def titles(html: str) -> list[str]:
     found = re.findall(r'<h2 class="t">(.*?)</h2>', html, re.S)
     return [unescape(re.sub(r"<[^>]+>", "", t)) for t in found]

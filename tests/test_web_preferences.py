@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
-import pytest
 from sqlalchemy import select
 
-from mailer.db.session import SessionFactory
 from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.pipeline.plan import plan
 from mailer.subscribers.manage import SubscriberInput, add
 from mailer.tokens import Purpose
-from tests.browser.harness import Harness, running_app
+from tests.browser.harness import Harness
 
 CHOICES = {
     "profile": "world model",
@@ -24,18 +21,6 @@ CHOICES = {
     "send_time": "18:15",
     "timezone": "America/Chicago",
 }
-
-
-@pytest.fixture
-def app(session_factory: SessionFactory) -> Iterator[Harness]:
-    with running_app(session_factory) as harness:
-        yield harness
-
-
-@pytest.fixture
-def client(app: Harness) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=app.url(), timeout=10) as http:
-        yield http
 
 
 def subscriber(app: Harness, profile: str = "diffusion policy") -> int:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
@@ -28,18 +26,6 @@ FORM = {
     "send_time": "08:00",
     "timezone": "Europe/Berlin",
 }
-
-
-@pytest.fixture
-def app(session_factory: SessionFactory) -> Iterator[Harness]:
-    with running_app(session_factory) as harness:
-        yield harness
-
-
-@pytest.fixture
-def client(app: Harness) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=app.url(), timeout=10) as http:
-        yield http
 
 
 def csrf_token(client: httpx.Client) -> str:
