@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from delivery import checkpoint
 from matching import SEED, ProfileMaker, load_sample, make_batch
 
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -42,7 +43,7 @@ class Store:
     def copy(self, name: str) -> str:
         """A fresh copy of the seeded template; its URL."""
         if self.kind == "sqlite":
-            _checkpoint(self.folder / f"{self.template}.db")
+            checkpoint(self.folder / f"{self.template}.db")
             shutil.copyfile(self.folder / f"{self.template}.db", self.folder / f"{name}.db")
             for suffix in ("-wal", "-shm"):
                 (self.folder / f"{name}.db{suffix}").unlink(missing_ok=True)
@@ -87,17 +88,6 @@ class Store:
                     conn.execute(text(statement))
         finally:
             engine.dispose()
-
-
-def _checkpoint(path: Path) -> None:
-    """Fold SQLite's write-ahead log into the file, so that a copy of the file is complete."""
-    import sqlite3
-
-    connection = sqlite3.connect(path)
-    try:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        connection.close()
 
 
 def seed(url: str, count: int, now: datetime) -> dict[str, float]:

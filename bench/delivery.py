@@ -341,7 +341,7 @@ def measure_size(tmp: Path, count: int, repeat: int, port: int, sink_pid: int) -
     """``repeat`` full runs over N fresh due digests, each between two raw runs."""
     template = tmp / "seeded.db"
     seed(f"sqlite:///{template}", count)
-    _checkpoint(template)
+    checkpoint(template)
     # The raw rate does not depend on N (the same pre-built messages go round).
     raw_args = (f"sqlite:///{template}", min(count, RAW_MAX), port, sink_pid)
     raw_runs = [measure("raw", *raw_args)]
@@ -380,7 +380,7 @@ def _median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return ordered[(len(ordered) - 1) // 2]
 
 
-def _checkpoint(path: Path) -> None:
+def checkpoint(path: Path) -> None:
     """Fold SQLite's write-ahead log into the file, so that a copy of the file is complete."""
     import sqlite3
 
