@@ -19,11 +19,15 @@ _PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "placeholder", "d
 # Production keys: long enough that guessing one is hopeless, and none of the values people
 # copy from examples (a guessed key forges links to anyone's preferences).
 MIN_SECRET_LENGTH = 32
-_MIN_DISTINCT = 10  # "aaaa..." or "0123012301230123..." is long but guessable
-# Words of five or more letters: a random key holds one by chance about once in a million.
+# "aaaa..." or "0123012301230123..." is long but guessable. 8, not more: 32 random hex digits
+# (`openssl rand -hex 16`) use fewer than 10 symbols about once in 11,000 keys, fewer than 8
+# about once in 25 million.
+_MIN_DISTINCT = 8
+# Words and runs a random key holds by chance less than once in a billion, hex keys included
+# ("12345" or "abcdef" were in about one `openssl rand -hex 16` key in 10,000).
 _PLACEHOLDER_WORDS = (
     "change", "replace", "example", "placeholder", "secret", "password", "dummy", "default",
-    "insecure", "12345", "abcdef",
+    "insecure", "123456789", "abcdefg",
 )  # fmt: skip
 KEY_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
