@@ -165,6 +165,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Items read per fetch of one source; later items are counted as skipped.",
     )
+    relevance_model: str = Field(
+        "",
+        description="A sentence-transformers model directory installed on this machine (e.g."
+        " all-MiniLM-L6-v2 saved with model.save(path)) that represents papers for the learned"
+        " ranking; needs the embeddings extra, loads from local files only. Empty: TF-IDF over"
+        " the paper store.",
+    )
     default_send_time: str = Field("08:00", description="New subscribers' delivery time, HH:MM.")
     default_timezone: str = Field("UTC", description="New subscribers' IANA time zone.")
     max_papers: int = Field(25, ge=1, le=200, description="Papers listed per digest.")

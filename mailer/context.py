@@ -35,6 +35,8 @@ class Context:
     # Run first in each render process (the runtime's ``daemon.tuning.render_child_setup``).
     render_child_setup: Callable[[], None] | None = None
     return_path: ReturnPath | None = None  # per-digest envelope senders (MAILER_BOUNCE_ADDRESS)
+    # The learned ranking's sentence-embedding model (MAILER_RELEVANCE_MODEL); None: TF-IDF.
+    relevance_model: Path | None = None
     # Lets the sender start render processes configured like itself (holds secrets: no repr).
     settings: Settings | None = field(default=None, repr=False)
 
@@ -119,6 +121,9 @@ def make_context(
         render_child_setup=render_child_setup,
         return_path=(
             ReturnPath.parse(settings.bounce_address, tokens) if settings.bounce_address else None
+        ),
+        relevance_model=(
+            Path(settings.relevance_model).expanduser() if settings.relevance_model else None
         ),
         settings=settings,
     )

@@ -136,10 +136,17 @@ def _daemon_settings() -> Settings:
     return settings
 
 
-def _context(settings: Settings, migrate: bool = False) -> Context:
+def _context(settings: Settings, migrate: bool = False, *, ranks: bool = True) -> Context:
+    """The context; for commands that plan (``ranks``), the learned ranking's model is loaded
+    here, once, so a bad MAILER_RELEVANCE_MODEL stops the command at startup (exit 3)."""
+    ctx = make_context(settings, _sessions(settings), render_child_setup=tuning.render_child_setup)
+    if ranks:
+        from mailer.pipeline.learning import store_spaces
+
+        store_spaces(ctx.relevance_model)
     if migrate:
         upgrade(settings.database_url)
-    return make_context(settings, _sessions(settings), render_child_setup=tuning.render_child_setup)
+    return ctx
 
 
 def _sessions(settings: Settings) -> SessionFactory:
@@ -254,10 +261,10 @@ def web(host: HostOption = None, port: PortOption = None, workers: WorkersOption
     if processes > 1:
         from mailer.daemon.web_processes import serve_processes
 
-        _context(settings)  # fail early, in one place, on a bad configuration
+        _context(settings, ranks=False)  # fail early, in one place, on a bad configuration
         code = serve_processes(settings, host=bind_host, port=bind_port, workers=processes)
         raise typer.Exit(code)
-    ctx = _context(settings)
+    ctx = _context(settings, ranks=False)  # the web's taste summaries are TF-IDF's words
     _run(
         lambda: daemon.serve(
             ctx, settings, scheduler=False, web=True, host=bind_host, port=bind_port
@@ -319,7 +326,7 @@ def fetch(
     from mailer.pipeline import cycle
 
     settings = _settings()
-    ctx = _context(settings)
+    ctx = _context(settings, ranks=False)
     wanted = _parse_day(day)
     outcomes = _run(lambda: cycle.fetch_now(ctx, settings, source or None, wanted))
     for outcome in outcomes:

@@ -5,13 +5,18 @@ digest (``Learner.digest``); subscribers without examples never reach the model,
 digests are the keyword digests, byte for byte. The space is fitted over the newest papers
 of the store once per process and store version (a fetch adds papers, a new space follows);
 vectors of stored papers are kept per space, since many readers vote on the same papers.
+With ``MAILER_RELEVANCE_MODEL`` set, the ranking's space is a locally installed sentence-embedding
+model's instead (``store_spaces``); what a reader's model learned is said in words by the TF-IDF
+space either way (``reader_taste``), since an embedding's dimensions have none.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Sequence, Set
+from collections.abc import Callable, Hashable, Sequence, Set
 from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -24,42 +29,51 @@ from mailer.db.session import SessionFactory
 from mailer.matching import PaperIndex, Profile
 from mailer.relevance import Example, TextSpace, Vote, learn
 from mailer.relevance.digest import LearnedDigest, learned_digest
+from mailer.relevance.embedding import EMBEDDING_REPRESENTATION, EmbeddingSpace, load_encoder
 from mailer.relevance.model import MAX_EXAMPLES
-from mailer.relevance.space import DEFAULT_REPRESENTATION, Representation
+from mailer.relevance.space import DEFAULT_REPRESENTATION, Representation, Space
 from mailer.relevance.tuning import DEFAULT, Tuning
 
 STORE_SAMPLE = 5000  # the newest papers the space is fitted over: a few seconds of CPU
+# The newest papers whose average is an embedding space's background: the mean of 1,000 unit
+# vectors is already stable, and each is a forward pass of the model (once per process).
+EMBEDDING_SAMPLE = 1000
 VECTOR_CACHE = 50_000  # vectors kept per space (papers and seeded entries)
 
 
 class StoreSpace:
-    """The store's TF-IDF space, refitted when the store changes (thread-safe)."""
+    """The store's space (TF-IDF unless ``build`` makes another), rebuilt from its newest papers
+    when the store changes (thread-safe)."""
 
     def __init__(
-        self, sample: int = STORE_SAMPLE, representation: Representation = DEFAULT_REPRESENTATION
+        self,
+        sample: int = STORE_SAMPLE,
+        representation: Representation = DEFAULT_REPRESENTATION,
+        build: Callable[[Sequence[str], Representation], Space] = TextSpace,
     ) -> None:
+        self.build = build
         self.sample = sample
         self.representation = representation
         self._lock = threading.Lock()
         self._version: tuple[int, int] | None = None
-        self._space: TextSpace | None = None
+        self._space: Space | None = None
         # Rows as (column indices, values): stacking them is cheap, unlike one-row matrices.
         self._vectors: dict[Hashable, tuple[np.ndarray, np.ndarray]] = {}
 
-    def get(self, session: Session) -> TextSpace:
+    def get(self, session: Session) -> Space:
         """The space for the store as it is now."""
         version = paper_repo.store_version(session)
         with self._lock:
             if version != self._version or self._space is None:
                 said = self.representation.text
                 texts = [said(t, a) for t, a in paper_repo.newest_texts(session, self.sample)]
-                self._space = TextSpace(texts, self.representation)
+                self._space = self.build(texts, self.representation)
                 self._version = version
                 self._vectors = {}
             return self._space
 
     def vectors(
-        self, space: TextSpace, keys: Sequence[Hashable], texts: Sequence[str]
+        self, space: Space, keys: Sequence[Hashable], texts: Sequence[str]
     ) -> sparse.csr_matrix:
         """Rows for ``texts``, each kept under its key while ``space`` is current."""
         with self._lock:
@@ -94,7 +108,17 @@ def _stack(rows: Sequence[tuple[np.ndarray, np.ndarray]], width: int) -> sparse.
 SPACES = StoreSpace()  # one per process: the web's taste summaries share it with the planner
 
 
-def examples_of(stored: Sequence[StoredExample], space: TextSpace) -> list[Example]:
+@lru_cache(maxsize=2)
+def store_spaces(model: Path | None) -> StoreSpace:
+    """The spaces the learned ranking uses: TF-IDF (``SPACES``) without a model, else the
+    model's, loaded now and once per process (ConfigError when it cannot be)."""
+    if model is None:
+        return SPACES
+    encoder = load_encoder(model)
+    return StoreSpace(EMBEDDING_SAMPLE, EMBEDDING_REPRESENTATION, partial(EmbeddingSpace, encoder))
+
+
+def examples_of(stored: Sequence[StoredExample], space: Space) -> list[Example]:
     """Stored examples as the model takes them, in ``space``'s representation."""
     said = space.representation.text
     return [
@@ -104,7 +128,7 @@ def examples_of(stored: Sequence[StoredExample], space: TextSpace) -> list[Examp
     ]
 
 
-def _texts(stored: Sequence[StoredExample], space: TextSpace) -> list[str]:
+def _texts(stored: Sequence[StoredExample], space: Space) -> list[str]:
     said = space.representation.text
     return [said(s.title, s.abstract) for s in stored]
 
@@ -122,7 +146,7 @@ class Learner:
     def __init__(self, spaces: StoreSpace = SPACES, tuning: Tuning = DEFAULT) -> None:
         self._spaces = spaces
         self._tuning = tuning
-        self._space: TextSpace | None = None
+        self._space: Space | None = None
         self._stored: dict[int, list[StoredExample]] = {}
         # By index identity; the index is held too, so its id is not reused during the run.
         self._windows: dict[int, tuple[PaperIndex, sparse.csr_matrix]] = {}
@@ -172,12 +196,12 @@ class Learner:
             tuning=self._tuning,
         )
 
-    def _space_for(self, session: Session) -> TextSpace:
+    def _space_for(self, session: Session) -> Space:
         if self._space is None:  # one space for the whole run, even if a fetch lands meanwhile
             self._space = self._spaces.get(session)
         return self._space
 
-    def _window(self, space: TextSpace, index: PaperIndex) -> sparse.csr_matrix:
+    def _window(self, space: Space, index: PaperIndex) -> sparse.csr_matrix:
         held = self._windows.get(id(index))
         if held is not None and held[0] is index:
             return held[1]
@@ -200,13 +224,16 @@ class Taste:
 def reader_taste(
     sessions: SessionFactory, subscriber_id: int, spaces: StoreSpace = SPACES
 ) -> Taste:
-    """The words that count most for and against a paper in this reader's digests."""
+    """The words that count most for and against a paper in this reader's digests, read in
+    the TF-IDF space ``spaces`` holds (an embedding space has no words to say)."""
     with sessions() as session:
         stored = feedback_repo.examples_of(session, [subscriber_id], newest=MAX_EXAMPLES)
         mine = stored.get(subscriber_id, [])
         if not mine:
             return Taste((), ())
         space = spaces.get(session)
+    if not isinstance(space, TextSpace):
+        return Taste((), ())
     vectors = spaces.vectors(space, [_key(s) for s in mine], _texts(mine, space))
     model = learn(space, examples_of(mine, space), vectors)
     if model is None:

@@ -30,7 +30,7 @@ from mailer.mail.message import make_message_id
 from mailer.matching import PaperIndex, Profile, parse_profile
 from mailer.matching.stored import load_stored, stored_form
 from mailer.models import DigestNote, DigestStatus, Match
-from mailer.pipeline.learning import Learner
+from mailer.pipeline.learning import Learner, store_spaces
 from mailer.schedule import (
     Cadence,
     Frequency,
@@ -447,7 +447,7 @@ def planner(ctx: Context) -> DigestPlanner:
         ctx.session_factory,
         new_message_id=lambda: make_message_id(ctx.sender),
         options=ctx.plan_options,
-        learner=Learner(),
+        learner=Learner(store_spaces(ctx.relevance_model)),
         chunk=CHUNK,  # read when called, so a test may plan in smaller chunks
     )
 

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from mailer.relevance.examples import Example, Vote
-from mailer.relevance.space import TextSpace
+from mailer.relevance.space import Space, TextSpace
 from mailer.relevance.tuning import DEFAULT, Tuning
 
 MAX_EXAMPLES = 200  # the newest this many; a whole seeded library would only blur the centroid
@@ -39,7 +39,7 @@ class ReaderModel:
 
 
 def learn(
-    space: TextSpace,
+    space: Space,
     examples: Sequence[Example],
     vectors: sparse.csr_matrix | None = None,
     *,

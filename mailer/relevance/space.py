@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Protocol
 
 import numpy as np
 from scipy import sparse
@@ -131,6 +132,21 @@ class TextSpace:
     def paper_vectors(self, papers: Sequence[Paper]) -> sparse.csr_matrix:
         """``vectors`` of papers' titles and abstracts."""
         return self.vectors([self.representation.text(p.title, p.abstract) for p in papers])
+
+
+class Space(Protocol):
+    """What the reader's model and the ranking use of a space: ``TextSpace``, or the
+    sentence-embedding backend's ``embedding.EmbeddingSpace``."""
+
+    representation: Representation
+    background: np.ndarray | None  # the average paper; None when the space has no paper
+
+    @property
+    def size(self) -> int:
+        """How many dimensions its vectors have (0: it cannot represent anything)."""
+
+    def vectors(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """Unit-length rows for ``texts``."""
 
 
 def _most_common(counts: Counter[str] | None) -> str | None:

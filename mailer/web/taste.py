@@ -28,6 +28,9 @@ class Examples:
     liked_total: int
     disliked_total: int
     taste: Taste
+    # The ranking compares meanings with a sentence-embedding model (MAILER_RELEVANCE_MODEL),
+    # which names no words: the page says the words are the word-based reading of the examples.
+    by_meaning: bool = False
 
 
 def _view(example: StoredExample) -> dict[str, Any]:
@@ -51,6 +54,7 @@ def examples_context(ctx: Context, subscriber_id: int) -> Examples:
         len(liked),
         len(disliked),
         taste,
+        by_meaning=ctx.relevance_model is not None,
     )
 
 
