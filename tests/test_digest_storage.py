@@ -95,7 +95,7 @@ def planner(sessions: SessionFactory) -> DigestPlanner:
 def previews(sessions: SessionFactory) -> list[PlannedDigest]:
     """What the planner decides for every subscriber now, not yet stored."""
     with sessions() as session:
-        rows = subscriber_repo.due_subscribers(session, NOW, 0, 100)
+        rows = subscriber_repo.due_subscribers(session, NOW, None, 100)
         return [planner(sessions).preview(session, row, NOW) for row in rows]
 
 

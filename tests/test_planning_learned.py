@@ -123,7 +123,7 @@ def test_without_votes_the_digest_is_the_keyword_digest_byte_for_byte(
     _, control = setup(session_factory)
     ctx = make_context(Settings(secret_key="k" * 32), session_factory, clock=lambda: NOW)
     with session_factory() as session:
-        row = subscriber_repo.due_subscribers(session, NOW + timedelta(days=1), 0, 10)
+        row = subscriber_repo.due_subscribers(session, NOW + timedelta(days=1), None, 10)
         mine = next(r for r in row if r.id == control)
         plans = [planner(session_factory, learner).preview(session, mine, NOW)
                  for learner in (None, Learner())]  # fmt: skip

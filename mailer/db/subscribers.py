@@ -6,8 +6,19 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, any_, bindparam, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -153,19 +164,15 @@ _DUE_COLUMNS = (
 
 def _active_chunk(
     session: Session,
-    after_id: int,
     limit: int,
+    order: Sequence[InstrumentedAttribute[Any]],
     *criteria: ColumnElement[bool],
     claim: bool = False,
 ) -> list[DueSubscriber]:
     query = (
         select(*_DUE_COLUMNS)
-        .where(
-            SubscriberRow.status == SubscriberStatus.ACTIVE.value,
-            SubscriberRow.id > after_id,
-            *criteria,
-        )
-        .order_by(SubscriberRow.id)
+        .where(SubscriberRow.status == SubscriberStatus.ACTIVE.value, *criteria)
+        .order_by(*order)
         .limit(limit)
     )
     if claim:
@@ -176,21 +183,36 @@ def _active_chunk(
     return [DueSubscriber(*row) for row in session.execute(query)]
 
 
+_DUE_ORDER = (SubscriberRow.next_due_at, SubscriberRow.id)
+
+
 def due_subscribers(
-    session: Session, now: datetime, after_id: int, limit: int, *, claim: bool = False
+    session: Session,
+    now: datetime,
+    after: DueSubscriber | None,
+    limit: int,
+    *,
+    claim: bool = False,
 ) -> list[DueSubscriber]:
-    """Active subscribers whose next digest is due, in id order, one chunk at a time.
+    """Active subscribers whose next digest is due, longest due first (then by id), one
+    chunk at a time after ``after``, the last of the previous chunk (None: from the start).
 
     ``claim``: lock the chunk for this transaction, skipping rows another planner holds.
     """
-    return _active_chunk(session, after_id, limit, SubscriberRow.next_due_at <= now, claim=claim)
+    # Read off the (next_due_at, id) index from the cursor on: a chunk costs its own rows,
+    # however many are due, with no sort and no walk over rows already planned (issue 17).
+    criteria = [SubscriberRow.next_due_at <= now]
+    if after is not None and after.next_due_at is not None:
+        criteria.append(tuple_(*_DUE_ORDER) > (after.next_due_at, after.id))
+    return _active_chunk(session, limit, _DUE_ORDER, *criteria, claim=claim)
 
 
 def active_subscribers(
     session: Session, after_id: int, limit: int, *, claim: bool = False
 ) -> list[DueSubscriber]:
     """All active subscribers in id order, one chunk at a time (for ``send --now``)."""
-    return _active_chunk(session, after_id, limit, claim=claim)
+    by_id = (SubscriberRow.id,)
+    return _active_chunk(session, limit, by_id, SubscriberRow.id > after_id, claim=claim)
 
 
 def due_subscriber(session: Session, email: str) -> DueSubscriber | None:

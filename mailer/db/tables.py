@@ -66,9 +66,14 @@ class SubscriberRow(Base):
     """A person who signed up (or was added by the operator)."""
 
     __tablename__ = "subscriber"
-    # Ids are never reused (AUTOINCREMENT on SQLite): links in old emails carry the id and
-    # must not reach whoever is added after the person they were sent to was erased.
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        # Planners claim due subscribers in (next_due_at, id) order off this index: a chunk
+        # reads its own rows, never every due row (see subscribers.due_subscribers).
+        Index("ix_subscriber_due", "next_due_at", "id"),
+        # Ids are never reused (AUTOINCREMENT on SQLite): links in old emails carry the id and
+        # must not reach whoever is added after the person they were sent to was erased.
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -82,7 +87,7 @@ class SubscriberRow(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     weekday: Mapped[int] = mapped_column(SmallInteger, default=0)
     # The next instant (UTC) a digest becomes due; NULL when none will be (not active).
-    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -132,15 +132,17 @@ class DigestPlanner:
         self, *, now: datetime, force: bool, dry_run: bool, feed: OutboxFeed | None = None
     ) -> PlanReport:
         report = PlanReport()
-        after_id = 0
+        after: DueSubscriber | None = None  # the last of the previous chunk
         claim = not dry_run  # a dry run reads what is there and holds nothing
         while feed is None or not feed.halted():
             with self._session_factory() as session:
                 subscribers = (
-                    subscriber_repo.active_subscribers(session, after_id, self._chunk, claim=claim)
+                    subscriber_repo.active_subscribers(
+                        session, after.id if after else 0, self._chunk, claim=claim
+                    )
                     if force
                     else subscriber_repo.due_subscribers(
-                        session, now, after_id, self._chunk, claim=claim
+                        session, now, after, self._chunk, claim=claim
                     )
                 )
                 if not subscribers:
@@ -153,7 +155,7 @@ class DigestPlanner:
                     session.commit()
                     if feed is not None:
                         feed.added()
-                after_id = subscribers[-1].id
+                after = subscribers[-1]
         return report
 
     def preview(self, session: Session, row: DueSubscriber, now: datetime) -> PlannedDigest:
