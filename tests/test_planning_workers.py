@@ -6,13 +6,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from mailer.context import Defaults, PlanOptions
 from mailer.db import papers as paper_repo
+from mailer.db import subscribers as subscriber_repo
 from mailer.db.session import SessionFactory
-from mailer.db.tables import DigestRow
+from mailer.db.tables import DigestRow, SubscriberRow
 from mailer.models import Paper
 from mailer.pipeline.learning import Learner
 from mailer.pipeline.plan import DigestPlanner, PlanReport
@@ -104,3 +105,24 @@ def test_a_planner_that_dies_mid_chunk_leaves_its_chunk_to_the_next(
     report = _planner(session_factory).run(now=T0, force=False, dry_run=False)
     assert _planned(report) == SUBSCRIBERS
     assert _digests_per_subscriber(session_factory) == [1] * SUBSCRIBERS
+
+
+def test_due_subscribers_are_read_longest_due_first_from_the_last_one_read(
+    session_factory: SessionFactory,
+) -> None:
+    _seed(session_factory)
+    with session_factory.begin() as session:  # due at different times, one not due yet
+        ids = list(session.scalars(select(SubscriberRow.id).order_by(SubscriberRow.id)))
+        dues = [T0 - timedelta(minutes=m) for m in (5, 30, 5, 60, 30)] + [T0 + timedelta(hours=1)]
+        for sid, due in zip(ids, dues, strict=True):
+            session.execute(
+                update(SubscriberRow).where(SubscriberRow.id == sid).values(next_due_at=due)
+            )
+    expected = sorted((due, sid) for sid, due in zip(ids, dues, strict=True) if due <= T0)
+    read: list[tuple[datetime, int]] = []
+    after = None
+    with session_factory() as session:
+        while chunk := subscriber_repo.due_subscribers(session, T0, after, CHUNK):
+            read.extend((row.next_due_at, row.id) for row in chunk if row.next_due_at)
+            after = chunk[-1]
+    assert read == expected
