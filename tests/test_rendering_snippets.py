@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from mailer.models import Span
 from mailer.rendering import SNIPPET_CHARS, Segment, segments, snippet
+from mailer.rendering.snippets import _tidy
 
 
 def words(n: int, word: str = "filler") -> str:
@@ -92,3 +93,38 @@ def test_snippet_never_invents_text_and_highlights_only_spans(
         assert seg.text
         if seg.hit:
             assert seg.text.strip() and covered
+
+
+def _tidy_reference(runs: list[tuple[str, bool]]) -> list[Segment]:
+    """The piece-by-piece ``_tidy`` that ``snippets._tidy`` replaces: what it must equal."""
+    out: list[Segment] = []
+    for raw, hit in runs:
+        text = re.sub(r"\s+", " ", raw)
+        if out and out[-1].text.endswith(" "):
+            text = text.lstrip(" ")
+        core = text.strip(" ")
+        pieces = [Segment(text[: text.find(core)] if core else text)]
+        if core and hit:
+            pieces += [Segment(core, hit=True), Segment(text[text.find(core) + len(core) :])]
+        elif core:
+            pieces = [Segment(text)]
+        for piece in pieces:
+            if not piece.text:
+                continue
+            if out and not out[-1].hit and not piece.hit:
+                out[-1] = Segment(out[-1].text + piece.text)
+            else:
+                out.append(piece)
+    return out
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet=st.sampled_from("ab \n\t\u00a0\u2003."), max_size=12), st.booleans()
+        ),
+        max_size=10,
+    )
+)
+def test_tidy_equals_the_piece_by_piece_reference(runs: list[tuple[str, bool]]) -> None:
+    assert _tidy(runs) == _tidy_reference(runs)
