@@ -22,7 +22,13 @@ from mailer.errors import ConfigError, InvalidEmail
 from mailer.mail import _fast
 from mailer.mail._fast import MESSAGE_POLICY, SMTP_POLICY, SMTPUTF8_POLICY
 from mailer.mail.dkim import sign_message
-from mailer.mail.message import build_message, list_id_for, make_message_id
+from mailer.mail.message import (
+    MAX_7BIT_LINE,
+    _transfer_encoding,
+    build_message,
+    list_id_for,
+    make_message_id,
+)
 from mailer.mail.wire import crlf_only, message_bytes, wire_bytes
 from mailer.models import Links
 from mailer.rendering import RenderedEmail, Renderer
@@ -507,3 +513,20 @@ def test_a_subject_with_a_line_break_is_refused(subject: str) -> None:
     """Shared header objects skip ``msg[name] = value``'s check, so they make it themselves."""
     with pytest.raises(ValueError, match="linefeed"):
         plain_message("<p>h</p>\n", "t\n", subject=subject)
+
+
+@given(
+    st.lists(st.integers(0, 1_100), max_size=4),
+    st.sampled_from(["\n", "\r\n", "\r", "\x0b", "\x85"]),
+    st.booleans(),
+)
+def test_transfer_encoding_reads_lines_as_the_encoded_body_splits_them(
+    lengths: list[int], end: str, trailing: bool
+) -> None:
+    body = end.join("x" * n for n in lengths) + (end if trailing else "")
+    if body.isascii():
+        longest = max(map(len, body.encode("ascii").splitlines()), default=0)
+        expected = "7bit" if longest <= MAX_7BIT_LINE else "quoted-printable"
+    else:
+        expected = "quoted-printable"
+    assert _transfer_encoding(body) == expected

@@ -224,5 +224,7 @@ def _transfer_encoding(body: str) -> str:
     # Split as text_part does (bytes: only CR and LF end a line), not as str.splitlines.
     if not body.isascii():
         return _QP
+    if "\r" not in body:  # only LF ends a line: the same lines, without encoding the body
+        return "7bit" if max(map(len, body.split("\n"))) <= MAX_7BIT_LINE else _QP
     fits = max(map(len, body.encode("ascii").splitlines()), default=0) <= MAX_7BIT_LINE
     return "7bit" if fits else _QP
