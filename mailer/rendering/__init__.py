@@ -166,12 +166,12 @@ class Renderer:
         }
         self._html_paper: Any = self._templates["_paper.html"].module
         self._text_paper: Any = self._templates["_paper.txt"].module
-        # A paper matched the same way reads the same in every digest: render it once. The key
-        # leaves out the score and terms, which differ between subscribers but are not shown.
-        self.paper_parts = lru_cache(maxsize=4096)(self._paper_parts)
-        # Readers matched differently still share most of a paper's block: each part is
-        # rendered once per run for what it depends on, and a digest only joins them. Bounded
-        # (about a KB an entry), so a run over any number of subscribers stays flat in memory.
+        # Readers matched differently share most of a paper's block: each part is rendered
+        # once per run for what it depends on, and a digest only joins them. Bounded (about a
+        # KB an entry), so a run over any number of subscribers stays flat in memory. The
+        # joined block is not cached: with the highlights in its key, fewer than one lookup
+        # in twenty found it in a realistic run, and hashing the paper and its spans for
+        # every listed paper cost more than joining the parts again.
         self._plain_parts = lru_cache(maxsize=4096)(self._render_plain)  # the paper
         self._title_html = lru_cache(maxsize=8192)(self._render_title)  # title, url, ranges
         # Snippets differ with the words found, but their text part is not highlighted and
@@ -183,7 +183,7 @@ class Renderer:
     def clear_caches(self) -> None:
         """Forget every rendered paper part (tests compare against a cold renderer)."""
         caches = (self._plain_parts, self._title_html, self._snippet, self._snippet_text)
-        for cache in (self.paper_parts, *caches, self._reason):
+        for cache in (*caches, self._reason):
             cache.cache_clear()
 
     def _paper_parts(
@@ -248,7 +248,9 @@ class Renderer:
             listed = []
             for match in members:
                 number += 1
-                parts = self.paper_parts(match.paper, match.interests, match.spans, match.resembles)
+                parts = self._paper_parts(
+                    match.paper, match.interests, match.spans, match.resembles
+                )
                 votes = links.feedback.get(match.paper.id) if match.paper.id is not None else None
                 listed.append(Listed(number, parts, *(_safe_votes(votes))))
             groups.append(Group(label, tuple(listed)))
