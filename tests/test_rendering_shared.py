@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailer.models import Digest, Match, Span
-from mailer.rendering import Renderer
+from mailer.rendering import PaperView, Renderer, Segment, _html, _view, snippet_frame
 from tests.helpers.golden import sample_digest
 
 DIGEST, LINKS = sample_digest()
@@ -68,3 +68,26 @@ def test_readers_matched_differently_share_the_papers_parts() -> None:
     assert renderer._plain_parts.cache_info().misses == 1
     assert renderer._title_html.cache_info().misses == 4
     assert renderer._snippet.cache_info().misses == 1  # no highlight in the abstract: one snippet
+
+
+@given(
+    st.lists(
+        st.builds(
+            Segment, st.text(alphabet=st.sampled_from("ab <&>\"' .\u00e9\u2026")), st.booleans()
+        ),
+        max_size=6,
+    )
+)
+def test_a_snippet_written_from_its_frame_equals_the_macros(snip: list[Segment]) -> None:
+    assert WARM._snippet_frame is not None  # the shipped template has the plain shape
+    macro = _html(WARM._html_paper.snippet(_view(snippet=tuple(snip))))
+    assert WARM._snippet_html(snip) == macro
+
+
+def test_a_snippet_macro_of_another_shape_has_no_frame() -> None:
+    def counted(view: PaperView) -> str:  # writes its runs twice: not head + runs + tail
+        runs = "".join(s.text for s in view.snippet)
+        return f"<p>{runs}{runs}</p>"
+
+    assert snippet_frame(counted) is None
+    assert snippet_frame(lambda view: "<p>\x01\x02\x03</p>") is not None

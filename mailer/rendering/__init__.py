@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from mailer.models import Digest, Frequency, Links, Match, Paper, Span, Subscriber
 from mailer.rendering.inlining import Inliner, InliningLoader, default_inliner
@@ -164,8 +164,10 @@ class Renderer:
         self._templates = {
             name.removesuffix(".j2"): self.env.get_template(name) for name in self.template_names()
         }
-        self._html_paper: Any = self._templates["_paper.html"].module
+        html_paper: Any = self._templates["_paper.html"].module
+        self._html_paper: Any = html_paper
         self._text_paper: Any = self._templates["_paper.txt"].module
+        self._snippet_frame = snippet_frame(html_paper.snippet)
         # Readers matched differently share most of a paper's block: each part is rendered
         # once per run for what it depends on, and a digest only joins them. Bounded (about a
         # KB an entry), so a run over any number of subscribers stays flat in memory. The
@@ -231,8 +233,20 @@ class Renderer:
     def _render_snippet(self, abstract: str, ranges: Ranges) -> tuple[str, str]:
         """The snippet's HTML part, and its plain text for ``_render_snippet_text``."""
         snip = snippet_of(abstract, ranges)
-        plain = plain_snippet(snip)
-        return _html(self._html_paper.snippet(_view(snippet=tuple(snip)))), plain
+        return self._snippet_html(snip), plain_snippet(snip)
+
+    def _snippet_html(self, snip: Sequence[Segment]) -> str:
+        """The ``snippet`` macro's output, written from its frame (see ``snippet_frame``).
+
+        Almost every listed paper of a digest has a snippet of its own (its highlights
+        differ between readers), and calling the macro was a quarter of making one.
+        """
+        frame = self._snippet_frame
+        if frame is None or not snip:
+            return _html(self._html_paper.snippet(_view(snippet=tuple(snip))))
+        head, hit_open, hit_close, tail = frame
+        runs = (f"{hit_open}{escape(s.text)}{hit_close}" if s.hit else escape(s.text) for s in snip)
+        return _ascii(head + "".join(runs) + tail)
 
     def _render_snippet_text(self, plain: str) -> str:
         return str(self._text_paper.snippet(_view(snippet_text=plain)))
@@ -321,6 +335,28 @@ class Renderer:
         }
         html, text = self._render("welcome", context)
         return RenderedEmail(subject=subject, html=html, text=text, preheader=preheader)
+
+
+_PROBE = (Segment("\x01"), Segment("\x02", hit=True), Segment("\x03"))
+"""A snippet of one plain, one highlighted and one plain run, marked by characters that
+never occur in the template."""
+
+
+def snippet_frame(macro: Any) -> tuple[str, str, str, str] | None:
+    """What the snippet macro writes around its runs: before, around a highlight, after.
+
+    Read off the template itself by rendering ``_PROBE``, so the inlined styles stay the
+    template's. None when the output is not in that shape (the macro is then always used);
+    ``tests/test_rendering_shared.py`` compares the result with the macro's.
+    """
+    out = str(macro(_view(snippet=_PROBE)))
+    head, first, rest = out.partition("\x01")
+    hit_open, second, rest = rest.partition("\x02")
+    hit_close, third, tail = rest.partition("\x03")
+    fixed = head + hit_open + hit_close + tail
+    if not (first and second and third) or any(c in fixed for c in "\x01\x02\x03"):
+        return None
+    return head, hit_open, hit_close, tail
 
 
 def _learned(matches: Sequence[Match]) -> bool:
