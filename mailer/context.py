@@ -56,9 +56,10 @@ class Context:
             return self.envelope_sender
         return self.return_path.for_digest(digest_id)
 
-    def link(self, purpose: Purpose, subject: int) -> str:
-        """An absolute URL carrying a token for ``purpose``."""
-        return f"{self.base_url.rstrip('/')}/{purpose.value}/{self.tokens.make(purpose, subject)}"
+    def link(self, purpose: Purpose, subject: int, *, at: int | None = None) -> str:
+        """An absolute URL carrying a token for ``purpose`` (stamped ``at``, or now)."""
+        token = self.tokens.make(purpose, subject, at=at)
+        return f"{self.base_url.rstrip('/')}/{purpose.value}/{token}"
 
 
 @dataclass(frozen=True, slots=True)

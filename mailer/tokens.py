@@ -5,11 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    Signer,
+    TimestampSigner,
+    URLSafeTimedSerializer,
+)
 from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
 
 from mailer.errors import TokenError, TokenExpired
@@ -61,17 +66,27 @@ class _KeyedSigner:
     """
 
     def __init__(self, signer: Signer) -> None:
+        if not isinstance(signer, TimestampSigner):  # a URLSafeTimedSerializer's always is
+            raise TypeError("a TimestampSigner is needed")
+        self._signer = signer
         self._mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
         self._sep = want_bytes(signer.sep)
         self._second = -1
         self._stamp = b""
 
-    def sign(self, payload: bytes) -> bytes:
-        """``payload.timestamp.signature``, as ``TimestampSigner.sign`` writes it."""
-        now = int(time.time())
-        if now != self._second:
-            self._second, self._stamp = now, base64_encode(int_to_bytes(now))
-        value = payload + self._sep + self._stamp
+    def sign(self, payload: bytes, at: int | None = None) -> bytes:
+        """``payload.timestamp.signature``, as ``TimestampSigner.sign`` writes it.
+
+        ``at``: the timestamp to sign with (seconds since the epoch) instead of now.
+        """
+        if at is not None:
+            stamp = base64_encode(int_to_bytes(at))
+        else:
+            now = self._signer.get_timestamp()
+            if now != self._second:
+                self._second, self._stamp = now, base64_encode(int_to_bytes(now))
+            stamp = self._stamp
+        value = payload + self._sep + stamp
         mac = self._mac.copy()
         mac.update(value)
         return value + self._sep + base64_encode(mac.digest())
@@ -89,15 +104,20 @@ class Tokens:
             for purpose in Purpose
         }
         # ``dumps`` builds a new signer for every token; every digest carries three tokens.
-        self._signers = {purpose: s.make_signer() for purpose, s in self._serializers.items()}
-        self._feedback_signer = _KeyedSigner(self._signers[Purpose.FEEDBACK])
+        self._signers = {
+            purpose: _KeyedSigner(s.make_signer()) for purpose, s in self._serializers.items()
+        }
         # Return-path tags have a key of their own, derived like itsdangerous derives one
         # per salt, so a tag can never pass for a link token or the other way round.
         tag_key = hashlib.sha256(b"mailer.return-path" + secret_key.encode("utf-8")).digest()
         self._tag_mac = hmac.new(tag_key, digestmod=hashlib.sha256)
 
-    def make(self, purpose: Purpose, subject: int | str) -> str:
+    def make(self, purpose: Purpose, subject: int | str, *, at: int | None = None) -> str:
         """A token naming ``subject`` (a subscriber or digest id) for ``purpose``.
+
+        ``at`` stamps it with that time instead of now: a digest's links are stamped with the
+        time it was planned, so rendering it again (a retry, "view in browser") gives the same
+        bytes. Only confirmation tokens expire, and those are always stamped now.
 
         The same token ``dumps`` makes, at a third of its cost for an id: an integer's JSON
         is its digits, and ``dumps`` keeps a zlib-compressed payload only when it is shorter,
@@ -107,9 +127,13 @@ class Tokens:
             payload = base64_encode(str(subject).encode("ascii"))
         else:
             payload = want_bytes(self._serializers[purpose].dump_payload(subject))
-        return self._signers[purpose].sign(payload).decode("ascii")
+        if purpose is Purpose.CONFIRM:
+            at = None
+        return self._signers[purpose].sign(payload, at).decode("ascii")
 
-    def feedback(self, subscriber_id: int, paper_id: int, vote: str) -> str:
+    def feedback(
+        self, subscriber_id: int, paper_id: int, vote: str, *, at: int | None = None
+    ) -> str:
         """A feedback token: this subscriber votes ``vote`` ("more" or "less") on this paper.
 
         The subject is the string ``"<subscriber>.<paper>.<m|l>"``; its JSON is that string in
@@ -117,7 +141,7 @@ class Tokens:
         """
         subject = f"{subscriber_id}.{paper_id}.{_VOTE_WORDS[vote]}"
         payload = base64_encode(f'"{subject}"'.encode("ascii"))
-        return self._feedback_signer.sign(payload).decode("ascii")
+        return self._signers[Purpose.FEEDBACK].sign(payload, at).decode("ascii")
 
     def read_feedback(self, token: str) -> FeedbackClaim:
         """The vote a feedback token carries; TokenError for anything else."""

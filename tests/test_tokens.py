@@ -47,3 +47,27 @@ def test_tokens_are_the_ones_itsdangerous_makes(
         token = tokens.make(purpose, subject)
         assert token == stock.dumps(subject)
         assert tokens.read(purpose, token) == subject
+
+
+@pytest.mark.parametrize("subject", [7, "alice@example.org"])
+def test_a_token_stamped_at_a_time_is_the_one_itsdangerous_makes_then(
+    subject: int | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: 1_700_000_123)
+    tokens = Tokens("k" * 32)
+    stock = URLSafeTimedSerializer("k" * 32, salt="mailer.unsubscribe").dumps(subject)
+    assert tokens.make(Purpose.UNSUBSCRIBE, subject, at=1_700_000_123) == stock
+    # Stamped at a fixed time, a token is the same whenever it is made.
+    assert tokens.make(Purpose.UNSUBSCRIBE, subject, at=5) == tokens.make(
+        Purpose.UNSUBSCRIBE, subject, at=5
+    )
+    assert tokens.feedback(3, 9, "less", at=5) == tokens.feedback(3, 9, "less", at=5)
+    assert tokens.read_feedback(tokens.feedback(3, 9, "less", at=5)).vote == "less"
+
+
+def test_confirm_tokens_are_always_stamped_now() -> None:
+    tokens = Tokens("k" * 32)
+    long_ago = tokens.make(Purpose.CONFIRM, 1, at=0)  # would have expired in 1970
+    assert tokens.read_id(Purpose.CONFIRM, long_ago) == 1

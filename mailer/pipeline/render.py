@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 
 from mailer.context import Context
@@ -20,25 +21,35 @@ from mailer.tokens import Purpose
 
 
 def digest_links(
-    ctx: Context, subscriber_id: int, digest_id: int, paper_ids: Iterable[int] = ()
+    ctx: Context,
+    subscriber_id: int,
+    digest_id: int,
+    paper_ids: Iterable[int] = (),
+    *,
+    planned_at: datetime | None = None,
 ) -> Links:
-    """The personal links of one digest, with a vote link pair for each listed paper."""
+    """The personal links of one digest, with a vote link pair for each listed paper.
+
+    ``planned_at``: when the digest was planned; its tokens are stamped with that time, so the
+    same stored digest always renders the same links (None: stamped now, as for a preview).
+    """
+    at = int(planned_at.timestamp()) if planned_at is not None else None
     base = f"{ctx.base_url.rstrip('/')}/{Purpose.FEEDBACK.value}/"
     make = ctx.tokens.feedback
     return Links(
-        unsubscribe=ctx.link(Purpose.UNSUBSCRIBE, subscriber_id),
-        preferences=ctx.link(Purpose.PREFERENCES, subscriber_id),
-        view_online=ctx.link(Purpose.DIGEST, digest_id),
+        unsubscribe=ctx.link(Purpose.UNSUBSCRIBE, subscriber_id, at=at),
+        preferences=ctx.link(Purpose.PREFERENCES, subscriber_id, at=at),
+        view_online=ctx.link(Purpose.DIGEST, digest_id, at=at),
         unsubscribe_mailto=ctx.unsubscribe_mailto,
-        feed=ctx.link(Purpose.FEED, subscriber_id),
+        feed=ctx.link(Purpose.FEED, subscriber_id, at=at),
         feedback={
             paper_id: (
-                base + make(subscriber_id, paper_id, "more"),
-                base + make(subscriber_id, paper_id, "less"),
+                base + make(subscriber_id, paper_id, "more", at=at),
+                base + make(subscriber_id, paper_id, "less", at=at),
             )
             for paper_id in paper_ids
         },
-        rate=ctx.link(Purpose.RATE, digest_id),
+        rate=ctx.link(Purpose.RATE, digest_id, at=at),
     )
 
 
@@ -72,7 +83,9 @@ def render_digest(ctx: Context, stored: StoredDigest) -> RenderedDigest:
         message_id=stored.message_id,
     )
     paper_ids = [m.paper.id for m in stored.matches if m.paper.id is not None]
-    links = digest_links(ctx, stored.subscriber.id, stored.id, paper_ids)
+    links = digest_links(
+        ctx, stored.subscriber.id, stored.id, paper_ids, planned_at=stored.created_at
+    )
     rendered = ctx.renderer.digest(digest, links, date_label=stored.period.label)
     return RenderedDigest(digest, links, rendered, stored.id)
 
