@@ -8,9 +8,13 @@ planner's own learner (``Learner.digest`` over the day's window from the databas
 The figure that counts is on researchers we do not have, so each persona in turn is held out:
 the cell best on the other five (mean of nDCG@10 and R@25 over both profile kinds) is scored on
 the held-out one, and the held-out means are printed beside the in-sample ones (the cell best
-on all six, scored on all six). Two searches over the same grid: the representation alone (the
-ranking's ``Tuning`` at its defaults), and every knob at once, the check that more knobs would
-only fit these six. Ties go to the cell listed first (the simpler or previous settings).
+on all six, scored on all six). Three searches over the same grid: the representation alone
+(the ranking's ``Tuning`` at its defaults), where the keyword matches the votes speak against
+go (``sink_below``: the first version's fixed thresholds, or ``None``, below the "You may also
+like" section when its best paper outscores them; everything else at its defaults), and every
+knob at once, the check that more knobs would only fit these six. Ties go to the cell listed
+first (the simpler or previous settings). Two baselines are scored in the same run: the first
+version of issue 18 and the settings before the sinking rule changed.
 
     python bench/relevance_tune.py       # table + bench/results/relevance_tune.json
 """
@@ -26,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -52,7 +56,7 @@ from relevance import (  # noqa: E402
 from mailer.db import papers as paper_repo  # noqa: E402
 from mailer.matching import PaperIndex, parse_profile  # noqa: E402
 from mailer.pipeline.learning import Learner, StoreSpace  # noqa: E402
-from mailer.relevance.space import Representation  # noqa: E402
+from mailer.relevance.space import DEFAULT_REPRESENTATION, Representation  # noqa: E402
 from mailer.relevance.tuning import Tuning  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "relevance_tune.json"
@@ -64,7 +68,7 @@ REPRESENTATION_GRID: dict[str, tuple[Any, ...]] = {
 TUNING_GRID: dict[str, tuple[Any, ...]] = {
     "disliked": (0.5, 0.0, 1.0),
     "background": (1.0, 0.5),
-    "sink_below": (0.5, 1.0, 1.5),
+    "sink_below": (0.5, None, 1.0, 1.5),
     "also_above": (1.5, 1.0, 2.0),
 }
 OBJECTIVE = ("ndcg10", "r25")  # the goals' two figures, for both profile kinds
@@ -150,16 +154,30 @@ def leave_one_out(grid: list[tuple[dict[str, Any], Figures]], ids: list[str]) ->
     }
 
 
-def table(searches: dict[str, dict[str, Any]], ids: list[str], baseline: Figures) -> str:
-    """Per persona and mean: before (the previous defaults), then each search's in-sample and
-    held-out figures."""
-    head = "kind    who    before      " + "".join(
-        f"{name[:10]:10} in  held-out    " for name in searches
-    )
-    lines = [head, " " * 15 + "nDCG  R@25" + "   nDCG  R@25  nDCG  R@25" * len(searches)]
+def only(
+    grid: list[tuple[dict[str, Any], Figures]], free: Iterable[str]
+) -> list[tuple[dict[str, Any], Figures]]:
+    """The cells where every knob but ``free`` is at its default."""
+    defaults = {**asdict(DEFAULT_REPRESENTATION), **asdict(Tuning())}
+    fixed = [knob for knob in (*REPRESENTATION_GRID, *TUNING_GRID) if knob not in set(free)]
+    return [cell for cell in grid if all(cell[0][k] == defaults[k] for k in fixed)]
+
+
+def table(
+    searches: dict[str, dict[str, Any]], ids: list[str], baselines: dict[str, Figures]
+) -> str:
+    """Per persona and mean: the baselines, then each search's in-sample and held-out figures."""
+    head = "kind    who    " + "".join(f"{name[:10]:10}  " for name in baselines)
+    head += "".join(f"{name[:10]:10} in  held-out    " for name in searches)
+    lines = [
+        head,
+        " " * 15
+        + "   ".join(["nDCG  R@25"] * len(baselines))
+        + "   nDCG  R@25  nDCG  R@25" * len(searches),
+    ]
     for kind in KINDS:
         for who in [*ids, "mean"]:
-            sets = [baseline]
+            sets = list(baselines.values())
             for report in searches.values():
                 sets += [report["in_sample"]["per_persona"], report["held_out"]["per_persona"]]
             cells_ = []
@@ -184,17 +202,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         engine = Engine(papers, Path(folder))
         day2 = Day2(engine, personas)
-        # The settings before this tuning (the first version of issue 18), for "before".
-        baseline = day2.figures(StoreSpace(representation=Representation(1, False)), Tuning())
+        # The first version of issue 18, and the settings before the sinking rule changed.
+        baselines = {
+            "first": day2.figures(
+                StoreSpace(representation=Representation(1, False)), Tuning(sink_below=0.5)
+            ),
+            "threshold": day2.figures(StoreSpace(), Tuning(sink_below=0.5)),
+        }
         for shape in cells(REPRESENTATION_GRID):
             spaces = StoreSpace(representation=Representation(**shape))
             for knobs in cells(TUNING_GRID):
                 grid.append(({**shape, **knobs}, day2.figures(spaces, Tuning(**knobs))))
         engine.engine.dispose()
     default = asdict(Tuning())
-    alone = [cell for cell in grid if all(cell[0][k] == default[k] for k in TUNING_GRID)]
-    searches = {"representation": leave_one_out(alone, ids), "every knob": leave_one_out(grid, ids)}
-    print(table(searches, ids, baseline))
+    searches = {
+        "representation": leave_one_out(only(grid, REPRESENTATION_GRID), ids),
+        "sink rule": leave_one_out(only(grid, ("sink_below",)), ids),
+        "also like": leave_one_out(only(grid, ("also_above",)), ids),
+        "every knob": leave_one_out(grid, ids),
+    }
+    print(table(searches, ids, baselines))
     for name, found in searches.items():
         print(f"{name}: chosen {found['chosen']['knobs']}")
         print(f"  folds agreeing with it: {found['folds_agreeing']} of {len(ids)}")
@@ -204,7 +231,10 @@ def main() -> None:
         "objective": "mean of nDCG@10 and R@25 of the readers, profile and terse",
         "grid": {**REPRESENTATION_GRID, **TUNING_GRID},
         "cells": len(grid),
-        "before": {"per_persona": baseline, "means": means(baseline, ids)},
+        "baselines": {
+            name: {"per_persona": figures, "means": means(figures, ids)}
+            for name, figures in baselines.items()
+        },
         "searches": searches,
         "default_tuning": default,
         "python": platform.python_version(),

@@ -6,8 +6,9 @@ from mailer.matching import PaperIndex, parse_profile
 from mailer.models import Paper
 from mailer.relevance import Example, TextSpace, Vote, learn, paper_text
 from mailer.relevance.digest import learned_digest
-from mailer.relevance.ranking import ALSO_CAP
+from mailer.relevance.ranking import ALSO_CAP, personalise
 from mailer.relevance.space import Representation
+from mailer.relevance.tuning import Tuning
 
 TOPICS = {
     "robot": "robot manipulation grasping demonstrations imitation gripper arm",
@@ -83,6 +84,31 @@ def test_also_like_suggests_close_missed_papers_named_by_the_liked_one_and_is_ca
     assert {topic_of(m.paper) for m in also} == {"robot"}
     assert all(m.interests == () and m.resembles in {e.title for e in liked} for m in also)
     assert not {m.paper.id for m in also} & {e.paper_id for e in liked}
+
+
+def test_the_also_like_section_ranks_where_its_best_paper_would_and_sinks_only_below_it() -> None:
+    store, index, space = setup()
+    model = learn(space, [example(store[0], Vote.MORE)])  # a single vote
+    assert model is not None
+    window, profile = space.paper_vectors(index.papers), parse_profile("learning")
+    found = learned_digest(index, window, profile, model, limit=25).matches
+    suggested = [m.resembles is not None for m in found]
+    first, last = suggested.index(True), len(found) - suggested[::-1].index(True)
+    assert all(suggested[first:last])  # one section
+    best = max(m.score for m in found[first:last])
+    assert found[:first] and all(m.score >= best for m in found[:first])
+    assert all(m.score < best for m in found[last:])
+    # A match the keywords rank far above the rest stays above the section, however unlike
+    # the vote it is; under the first version's rule (a fixed threshold) it sank.
+    rows = [i for i, p in enumerate(index.papers) if topic_of(p) != "robot"][:6]
+    keyword = [100.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    now = personalise(model, window, rows, keyword)
+    then = personalise(model, window, rows, keyword, tuning=Tuning(sink_below=0.5))
+    assert now.also and now.picks[0].index == rows[0]
+    assert rows[0] in {p.index for p in then.sunk}
+    # Nothing suggested, nothing sinks: the keyword matches in the learned order.
+    alone = personalise(model, window, [0, 2, 4], [3.0, 2.0, 1.0], also_cap=0)
+    assert alone.also == () and alone.sunk == () and len(alone.picks) == 3
 
 
 def test_an_exclusion_always_wins_and_sent_or_voted_papers_are_never_suggested() -> None:
