@@ -95,7 +95,9 @@ def personalise(
     # Best first; a stable sort keeps the keyword order between equal scores.
     top = np.argsort(-combined, kind="stable")[:limit].tolist()
     ranked = [Pick(int(where[i]), float(combined[i]), float(learned[i])) for i in top]
-    skip = set(where.tolist()).union(blocked)
+    skip = np.zeros(z.size, dtype=bool)  # a mask, not a set: no Python int per paper
+    skip[where] = True
+    skip[np.fromiter(blocked, dtype=np.int64)] = True
     also = _also(model, window, z, skip, also_cap, tuning)
     picks, sunk = _split(ranked, z, also, tuning)
     return Personalised(picks, also, sunk)
@@ -118,39 +120,43 @@ def _also(
     model: ReaderModel,
     window: sparse.csr_matrix,
     z: np.ndarray,
-    skip: set[int],
+    skip: np.ndarray,
     cap: int,
     tuning: Tuning,
 ) -> tuple[Pick, ...]:
-    """Missed papers far above the day's average, each with the liked example it is closest to."""
-    if cap <= 0 or model.liked.shape[0] == 0:
+    """Missed papers far above the day's average, each with the liked example it is closest to.
+
+    The best ``cap * 2`` candidates not in ``skip`` (a mask over the window's rows) are tried
+    in order until ``cap`` share a term with a liked example; the nearest liked example is
+    only looked for in the candidates tried."""
+    if cap <= 0 or model.liked_rows.size == 0:
         return ()
-    above = np.flatnonzero(z >= tuning.also_above)
-    order = above[np.argsort(-z[above], kind="stable")].tolist()
-    chosen = [i for i in order if i not in skip][: cap * 2]
-    if not chosen:
-        return ()
-    closeness = _closeness(window, chosen, model.liked)
-    picks = []
-    for row, index in enumerate(chosen):
-        nearest = int(np.argmax(closeness[row]))
-        if closeness[row, nearest] > 0:  # shares at least one term with a liked example
+    above = np.flatnonzero((z >= tuning.also_above) & ~skip)
+    chosen = above[np.argsort(-z[above], kind="stable")][: cap * 2].tolist()
+    picks: list[Pick] = []
+    dense = np.zeros(window.shape[1])  # scratch: one window row at a time
+    for index in chosen:
+        closeness = _closeness(window, index, model.examples, dense)[model.liked_rows]
+        nearest = int(np.argmax(closeness))
+        if closeness[nearest] > 0:  # shares at least one term with a liked example
             learned = tuning.learned * float(z[index])
             picks.append(Pick(index, learned, learned, nearest))
-    return tuple(picks[:cap])
+            if len(picks) == cap:
+                break
+    return tuple(picks)
 
 
-def _closeness(window: sparse.csr_matrix, rows: list[int], liked: sparse.csr_matrix) -> np.ndarray:
-    """Each of a few window rows' dot products with every liked example, (rows, liked).
+def _closeness(
+    window: sparse.csr_matrix, row: int, examples: sparse.csr_matrix, dense: np.ndarray
+) -> np.ndarray:
+    """One window row's dot product with every example.
 
-    Row by row through one dense scratch vector: slicing the window and multiplying two sparse
-    matrices costs a millisecond of scipy's bookkeeping for ten rows, this a tenth of it."""
-    found = np.empty((len(rows), liked.shape[0]))
-    dense = np.zeros(window.shape[1])
-    for n, i in enumerate(rows):
-        start, end = window.indptr[i], window.indptr[i + 1]
-        columns = window.indices[start:end]
-        dense[columns] = window.data[start:end]
-        found[n] = liked.dot(dense)
-        dense[columns] = 0.0
+    Through the dense scratch vector ``dense`` (left all zero): slicing the window and
+    multiplying two sparse matrices costs a millisecond of scipy's bookkeeping for ten
+    rows, this a tenth of it."""
+    start, end = window.indptr[row], window.indptr[row + 1]
+    columns = window.indices[start:end]
+    dense[columns] = window.data[start:end]
+    found = np.asarray(examples.dot(dense))
+    dense[columns] = 0.0
     return found
