@@ -12,7 +12,14 @@ The control's keyword digest groups papers by interest in the email; the README'
 rank them without grouping, so the control is reported both ways ("seen" and "rank") and the
 goals are checked against the better of the two.
 
+With ``--model DIR`` the learned ranking compares meanings with a locally installed
+sentence-transformers model, through the very path the planner takes when
+``MAILER_RELEVANCE_MODEL`` names that directory (``store_spaces``); the figures go to their own
+file. ``--learned`` and ``--also-above`` override those ``Tuning`` knobs for a diagnostic run
+only (the defaults were tuned on TF-IDF and stay what the daemon uses).
+
     python bench/relevance.py                 # table + bench/results/relevance.json
+    python bench/relevance.py --model DIR     # ... + bench/results/relevance-<dir name>.json
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,9 +50,10 @@ from mailer.db.session import make_engine, make_session_factory  # noqa: E402
 from mailer.db.tables import DigestRow  # noqa: E402
 from mailer.matching import PaperIndex, parse_profile  # noqa: E402
 from mailer.models import Match, Paper  # noqa: E402
-from mailer.pipeline.learning import Learner, StoreSpace  # noqa: E402
+from mailer.pipeline.learning import Learner, StoreSpace, store_spaces  # noqa: E402
 from mailer.pipeline.plan import DigestPlanner  # noqa: E402
 from mailer.relevance import Vote  # noqa: E402
+from mailer.relevance.tuning import DEFAULT, Tuning  # noqa: E402
 from mailer.rendering.views import group_matches  # noqa: E402
 from mailer.subscribers import feedback  # noqa: E402
 from mailer.subscribers.manage import SubscriberInput, add  # noqa: E402
@@ -123,7 +131,15 @@ class Engine:
     planned. The digests are read back from the outbox as the renderer reads them.
     """
 
-    def __init__(self, papers: list[Paper], folder: Path) -> None:
+    def __init__(
+        self,
+        papers: list[Paper],
+        folder: Path,
+        spaces: StoreSpace | None = None,
+        tuning: Tuning = DEFAULT,
+    ) -> None:
+        self.spaces = spaces if spaces is not None else store_spaces(None)
+        self.tuning = tuning
         self.day1 = [p for p in papers if (p.id or 0) % 2 == 1]  # n even
         self.day2 = [p for p in papers if (p.id or 0) % 2 == 0]  # n odd
         self.n_of = {p.key: (p.id or 0) - 1 for p in papers}
@@ -148,7 +164,7 @@ class Engine:
             self.sessions,
             new_message_id=lambda: f"<{next(counter)}.{number}@bench>",
             options=PlanOptions(max_papers=LIMIT),
-            learner=Learner(StoreSpace()),
+            learner=Learner(self.spaces, self.tuning),
         )
         planner.run(now=at, force=True, dry_run=False)
         with self.sessions() as session:
@@ -287,16 +303,42 @@ def goals(results: dict[str, list[dict[str, Any]]]) -> dict[str, object]:
     }
 
 
-def main() -> None:
-    """Run the protocol, print the table, write the JSON."""
+def arguments() -> argparse.Namespace:
+    """The command line; ``--out`` defaults to a file of the backend's own."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the labelled set's folder")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help="default: relevance[-<model dir name>].json")
+    parser.add_argument("--model", type=Path, help="a sentence-transformers model directory")
+    parser.add_argument("--learned", type=float, default=DEFAULT.learned, help="diagnostic")
+    parser.add_argument("--also-above", type=float, default=DEFAULT.also_above, help="diagnostic")
     args = parser.parse_args()
+    if args.out is None:
+        tail = f"-{args.model.name.lower()}" if args.model else ""
+        args.out = RESULTS.with_name(f"relevance{tail}.json")
+    return args
+
+
+def backend(model: Path | None, spaces: StoreSpace, tuning: Tuning) -> dict[str, object]:
+    """What ranked: the model (None for TF-IDF), the space's sample and the knobs used."""
+    return {
+        "model": model.name if model else None,
+        "space_sample": spaces.sample,
+        "representation": repr(spaces.representation),
+        "tuning": asdict(tuning),
+        "tuning_is_default": tuning == DEFAULT,
+    }
+
+
+def main() -> None:
+    """Run the protocol, print the table, write the JSON."""
+    args = arguments()
     started = time.perf_counter()
     papers, personas = load(args.data)
+    # The planner's own call: MAILER_RELEVANCE_MODEL=args.model (TF-IDF when None).
+    spaces = store_spaces(args.model)
+    tuning = Tuning(learned=args.learned, also_above=args.also_above)
     with tempfile.TemporaryDirectory() as folder:
-        engine = Engine(papers, Path(folder))
+        engine = Engine(papers, Path(folder), spaces, tuning)
         results = run(engine, personas)
         engine.engine.dispose()
     print(table(results))
@@ -307,6 +349,7 @@ def main() -> None:
     report = {
         "protocol": "shared/relevance/README.md: day 1 even n, day 2 odd n; votes after day 1",
         "personas": [p.id for p in personas],
+        "backend": backend(args.model, spaces, tuning),
         "python": platform.python_version(),
         "seconds": round(time.perf_counter() - started, 2),
         "results": results,
