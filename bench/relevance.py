@@ -20,6 +20,7 @@ only (the defaults were tuned on TF-IDF and stay what the daemon uses).
 
     python bench/relevance.py                 # table + bench/results/relevance.json
     python bench/relevance.py --model DIR     # ... + bench/results/relevance-<dir name>.json
+    python bench/relevance.py --learned 2     # diagnostic: ... relevance-diagnostic.json
 """
 
 from __future__ import annotations
@@ -307,13 +308,16 @@ def arguments() -> argparse.Namespace:
     """The command line; ``--out`` defaults to a file of the backend's own."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the labelled set's folder")
-    parser.add_argument("--out", type=Path, help="default: relevance[-<model dir name>].json")
+    parser.add_argument("--out", type=Path, help="default: relevance[-<model>][-diagnostic].json")
     parser.add_argument("--model", type=Path, help="a sentence-transformers model directory")
     parser.add_argument("--learned", type=float, default=DEFAULT.learned, help="diagnostic")
     parser.add_argument("--also-above", type=float, default=DEFAULT.also_above, help="diagnostic")
     args = parser.parse_args()
     if args.out is None:
+        # A diagnostic run never overwrites the figures of the defaults.
+        tuned = (args.learned, args.also_above) != (DEFAULT.learned, DEFAULT.also_above)
         tail = f"-{args.model.name.lower()}" if args.model else ""
+        tail += "-diagnostic" if tuned else ""
         args.out = RESULTS.with_name(f"relevance{tail}.json")
     return args
 
