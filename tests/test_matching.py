@@ -332,3 +332,18 @@ def test_cached_matches_name_each_subscribers_own_interest() -> None:
         expected = naive.match(profile, limit=3)[1]
         assert expected
         assert list(index.digest(profile, limit=3).matches) == expected
+
+
+def test_cached_several_interest_matches_name_each_subscribers_texts() -> None:
+    """A paper listed for matching several interests is cached for every subscriber with
+    those interests; interests with the same terms written differently keep their own text."""
+    diffusion = parse_profile("diffusion").interests[0].terms
+    policy = parse_profile("policy").interests[0].terms
+    upper = Profile((Interest("Diffusion", diffusion), Interest("policy", policy)))
+    lower = Profile((Interest("diffusion", diffusion), Interest("policy", policy)))
+    index = PaperIndex(CORPUS)
+    naive = NaiveMatcher(CORPUS)
+    for profile in [upper, lower, upper, lower]:
+        expected = naive.match(profile, limit=3)[1]
+        assert len(expected[0].interests) == 2
+        assert list(index.digest(profile, limit=3).matches) == expected

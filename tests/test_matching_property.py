@@ -137,3 +137,32 @@ def test_layers_count_papers_exactly(sets: list[int]) -> None:
     multi = sum(1 << p for p, n in enumerate(counts) if n >= 2)
     found = {p: n for n, layer in _layers(sets, multi) for p in bit_list(layer)}
     assert found == {p: n for p, n in enumerate(counts) if n >= 2}
+
+
+# Profiles made of interests drawn from a small pool, so subscribers share interests and pairs
+# of interests, as real ones do: the engine's cross-subscriber caches are hit, not just filled.
+shared_profiles = st.lists(
+    st.lists(
+        st.sampled_from(["robot", "learning", '"world model"', "policy", "cat:cs"]),
+        min_size=1,
+        max_size=4,
+    ),
+    min_size=2,
+    max_size=8,
+).map(lambda chosen: [", ".join(interests) for interests in chosen])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(papers, shared_profiles, st.integers(1, 6), st.sets(st.integers(0, 12), max_size=2))
+def test_stream_of_shared_interests_agrees_with_baseline(
+    batch: list[Paper], texts: list[str], limit: int, exclude: set[int]
+) -> None:
+    """One index streaming many subscribers (compiled profiles, interned as the planner loads
+    them, twice over) lists and explains exactly what the baseline does for each."""
+    index, naive = PaperIndex(batch), NaiveMatcher(batch)
+    for text in texts * 2:
+        profile = Profile.from_json(parse_profile(text).to_json())
+        for sent in (frozenset(), frozenset(exclude)):
+            digest = index.digest(profile, sent, limit)
+            total, expected = naive.match(profile, sent, limit)
+            assert (digest.total, list(digest.matches)) == (total, expected)
