@@ -17,9 +17,10 @@ from mailer.db import subscribers as subscriber_repo
 from mailer.db.session import SessionFactory
 from mailer.errors import ConfigError
 from mailer.models import Match
+from mailer.pipeline.encoder import load_encoder
 from mailer.pipeline.learning import Learner, store_spaces
 from mailer.relevance import Vote
-from mailer.relevance.embedding import EmbeddingSpace, load_encoder
+from mailer.relevance.embedding import EmbeddingSpace
 from tests.helpers.cli import (
     Invoke,
     cli_fixture,  # noqa: F401  (the `cli` fixture)
@@ -116,7 +117,7 @@ def test_without_votes_the_embedding_backend_leaves_the_keyword_digest(
     _, control = setup(session_factory)
     learner = Learner(store_spaces(model_dir))
     with session_factory() as session:
-        due = subscriber_repo.due_subscribers(session, NOW + timedelta(days=1), 0, 10)
+        due = subscriber_repo.due_subscribers(session, NOW + timedelta(days=1), None, 10)
         mine = next(row for row in due if row.id == control)
         plans = [planner(session_factory, each).preview(session, mine, NOW)
                  for each in (None, learner)]  # fmt: skip
