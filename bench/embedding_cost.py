@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from matching import SEED, load_sample, make_batch  # noqa: E402
 
+from mailer.pipeline.encoder import load_encoder  # noqa: E402
 from mailer.relevance.embedding import (  # noqa: E402
     EMBEDDING_REPRESENTATION,
     EmbeddingSpace,
     Encoder,
-    load_encoder,
 )
 from mailer.relevance.space import DEFAULT_REPRESENTATION, TextSpace  # noqa: E402
 

@@ -27,9 +27,10 @@ from mailer.db import papers as paper_repo
 from mailer.db.feedback import StoredExample
 from mailer.db.session import SessionFactory
 from mailer.matching import PaperIndex, Profile
+from mailer.pipeline.encoder import load_encoder
 from mailer.relevance import Example, TextSpace, Vote, learn
 from mailer.relevance.digest import LearnedDigest, learned_digest
-from mailer.relevance.embedding import EMBEDDING_REPRESENTATION, EmbeddingSpace, load_encoder
+from mailer.relevance.embedding import EMBEDDING_REPRESENTATION, EmbeddingSpace
 from mailer.relevance.model import MAX_EXAMPLES
 from mailer.relevance.space import DEFAULT_REPRESENTATION, Representation, Space
 from mailer.relevance.tuning import DEFAULT, Tuning
@@ -50,8 +51,10 @@ class StoreSpace:
         sample: int = STORE_SAMPLE,
         representation: Representation = DEFAULT_REPRESENTATION,
         build: Callable[[Sequence[str], Representation], Space] = TextSpace,
+        cache: int = VECTOR_CACHE,
     ) -> None:
         self.build = build
+        self.cache = cache
         self.sample = sample
         self.representation = representation
         self._lock = threading.Lock()
@@ -86,8 +89,8 @@ class StoreSpace:
                 start, end = fresh.indptr[n], fresh.indptr[n + 1]
                 found[i] = (fresh.indices[start:end].copy(), fresh.data[start:end].copy())
             with self._lock:
-                if space is self._space:
-                    if len(self._vectors) + len(missing) > VECTOR_CACHE:
+                if space is self._space and self.cache:
+                    if len(self._vectors) + len(missing) > self.cache:
                         self._vectors = {}
                     self._vectors.update((keys[i], row) for i in missing if (row := found[i]))
         return _stack([row for row in found if row is not None], space.size)
@@ -115,7 +118,10 @@ def store_spaces(model: Path | None) -> StoreSpace:
     if model is None:
         return SPACES
     encoder = load_encoder(model)
-    return StoreSpace(EMBEDDING_SAMPLE, EMBEDDING_REPRESENTATION, partial(EmbeddingSpace, encoder))
+    # No row cache of its own: the encoder keeps each text's vector already (float32), and a
+    # dense row kept here as sparse indices and float64 values would cost 4.6 KB more.
+    build = partial(EmbeddingSpace, encoder)
+    return StoreSpace(EMBEDDING_SAMPLE, EMBEDDING_REPRESENTATION, build, cache=0)
 
 
 def examples_of(stored: Sequence[StoredExample], space: Space) -> list[Example]:

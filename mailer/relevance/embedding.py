@@ -2,8 +2,8 @@
 
 The optional backend of the learned ranking (``MAILER_RELEVANCE_MODEL``, the ``embeddings``
 extra): a sentence-transformers model directory the operator installed (all-MiniLM-L6-v2 saved
-with ``model.save(path)``, say), loaded on the CPU from local files only, with the Hugging Face
-hub switched offline around the import and the load, so nothing is ever downloaded.
+with ``model.save(path)``, say). Loading it is I/O and lives in ``mailer.pipeline.learning``
+(local files only, the Hugging Face hub offline); this module takes the loaded model.
 
 ``EmbeddingSpace`` offers what the model and the ranking use of ``TextSpace`` (vectors of texts,
 the average paper, a size), as CSR rows so that Rocchio, the ranking, "You may also like" and
@@ -14,17 +14,14 @@ text is encoded once per process, in batches (``Encoder``), never once per reade
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
-from mailer.errors import ConfigError
 from mailer.models import Paper
 from mailer.relevance.space import Representation
 
@@ -34,29 +31,6 @@ SETTING = "MAILER_RELEVANCE_MODEL"
 EMBEDDING_REPRESENTATION = Representation(title_repeat=1, bigrams=False)
 BATCH = 64  # texts per forward pass: larger batches gain nothing on a 2-core CPU
 CACHE = 50_000  # texts kept per process (50,000 x 384 float32: 77 MB for MiniLM)
-# Read by huggingface_hub and transformers when imported and when loading: offline, and no
-# progress bars or advisory lines on stderr, where a JSON-logging daemon writes only JSON.
-_OFFLINE = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "TRANSFORMERS_VERBOSITY": "error",
-}
-
-
-@contextlib.contextmanager
-def _offline() -> Iterator[None]:
-    """The Hugging Face libraries offline and quiet while inside (see ``_OFFLINE``)."""
-    before = {name: os.environ.get(name) for name in _OFFLINE}
-    os.environ.update(_OFFLINE)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class Encoder:
@@ -99,40 +73,6 @@ class Encoder:
             show_progress_bar=False,
         )
         return np.asarray(found, dtype=np.float32)
-
-
-def load_encoder(path: Path) -> Encoder:
-    """The model saved in directory ``path``, from local files only; ConfigError (one line)
-    when the extra is not installed or the directory holds no loadable model."""
-    folder = path.expanduser()
-    if not (folder / "modules.json").is_file():
-        raise ConfigError(
-            f"{SETTING}: {folder} is not a sentence-transformers model directory"
-            " (one saved with model.save(path) has a modules.json)"
-        )
-    with _offline():
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ConfigError(
-                f"{SETTING} needs the embeddings extra (pip install 'mailer[embeddings]'): {exc}"
-            ) from None
-        try:
-            model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        except Exception as exc:  # transformers raises OSError, ValueError, KeyError... here
-            raise ConfigError(
-                f"{SETTING}: cannot load the model in {folder}: {_line(exc)}"
-            ) from None
-    encoder = Encoder(model, folder)
-    if encoder.size <= 0:
-        raise ConfigError(f"{SETTING}: the model in {folder} does not say its vector size")
-    return encoder
-
-
-def _line(exc: Exception) -> str:
-    """An exception's message as one line (transformers' messages run over several)."""
-    text = " ".join(str(exc).split())
-    return text[:300] or type(exc).__name__
 
 
 class EmbeddingSpace:
