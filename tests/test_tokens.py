@@ -59,12 +59,19 @@ def test_a_token_stamped_at_a_time_is_the_one_itsdangerous_makes_then(
     tokens = Tokens("k" * 32)
     stock = URLSafeTimedSerializer("k" * 32, salt="mailer.unsubscribe").dumps(subject)
     assert tokens.make(Purpose.UNSUBSCRIBE, subject, at=1_700_000_123) == stock
-    # Stamped at a fixed time, a token is the same whenever it is made.
-    assert tokens.make(Purpose.UNSUBSCRIBE, subject, at=5) == tokens.make(
-        Purpose.UNSUBSCRIBE, subject, at=5
-    )
-    assert tokens.feedback(3, 9, "less", at=5) == tokens.feedback(3, 9, "less", at=5)
-    assert tokens.read_feedback(tokens.feedback(3, 9, "less", at=5)).vote == "less"
+    # Stamped at a fixed time, a token is the same whenever it is made; unstamped, it is not.
+    made = []
+    for now in (1_800_000_000, 1_800_003_600):
+        monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self, now=now: now)
+        made.append(
+            (
+                tokens.make(Purpose.UNSUBSCRIBE, subject, at=5),
+                tokens.feedback(3, 9, "less", at=5),
+                tokens.feedback(3, 9, "less"),
+            )
+        )
+    assert made[0][:2] == made[1][:2] and made[0][2] != made[1][2]
+    assert tokens.read_feedback(made[0][1]).vote == "less"
 
 
 def test_confirm_tokens_are_always_stamped_now() -> None:
