@@ -112,13 +112,10 @@ def test_why_shows_each_papers_reason_and_learned_part_and_export_has_the_votes(
     cli: Invoke, session_factory: SessionFactory
 ) -> None:
     from mailer.pipeline.learning import Learner
-    from mailer.relevance import Vote
-    from tests.test_planning_learned import NOW, planner, setup, vote
+    from tests.test_planning_learned import NOW, likes_robots_not_language, planner, setup
 
     voter, _ = setup(session_factory)
-    for i in (0, 2, 4):
-        vote(session_factory, voter, f"d1:robot:{i}", Vote.MORE)
-    vote(session_factory, voter, "d1:language:0", Vote.LESS)
+    likes_robots_not_language(session_factory, voter)
     planner(session_factory, Learner()).run(now=NOW, force=True, dry_run=False)
     why = cli("why", "voter@example.org", "--date", NOW.date().isoformat())
     assert why.code == 0, why.err

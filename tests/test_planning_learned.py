@@ -68,6 +68,13 @@ def vote(sessions: SessionFactory, subscriber_id: int, key: str, choice: Vote) -
     feedback.vote(sessions, subscriber_id, paper_id, choice, origin="email", now=NOW)
 
 
+def likes_robots_not_language(sessions: SessionFactory, voter: int) -> None:
+    """The votes most tests use: three robot papers liked, a language paper disliked."""
+    for i in (0, 2, 4):
+        vote(sessions, voter, f"d1:robot:{i}", Vote.MORE)
+    vote(sessions, voter, "d1:language:0", Vote.LESS)
+
+
 def planner(sessions: SessionFactory, learner: Learner | None) -> DigestPlanner:
     counter = iter(range(1_000_000))
     return DigestPlanner(
@@ -94,9 +101,7 @@ def test_a_voters_digest_is_ranked_by_the_votes_and_a_controls_is_untouched(
     session_factory: SessionFactory,
 ) -> None:
     voter, control = setup(session_factory)
-    for i in (0, 2, 4):
-        vote(session_factory, voter, f"d1:robot:{i}", Vote.MORE)
-    vote(session_factory, voter, "d1:language:0", Vote.LESS)
+    likes_robots_not_language(session_factory, voter)
     report = planner(session_factory, Learner()).run(now=NOW, force=True, dry_run=False)
     assert report.queued == 2
     mine = listed(session_factory, voter)

@@ -26,7 +26,14 @@ from tests.helpers.cli import (
     cli_fixture,  # noqa: F401  (the `cli` fixture)
 )
 from tests.helpers.embedding import save_tiny_model, topic_vectors
-from tests.test_planning_learned import NOW, TOPICS, listed, planner, setup, vote
+from tests.test_planning_learned import (
+    NOW,
+    TOPICS,
+    likes_robots_not_language,
+    listed,
+    planner,
+    setup,
+)
 
 TEXTS = ["robot gripper arm", "image pixels camera", "tokens grammar", "nothing known here"]
 
@@ -67,9 +74,7 @@ def test_the_learned_ranking_follows_the_models_vectors(
     session_factory: SessionFactory, model_dir: Path
 ) -> None:
     voter, control = setup(session_factory)
-    for i in (0, 2, 4):
-        vote(session_factory, voter, f"d1:robot:{i}", Vote.MORE)
-    vote(session_factory, voter, "d1:language:0", Vote.LESS)
+    likes_robots_not_language(session_factory, voter)
     embedded = Learner(store_spaces(model_dir))
     planner(session_factory, embedded).run(now=NOW, force=True, dry_run=False)
     mine = listed(session_factory, voter)
@@ -90,9 +95,7 @@ def test_also_like_offers_missed_papers_near_a_liked_one_in_the_models_space(
 ) -> None:
     model = save_tiny_model(tmp_path / "axes", topic_vectors(TOPICS))  # one axis per topic
     voter, _ = setup(session_factory)
-    for i in (0, 2, 4):
-        vote(session_factory, voter, f"d1:robot:{i}", Vote.MORE)
-    vote(session_factory, voter, "d1:language:0", Vote.LESS)
+    likes_robots_not_language(session_factory, voter)
     planner(session_factory, Learner(store_spaces(model))).run(now=NOW, force=True, dry_run=False)
     also = [m for m in listed(session_factory, voter) if m.resembles is not None]
     assert len(also) == 5 and {topic(m) for m in also} == {"robot"}
@@ -103,9 +106,7 @@ def test_the_same_votes_in_tf_idf_do_not_lift_the_vision_papers(
     session_factory: SessionFactory,
 ) -> None:
     voter, _ = setup(session_factory)
-    for i in (0, 2, 4):
-        vote(session_factory, voter, f"d1:robot:{i}", Vote.MORE)
-    vote(session_factory, voter, "d1:language:0", Vote.LESS)
+    likes_robots_not_language(session_factory, voter)
     planner(session_factory, Learner()).run(now=NOW, force=True, dry_run=False)
     top = [topic(m) for m in listed(session_factory, voter)[:10]]
     assert top[:5] == ["robot"] * 5 and "vision" not in top[:5]
