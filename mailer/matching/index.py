@@ -248,9 +248,8 @@ class PaperIndex(BatchIndex):
         for interest, slot in zip(
             profile.interests, self._interest_slots(profile.interests), strict=True
         ):
-            if slot.reasons is None:
-                slot.reasons = explainer.of_interest(interest.terms)
-            interests.append((slot.hits.scores, (interest.text,), slot.reasons))
+            reasons = self._interest_reasons(interest, slot)
+            interests.append((slot.hits.scores, (interest.text,), reasons))
         found: list[Match] = []
         for score, _, p in top:
             single = None  # the one interest matched, when only one is (most listed papers)
@@ -301,11 +300,15 @@ class PaperIndex(BatchIndex):
             found.append(match)
         return tuple(found)
 
+    def _interest_reasons(self, interest: Interest, slot: _Slot) -> Reasons:
+        """The interest's reasons per paper, made the first time one of its papers is listed."""
+        if slot.reasons is None:
+            slot.reasons = self._explainer.of_interest(interest.terms)
+        return slot.reasons
+
     def _explain_one(self, interest: Interest, slot: _Slot, score: float, p: int) -> Match:
         """The Match of paper ``p`` listed for matching one interest."""
-        reasons = slot.reasons
-        if reasons is None:
-            reasons = slot.reasons = self._explainer.of_interest(interest.terms)
+        reasons = self._interest_reasons(interest, slot)
         spans = reasons.spans.get(p)
         if spans is None:
             spans = self._explainer.spans(reasons, p)
@@ -321,9 +324,7 @@ class PaperIndex(BatchIndex):
         spans_of, papers = explainer.spans, self.papers
         entries = []
         for interest, slot in pairs:
-            reasons = slot.reasons
-            if reasons is None:
-                reasons = slot.reasons = explainer.of_interest(interest.terms)
+            reasons = self._interest_reasons(interest, slot)
             terms = reasons.parts or (reasons,)
             entries.append((slot.hits.scores, interest.text, reasons.spans, reasons.words, terms))
         found: list[Match] = []
