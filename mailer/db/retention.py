@@ -66,17 +66,18 @@ def delete_old_digests(session: Session, before: datetime, limit: int = BATCH) -
     return len(ids)
 
 
-def _unused() -> Any:
-    return ~exists(select(DigestRow.id).where(DigestRow.profile_id == DigestProfileRow.id))
+def _unused(before: datetime | None = None) -> Any:
+    """Profile texts no digest refers to (with ``before``: none once the old digests go)."""
+    used = DigestRow.profile_id == DigestProfileRow.id
+    if before is not None:
+        used = used & ~_prunable(before)
+    return ~exists(select(DigestRow.id).where(used))
 
 
 def count_unused_profiles(session: Session, before: datetime | None = None) -> int:
     """Profile texts no digest refers to (with ``before``: once the old digests are gone)."""
-    used = DigestRow.profile_id == DigestProfileRow.id
-    if before is not None:
-        used = used & ~_prunable(before)
-    query = select(func.count()).where(~exists(select(DigestRow.id).where(used)))
-    return int(session.scalar(query.select_from(DigestProfileRow)) or 0)
+    query = select(func.count()).select_from(DigestProfileRow).where(_unused(before))
+    return int(session.scalar(query) or 0)
 
 
 def delete_unused_profiles(
