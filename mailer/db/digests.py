@@ -422,8 +422,8 @@ def _load_chunk(
         .where(DigestRow.id.in_(ids))
     ).all()
     width = len(_HEAD)
-    listed = {row[0]: _unpacked(row[0], row[8]) for row in heads}
-    profiles = _profile_texts(session, {row[9] for row in heads if row[9] is not None})
+    listed = {row[0]: _unpacked(row[0], row.listing) for row in heads}  # row[0]: the digest id
+    profiles = _profile_texts(session, {row.profile_id for row in heads} - {None})
     papers = _cached_papers(
         session, {item.paper_id for items in listed.values() for item in items}, cache
     )
@@ -440,7 +440,7 @@ def _load_chunk(
     for row in heads:
         head: tuple[Any, ...] = tuple(row)
         digest_id, period, status, message_id, matched, considered, created, sent = head[:8]
-        planned = profiles.get(head[9])
+        planned = profiles.get(row.profile_id)
         subscriber = _subscriber(*head[width:])
         if planned is not None:  # the email names the interests it was planned with
             subscriber = replace(subscriber, profile=planned)
