@@ -6,7 +6,7 @@ ranks by its keyword score plus that learned score; a paper the keywords missed 
 only when it stands far above the day's average and resembles a liked example, and it ranks
 by its learned score alone (it matched no keyword). The "You may also like" papers are shown
 together, so the section goes where its best paper would rank on that one scale: the keyword
-matches scoring below it sink under it, those the votes speak against first. (The first
+matches scoring below it sink under it, in their order; with no suggestion, none sink. (The first
 version sank every match under half a standard deviation, whatever its keyword score: one
 liked paper then pushed most of a careful profile's matches under a weak suggestion.) Nothing
 here sees excluded or already-sent papers unless the caller hands them in: the caller passes
