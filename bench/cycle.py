@@ -19,11 +19,21 @@ For each database (``--db sqlite|postgres``) and size N (10k, 20k, 100k; ``--qui
             ``SmtpTransport`` over the same number of connections to the same sink;
   workers   (PostgreSQL) the planner that ``mailer worker`` runs, 1 process vs 2 on copies of
             the same due set: wall and CPU seconds, digests written, duplicates, subscribers
-            left without a digest.
+            left without a digest;
+  fleet     the real thing (``bench/fleet.py``): N ``mailer worker`` processes (``--workers``;
+            SQLite: 1) on one copy of the due set, sending to a fresh sink: time until every
+            subscriber has a digest row, to the first and last accepted message, digests/s,
+            duplicates (a (subscriber, period) twice, a Message-ID or recipient accepted twice),
+            lost (no digest, not sent), each worker's and each render process's peak RSS and
+            CPU, the sink's and PostgreSQL's, bytes per digest; then SIGTERM, each worker must
+            exit 0. A progress line every 30 s and the JSON rewritten as it goes (``--timeout``
+            stops a run and marks it incomplete).
 
     python bench/cycle.py --quick                       # 1k on SQLite, a smoke run
     python bench/cycle.py --db sqlite --sizes 10000 20000
     python bench/cycle.py --db postgres --sizes 100000 --only plan workers
+    python bench/cycle.py --db postgres --sizes 20000 --only fleet --workers 1 2
+    python bench/cycle.py --db postgres --sizes 1000000 --only fleet --workers 2 --timeout 7200
     python bench/cycle.py --profile 20000               # cProfile of the planner (dry run)
 
 Prints a table and writes bench/results/cycle.json (``--quick`` writes nothing).
@@ -40,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +62,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from backends import BackendWatch  # noqa: E402
 from cycle_store import Store, seed  # noqa: E402
+from fleet import Fleet, compare_fleets, fleet_table  # noqa: E402
 from processes import children_cpu, run_process  # noqa: E402
 from sink import Sink  # noqa: E402
 
@@ -59,7 +70,8 @@ RESULTS = ROOT / "bench" / "results" / "cycle.json"
 CONCURRENCY = 4  # MAILER_SMTP_CONCURRENCY's default
 SENDER = "Paper Digest <digest@example.org>"
 SECRET = "bench-secret-key-0123456789abcdef"
-PHASES = ("plan", "send", "raw", "workers")
+PHASES = ("plan", "send", "raw", "workers", "fleet")
+Partial = Callable[[dict[str, Any]], None]
 
 
 def _env(url: str, port: int | None = None) -> dict[str, str]:
@@ -367,9 +379,15 @@ def seeded(kind: str, count: int, folder: Path) -> Iterator[tuple[Store, dict[st
 
 
 def measure_size(
-    kind: str, count: int, phases: set[str], folder: Path, workers: list[int]
+    kind: str,
+    count: int,
+    phases: set[str],
+    folder: Path,
+    args: argparse.Namespace,
+    partial: Partial,
 ) -> dict[str, Any]:
-    """Every phase asked for, at one size, on one database."""
+    """Every phase asked for, at one size, on one database (``partial``: the row so far)."""
+    workers = args.workers
     row: dict[str, Any] = {"db": kind, "subscribers": count, "load_before": os.getloadavg()}
     with seeded(kind, count, folder) as (store, timing):
         row["seed"] = timing
@@ -390,6 +408,12 @@ def measure_size(
         if "workers" in phases and kind == "postgres":
             row["workers"] = compare_workers(store, count, workers)
             _show(row, "workers")
+        if "fleet" in phases:
+            fleet = Fleet(store, count, 1, [_mailer(), "worker"], _env, folder, args.timeout, print)
+            row["fleet"] = compare_fleets(
+                fleet, workers, lambda runs: partial(row | {"fleet": runs})
+            )
+            _show(row, "fleet")
     row["load_after"] = os.getloadavg()
     return row
 
@@ -482,6 +506,12 @@ def main() -> None:
         default=[1, 2],
         help="planner process counts the workers phase runs (default 1 2; 1M: --workers 2)",
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="seconds after which a fleet run stops its workers and reports (incomplete)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     parser.add_argument("--plan", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
@@ -501,21 +531,38 @@ def main() -> None:
 def run_all(args: argparse.Namespace) -> None:
     """Every database and size asked for; the table, and the JSON unless ``--quick``."""
     sizes = [1_000] if args.quick else args.sizes
-    rows = []
+    rows: list[dict[str, Any]] = []
     load = os.getloadavg()
+
+    def partial(row: dict[str, Any]) -> None:  # a run cut off still leaves its figures
+        if not args.quick:
+            _write(args, _report(args, [*rows, row], load, complete=False))
+
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.db:
             for count in sizes:
                 folder = Path(tmp) / f"{kind}-{count}"
                 phases = set(args.only)
-                rows.append(measure_size(kind, count, phases, folder, args.workers))
+                rows.append(measure_size(kind, count, phases, folder, args, partial))
                 print(table(rows[-1:]), flush=True)
+                if not args.quick:
+                    _write(args, _report(args, rows, load, complete=False))
     print(table(rows))
+    if any("fleet" in row for row in rows):
+        print(fleet_table(rows))
     if args.quick:
         return
-    report = {
+    _write(args, _report(args, rows, load, complete=True))
+    print(f"wrote {args.out}")
+
+
+def _report(
+    args: argparse.Namespace, rows: list[dict[str, Any]], load: tuple[float, ...], complete: bool
+) -> dict[str, Any]:
+    return {
         "benchmark": "cycle",
         "command": "python bench/cycle.py " + " ".join(sys.argv[1:]),
+        "complete": complete,  # False: written while running, or the run was cut off
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -530,12 +577,18 @@ def run_all(args: argparse.Namespace) -> None:
             "plan.per_s": "subscribers / planner seconds (send --now --dry-run's work)",
             "database_bytes_per_digest": "database growth during the send / digests queued",
             "workers": "planner processes as mailer worker runs them, on copies of one due set",
+            "fleet": "N mailer worker processes on one database to a sink; every time is from"
+            " the first worker's start; per_s = accepted / last_message_s",
         },
         "runs": rows,
     }
+
+
+def _write(args: argparse.Namespace, report: dict[str, Any]) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    partial = args.out.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    partial.replace(args.out)  # a reader never sees half a file
 
 
 if __name__ == "__main__":

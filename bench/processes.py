@@ -42,11 +42,13 @@ def _children(pid: int) -> list[int]:
 
 
 class PeakWatch:
-    """Samples the peak RSS of a process and of each of its descendants while it runs."""
+    """Samples the peak RSS and CPU seconds of a process and of each of its descendants."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peaks: dict[int, int] = {}
+        self.cpu: dict[int, float] = {}  # to the last sample before each process ended
+        self.names: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -57,6 +59,9 @@ class PeakWatch:
             while todo:
                 pid = todo.pop()
                 self.peaks[pid] = max(self.peaks.get(pid, 0), vm_hwm_kib(pid))
+                self.cpu[pid] = max(self.cpu.get(pid, 0.0), cpu_seconds(pid))
+                if pid not in self.names:
+                    self.names[pid] = _short_command(pid)
                 todo.extend(_children(pid))
 
     def stop(self) -> dict[str, float]:
@@ -68,6 +73,33 @@ class PeakWatch:
             "children_peak_rss_mib": round(max(others, default=0) / 1024, 1),
             "children": len(others),
         }
+
+    def each(self) -> list[dict[str, Any]]:
+        """Every process seen, the watched one first: pid, what it runs, peak RSS, CPU."""
+        return [
+            {
+                "pid": pid,
+                "command": self.names.get(pid, ""),
+                "peak_rss_mib": round(self.peaks[pid] / 1024, 1),
+                "cpu_s": round(self.cpu.get(pid, 0.0), 2),
+            }
+            for pid in sorted(self.peaks, key=lambda pid: (pid != self.pid, pid))
+            if self.peaks[pid]  # a process gone before its first sample
+        ]
+
+
+def _short_command(pid: int) -> str:
+    """A process's command line, cut short (spawned Python children show what they run)."""
+    try:
+        parts = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return ""
+    words = [
+        Path(p.decode(errors="replace")).name if i == 0 else p.decode(errors="replace")
+        for i, p in enumerate(parts)
+        if p
+    ]
+    return " ".join(words)[:120]
 
 
 def run_process(

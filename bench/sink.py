@@ -1,15 +1,22 @@
 """An SMTP sink for benchmarks, in its own process: records when each message was accepted.
 
 python bench/sink.py PORT      # what ``Sink()`` starts; one ``dump DIR`` line per report
+
+Memory stays flat at a million messages: counts and times are running figures, and an 8-byte
+hash of each Message-ID and recipient goes into a typed array (16 bytes a message, to count
+duplicates); bodies are kept for the first ``SAMPLES`` only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import subprocess
 import sys
 import time
+from array import array
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -23,48 +30,110 @@ def sink_main(port: int) -> None:
 
     Each line ``dump DIR`` on stdin writes what was recorded since the last dump to
     ``DIR/stats.json`` (and the first ``SAMPLES`` messages to ``DIR/NNN.eml``), then starts
-    afresh; end of input stops the server.
+    afresh; ``peek DIR`` writes the same counts without the samples and without starting
+    afresh (a progress reading); end of input stops the server.
     """
     from aiosmtpd.controller import Controller
-
-    class Recorder:
-        def __init__(self) -> None:
-            self.times: list[float] = []
-            self.sizes: list[int] = []
-            self.samples: list[bytes] = []
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            data = envelope.original_content or envelope.content
-            self.times.append(time.time())
-            self.sizes.append(len(data))
-            if len(self.samples) < SAMPLES:
-                self.samples.append(data)
-            return "250 OK"
 
     recorder = Recorder()
     controller = Controller(recorder, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         for line in sys.stdin:
-            folder = Path(line.split(maxsplit=1)[1].strip())
-            times, sizes, samples = recorder.times, recorder.sizes, recorder.samples
-            recorder.times, recorder.sizes, recorder.samples = [], [], []
-            _write_dump(folder, times, sizes, samples)
+            verb, _, where = line.strip().partition(" ")
+            if verb == "peek":
+                _write_stats(Path(where), recorder.stats())
+                continue
+            current, recorder.current = recorder.current, Recorded()
+            _write_dump(Path(where), current)
     finally:
         controller.stop()
 
 
-def _write_dump(folder: Path, times: list[float], sizes: list[int], samples: list[bytes]) -> None:
+class Recorded:
+    """What the sink accepted since the last dump: running figures and two flat hash arrays."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.total_bytes = 0
+        self.message_ids = array("Q")  # 8-byte hashes: duplicates found by sorting at the end
+        self.recipients = array("Q")
+        self.samples: list[bytes] = []
+
+    def add(self, data: bytes, recipients: list[str]) -> None:
+        now = time.time()
+        self.first = now if self.first is None else min(self.first, now)
+        self.last = now if self.last is None else max(self.last, now)
+        self.count += 1
+        self.total_bytes += len(data)
+        self.message_ids.append(_hash(_message_id(data)))
+        self.recipients.extend(_hash(r.lower().encode()) for r in recipients)
+        if len(self.samples) < SAMPLES:
+            self.samples.append(data)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "first": self.first,
+            "last": self.last,
+            "mean_bytes": round(self.total_bytes / self.count) if self.count else 0,
+        }
+
+
+class Recorder:
+    """The aiosmtpd handler: every accepted message goes into the current ``Recorded``."""
+
+    def __init__(self) -> None:
+        self.current = Recorded()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        data = envelope.original_content or envelope.content
+        self.current.add(data, list(envelope.rcpt_tos))
+        return "250 OK"
+
+    def stats(self) -> dict[str, Any]:
+        return self.current.stats()
+
+
+def _message_id(data: bytes) -> bytes:
+    """The Message-ID header's value (empty when there is none), read from the header block."""
+    end = data.find(b"\r\n\r\n")
+    head = (data if end < 0 else data[:end]).lower()
+    start = head.find(b"\nmessage-id:")
+    if start < 0:
+        return b""
+    stop = head.find(b"\n", start + 1)
+    return head[start + len(b"\nmessage-id:") : None if stop < 0 else stop].strip()
+
+
+def _hash(value: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(value, digest_size=8).digest(), "little")
+
+
+def _duplicates(hashes: array[int]) -> int:
+    """Entries that repeat an earlier one (a hash seen k times counts k - 1)."""
+    ordered = sorted(hashes)
+    return sum(1 for a, b in pairwise(ordered) if a == b)
+
+
+def _write_dump(folder: Path, recorded: Recorded) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for n, data in enumerate(samples):
+    for n, data in enumerate(recorded.samples):
         (folder / f"{n:03d}.eml").write_bytes(data)
-    stats = {
-        "count": len(times),
-        "first": min(times, default=None),
-        "last": max(times, default=None),
-        "mean_bytes": round(sum(sizes) / len(sizes)) if sizes else 0,
+    stats = recorded.stats() | {
+        "duplicate_message_ids": _duplicates(recorded.message_ids),
+        "duplicate_recipients": _duplicates(recorded.recipients),
     }
-    (folder / "stats.json").write_text(json.dumps(stats))
+    _write_stats(folder, stats)
+
+
+def _write_stats(folder: Path, stats: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / "stats.json.tmp"
+    partial.write_text(json.dumps(stats))
+    partial.replace(folder / "stats.json")  # whole or absent for the reader
 
 
 class Sink:
@@ -88,14 +157,20 @@ class Sink:
 
     def dump(self, folder: Path) -> dict[str, Any]:
         """What the sink accepted since the last dump (samples kept in ``folder``)."""
+        return self._ask("dump", folder)
+
+    def peek(self, folder: Path) -> dict[str, Any]:
+        """What the sink accepted since the last dump so far: count, first and last times."""
+        return self._ask("peek", folder)
+
+    def _ask(self, verb: str, folder: Path) -> dict[str, Any]:
         assert self.proc.stdin is not None
         stats = folder / "stats.json"
         stats.unlink(missing_ok=True)
-        self.proc.stdin.write(f"dump {folder}\n")
+        self.proc.stdin.write(f"{verb} {folder}\n")
         self.proc.stdin.flush()
         while not stats.exists():
-            time.sleep(0.05)
-        time.sleep(0.05)  # written in one call; let it land
+            time.sleep(0.02)
         result: dict[str, Any] = json.loads(stats.read_text())
         return result
 
