@@ -8,13 +8,16 @@ planner's own learner (``Learner.digest`` over the day's window from the databas
 The figure that counts is on researchers we do not have, so each persona in turn is held out:
 the cell best on the other five (mean of nDCG@10 and R@25 over both profile kinds) is scored on
 the held-out one, and the held-out means are printed beside the in-sample ones (the cell best
-on all six, scored on all six). Three searches over the same grid: the representation alone
+on all six, scored on all six). Four searches over the same grid: the representation alone
 (the ranking's ``Tuning`` at its defaults), where the keyword matches the votes speak against
 go (``sink_below``: the first version's fixed thresholds, or ``None``, below the "You may also
-like" section when its best paper outscores them; everything else at its defaults), and every
-knob at once, the check that more knobs would only fit these six. Ties go to the cell listed
-first (the simpler or previous settings). Two baselines are scored in the same run: the first
-version of issue 18 and the settings before the sinking rule changed.
+like" section when its best paper outscores them; everything else at its defaults), the "You
+may also like" section (``also_above``, how far above the day's average a missed paper must
+stand, and ``also_fills``, whether it may take the places the keyword matches leave free), and
+every knob at once, the check that more knobs would only fit these six. Ties go to the cell
+listed first (the simpler or previous settings). Three baselines are scored in the same run:
+the first version of issue 18, the settings before the sinking rule changed, and those before
+the section could fill the digest ("five also").
 
     python bench/relevance_tune.py       # table + bench/results/relevance_tune.json
 """
@@ -31,7 +34,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,7 @@ TUNING_GRID: dict[str, tuple[Any, ...]] = {
     "background": (1.0, 0.5),
     "sink_below": (0.5, None, 1.0, 1.5),
     "also_above": (1.5, 1.0, 2.0),
+    "also_fills": (False, True),
 }
 OBJECTIVE = ("ndcg10", "r25")  # the goals' two figures, for both profile kinds
 
@@ -202,12 +206,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         engine = Engine(papers, Path(folder))
         day2 = Day2(engine, personas)
-        # The first version of issue 18, and the settings before the sinking rule changed.
+        # The first version of issue 18, the settings before the sinking rule changed, and
+        # those before "also like" could fill the digest.
+        five = Tuning(also_above=1.5, also_fills=False)
         baselines = {
             "first": day2.figures(
-                StoreSpace(representation=Representation(1, False)), Tuning(sink_below=0.5)
+                StoreSpace(representation=Representation(1, False)),
+                replace(five, sink_below=0.5),
             ),
-            "threshold": day2.figures(StoreSpace(), Tuning(sink_below=0.5)),
+            "threshold": day2.figures(StoreSpace(), replace(five, sink_below=0.5)),
+            "five also": day2.figures(StoreSpace(), five),
         }
         for shape in cells(REPRESENTATION_GRID):
             spaces = StoreSpace(representation=Representation(**shape))
@@ -218,7 +226,7 @@ def main() -> None:
     searches = {
         "representation": leave_one_out(only(grid, REPRESENTATION_GRID), ids),
         "sink rule": leave_one_out(only(grid, ("sink_below",)), ids),
-        "also like": leave_one_out(only(grid, ("also_above",)), ids),
+        "also like": leave_one_out(only(grid, ("also_above", "also_fills")), ids),
         "every knob": leave_one_out(grid, ids),
     }
     print(table(searches, ids, baselines))

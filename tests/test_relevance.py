@@ -6,7 +6,7 @@ from mailer.matching import PaperIndex, parse_profile
 from mailer.models import Paper
 from mailer.relevance import Example, TextSpace, Vote, learn, paper_text
 from mailer.relevance.digest import learned_digest
-from mailer.relevance.ranking import ALSO_CAP, personalise
+from mailer.relevance.ranking import ALSO_CAP, also_room, personalise
 from mailer.relevance.space import Representation
 from mailer.relevance.tuning import Tuning
 
@@ -84,6 +84,33 @@ def test_also_like_suggests_close_missed_papers_named_by_the_liked_one_and_is_ca
     assert {topic_of(m.paper) for m in also} == {"robot"}
     assert all(m.interests == () and m.resembles in {e.title for e in liked} for m in also)
     assert not {m.paper.id for m in also} & {e.paper_id for e in liked}
+
+
+def test_also_like_fills_the_places_a_few_keyword_matches_leave_free_in_the_digest() -> None:
+    store, index, space = setup()
+    model = learn(space, [example(store[0], Vote.MORE), example(store[2], Vote.MORE)])
+    assert model is not None
+    window, profile = space.paper_vectors(index.papers), parse_profile("segmentation")
+    total = learned_digest(index, window, profile, model, limit=25).total
+    assert 0 < total < 25 - ALSO_CAP  # a hurried reader's word: a handful of matches
+    fills = learned_digest(index, window, profile, model, limit=25).matches
+    also = [m for m in fills if m.resembles is not None]
+    assert ALSO_CAP < len(also) <= 25 - total and len(fills) <= 25
+    assert {topic_of(m.paper) for m in also} == {"robot"}
+    # The first version's cap: five at most, however much room the digest had.
+    capped = learned_digest(
+        index, window, profile, model, limit=25, tuning=Tuning(also_fills=False)
+    ).matches
+    assert sum(m.resembles is not None for m in capped) == ALSO_CAP
+    # A digest the keyword matches fill still gets the section, at its cap.
+    many = learned_digest(index, window, parse_profile("learning"), model, limit=10).matches
+    assert sum(m.resembles is not None for m in many) == ALSO_CAP
+
+
+def test_the_also_like_room_is_the_cap_or_the_digests_free_places_and_zero_stays_off() -> None:
+    assert also_room(5, 25, 3) == 22 and also_room(5, 25, 20) == 5 and also_room(5, 25, 80) == 5
+    assert also_room(5, 25, 3, Tuning(also_fills=False)) == 5
+    assert also_room(0, 25, 3) == 0 and also_room(-1, 25, 3) == 0
 
 
 def test_the_also_like_section_ranks_where_its_best_paper_would_and_sinks_only_below_it() -> None:

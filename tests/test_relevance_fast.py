@@ -14,7 +14,7 @@ from scipy import sparse
 
 from mailer.relevance import Vote, learn
 from mailer.relevance.model import ReaderModel, _weighted_sum
-from mailer.relevance.ranking import Pick, _also, personalise, standardised
+from mailer.relevance.ranking import Pick, _also, also_room, personalise, standardised
 from mailer.relevance.tuning import Tuning
 from tests import test_relevance as small
 
@@ -100,5 +100,6 @@ def test_the_model_and_the_ranking_equal_scipys_products_on_the_small_store() ->
         keyword = list(range(0, 40, 2))
         found = personalise(model, window, keyword, [1.0] * 20, blocked=[1, 3], also_cap=3)
         z = standardised(model, window)
-        also = reference_also(model, window, z, set(keyword) | {1, 3}, 3, Tuning())
+        room = also_room(3, 25, len(keyword))  # 20 matches of 25 places: 5 free
+        also = reference_also(model, window, z, set(keyword) | {1, 3}, room, Tuning())
         assert found.also == also
