@@ -6,7 +6,7 @@ from mailer.matching import PaperIndex, parse_profile
 from mailer.models import Paper
 from mailer.relevance import Example, TextSpace, Vote, learn, paper_text
 from mailer.relevance.digest import learned_digest
-from mailer.relevance.ranking import ALSO_CAP, also_room, personalise
+from mailer.relevance.ranking import ALSO_CAP, ALSO_ROOM_CAP, also_room, personalise
 from mailer.relevance.space import Representation
 from mailer.relevance.tuning import Tuning
 
@@ -95,7 +95,7 @@ def test_also_like_fills_the_places_a_few_keyword_matches_leave_free_in_the_dige
     assert 0 < total < 25 - ALSO_CAP  # a hurried reader's word: a handful of matches
     fills = learned_digest(index, window, profile, model, limit=25).matches
     also = [m for m in fills if m.resembles is not None]
-    assert ALSO_CAP < len(also) <= 25 - total and len(fills) <= 25
+    assert ALSO_CAP < len(also) <= min(25 - total, ALSO_ROOM_CAP) and len(fills) <= 25
     assert {topic_of(m.paper) for m in also} == {"robot"}
     # The first version's cap: five at most, however much room the digest had.
     capped = learned_digest(
@@ -108,7 +108,8 @@ def test_also_like_fills_the_places_a_few_keyword_matches_leave_free_in_the_dige
 
 
 def test_the_also_like_room_is_the_cap_or_the_digests_free_places_and_zero_stays_off() -> None:
-    assert also_room(5, 25, 3) == 22 and also_room(5, 25, 20) == 5 and also_room(5, 25, 80) == 5
+    assert also_room(5, 25, 18) == 7 and also_room(5, 25, 20) == 5 and also_room(5, 25, 80) == 5
+    assert also_room(5, 25, 3) == ALSO_ROOM_CAP == 10  # never more than ten suggestions
     assert also_room(5, 25, 3, Tuning(also_fills=False)) == 5
     assert also_room(0, 25, 3) == 0 and also_room(-1, 25, 3) == 0
 

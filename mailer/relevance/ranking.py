@@ -6,7 +6,7 @@ ranks by its keyword score plus that learned score; a paper the keywords missed 
 only when it stands well above the day's average (``tuning.also_above``) and resembles a liked
 example, and it ranks by its learned score alone (it matched no keyword). There are
 ``ALSO_CAP`` suggestions at most, or as many as the places the keyword matches leave free in
-the digest (``also_room``). The "You may also like" papers are shown
+the digest up to ``ALSO_ROOM_CAP`` (``also_room``). The "You may also like" papers are shown
 together, so the section goes where its best paper would rank on that one scale: the keyword
 matches scoring below it sink under it, in their order; with no suggestion, none sink. (The first
 version sank every match under half a standard deviation, whatever its keyword score: one
@@ -45,6 +45,8 @@ from mailer.relevance.model import ReaderModel
 from mailer.relevance.tuning import DEFAULT, Tuning
 
 ALSO_CAP = 5  # "also like" papers at least; more when the keyword matches leave room
+# ... but never more than this: the section adds to a keyword digest, it does not replace one.
+ALSO_ROOM_CAP = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +119,12 @@ def also_room(cap: int, limit: int, matches: int, tuning: Tuning = DEFAULT) -> i
     """How many "You may also like" papers a digest of ``limit`` papers may take.
 
     ``cap`` always (0 turns the section off); with ``tuning.also_fills``, the places the
-    ``matches`` keyword matches leave free too: a hurried reader's two words may match only a
-    handful of papers, and the digest they asked for holds ``limit``."""
+    ``matches`` keyword matches leave free too, up to ``ALSO_ROOM_CAP``: a hurried reader's
+    two words may match only a handful of papers of the ``limit`` the digest holds, but the
+    keywords stay the contract, so suggestions never outnumber them by far."""
     if cap <= 0 or not tuning.also_fills:
         return max(cap, 0)
-    return max(cap, limit - matches)
+    return max(cap, min(limit - matches, ALSO_ROOM_CAP))
 
 
 def _split(
