@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Set
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from scipy import sparse
 
@@ -53,10 +53,24 @@ def learned_digest(
     matches = []
     for pick in chosen.ordered:
         if pick.resembles is None:
-            matches.append(replace(by_index[pick.index], learned=pick.learned))
+            matches.append(_with_learned(by_index[pick.index], pick.learned))
         else:
             matches.append(_also_match(index, model, pick))
     return LearnedDigest(total, tuple(matches))
+
+
+def _with_learned(match: Match, learned: float) -> Match:
+    # The constructor, not ``dataclasses.replace``: replace looks the fields up on every call,
+    # and a digest makes 25 of these (a tenth of the learned digest's time).
+    return Match(
+        match.paper,
+        match.score,
+        match.interests,
+        match.terms,
+        match.spans,
+        learned=learned,
+        resembles=match.resembles,
+    )
 
 
 def _also_match(index: PaperIndex, model: ReaderModel, pick: Pick) -> Match:
