@@ -36,6 +36,18 @@ def test_the_query_sum_is_scipys_transposed_product_bit_for_bit(seed: int) -> No
     assert np.array_equal(_weighted_sum(rows, weights), expected)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_standardised_scores_equal_numpys_mean_and_std_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    window = random_rows(3000 + seed, 1 + 97 * seed)
+    query = rng.normal(size=window.shape[1]) * 10.0 ** rng.integers(-3, 4)
+    model = ReaderModel(query, random_rows(seed, 2), np.array([0], dtype=np.int64), ("a",))
+    raw = np.asarray(window.dot(query)).ravel()
+    spread = float(raw.std())
+    expected = (raw - float(raw.mean())) / spread if spread > 0 else np.zeros_like(raw)
+    assert np.array_equal(standardised(model, window), expected)
+
+
 def reference_also(
     model: ReaderModel, window: sparse.csr_matrix, z: np.ndarray, skip: set[int], cap: int,
     tuning: Tuning,

@@ -79,8 +79,12 @@ def standardised(model: ReaderModel, window: sparse.csr_matrix) -> np.ndarray:
     raw = np.asarray(window.dot(model.query)).ravel()
     if raw.size == 0:
         return raw
-    spread = float(raw.std())
-    return (raw - float(raw.mean())) / spread if spread > 0 else np.zeros_like(raw)
+    # numpy's ``std`` and ``mean`` spelled out (the same sums and divisions, so the same
+    # floats): its wrappers cost more than the arithmetic on a thousand papers, and the
+    # deviations are computed once instead of twice.
+    deviations = raw - np.add.reduce(raw) / raw.size
+    spread = float(np.sqrt(np.add.reduce(deviations * deviations) / raw.size))
+    return deviations / spread if spread > 0 else np.zeros_like(raw)
 
 
 def personalise(
