@@ -28,10 +28,10 @@ from mailer.db.feedback import StoredExample
 from mailer.db.session import SessionFactory
 from mailer.matching import PaperIndex, Profile
 from mailer.pipeline.encoder import load_encoder
-from mailer.relevance import Example, TextSpace, Vote, learn
+from mailer.relevance import ReaderModel, TextSpace, Vote
 from mailer.relevance.digest import LearnedDigest, learned_digest
 from mailer.relevance.embedding import EMBEDDING_REPRESENTATION, EmbeddingSpace
-from mailer.relevance.model import MAX_EXAMPLES
+from mailer.relevance.model import MAX_EXAMPLES, learn_rows
 from mailer.relevance.space import DEFAULT_REPRESENTATION, Representation, Space
 from mailer.relevance.tuning import DEFAULT, Tuning
 
@@ -76,15 +76,16 @@ class StoreSpace:
             return self._space
 
     def vectors(
-        self, space: Space, keys: Sequence[Hashable], texts: Sequence[str]
+        self, space: Space, keys: Sequence[Hashable], text_of: Callable[[int], str]
     ) -> sparse.csr_matrix:
-        """Rows for ``texts``, each kept under its key while ``space`` is current."""
+        """Rows for ``keys``, each kept under its key while ``space`` is current; ``text_of(i)``
+        is the ``i``-th key's text, made only when its row is not kept (most are)."""
         with self._lock:
             cache = self._vectors if space is self._space else {}
             found = [cache.get(key) for key in keys]
         missing = [i for i, row in enumerate(found) if row is None]
         if missing:
-            fresh = space.vectors([texts[i] for i in missing])
+            fresh = space.vectors([text_of(i) for i in missing])
             for n, i in enumerate(missing):
                 start, end = fresh.indptr[n], fresh.indptr[n + 1]
                 found[i] = (fresh.indices[start:end].copy(), fresh.data[start:end].copy())
@@ -124,19 +125,25 @@ def store_spaces(model: Path | None) -> StoreSpace:
     return StoreSpace(EMBEDDING_SAMPLE, EMBEDDING_REPRESENTATION, build, cache=0)
 
 
-def examples_of(stored: Sequence[StoredExample], space: Space) -> list[Example]:
-    """Stored examples as the model takes them, in ``space``'s representation."""
-    said = space.representation.text
-    return [
-        Example(Vote(s.vote), s.title, said(s.title, s.abstract), s.paper_id)
-        for s in stored
-        if s.vote in (1, -1)
-    ]
+def _usable(stored: Sequence[StoredExample]) -> list[StoredExample]:
+    """The examples a model learns from: those voted 1 ("more") or -1 ("less")."""
+    return [s for s in stored if s.vote in (1, -1)]
 
 
-def _texts(stored: Sequence[StoredExample], space: Space) -> list[str]:
+def _model(
+    spaces: StoreSpace, space: Space, stored: Sequence[StoredExample], tuning: Tuning
+) -> ReaderModel | None:
+    """The reader's model from the rows ``spaces`` keeps; a text is made only for a row it
+    does not keep (after a fetch), not for every example of every voter."""
+    usable = _usable(stored)
     said = space.representation.text
-    return [said(s.title, s.abstract) for s in stored]
+
+    def text_of(i: int) -> str:
+        return said(usable[i].title, usable[i].abstract)
+
+    rows = spaces.vectors(space, [_key(s) for s in usable], text_of)
+    votes = [Vote(s.vote) for s in usable]
+    return learn_rows(space, votes, [s.title for s in usable], rows, tuning=tuning)
 
 
 def _key(stored: StoredExample) -> Hashable:
@@ -180,13 +187,7 @@ class Learner:
         if not stored:
             return None
         space = self._space_for(session)
-        vectors = self._spaces.vectors(space, [_key(s) for s in stored], _texts(stored, space))
-        model = learn(
-            space,
-            examples_of(stored, space),
-            vectors,
-            tuning=self._tuning,
-        )
+        model = _model(self._spaces, space, stored, self._tuning)
         if model is None:
             return None
         voted = frozenset(s.paper_id for s in stored if s.paper_id is not None)
@@ -214,7 +215,9 @@ class Learner:
         papers = index.papers
         keys = [("paper", p.id) if p.id is not None else ("key", p.key) for p in papers]
         said = space.representation.text
-        found = self._spaces.vectors(space, keys, [said(p.title, p.abstract) for p in papers])
+        found = self._spaces.vectors(
+            space, keys, lambda i: said(papers[i].title, papers[i].abstract)
+        )
         self._windows[id(index)] = (index, found)
         return found
 
@@ -240,8 +243,7 @@ def reader_taste(
         space = spaces.get(session)
     if not isinstance(space, TextSpace):
         return Taste((), ())
-    vectors = spaces.vectors(space, [_key(s) for s in mine], _texts(mine, space))
-    model = learn(space, examples_of(mine, space), vectors)
+    model = _model(spaces, space, mine, DEFAULT)
     if model is None:
         return Taste((), ())
     more, less = model.top_terms(space)

@@ -60,17 +60,34 @@ def learn(
     if not examples or space.size == 0 or space.background is None:
         return None
     rows = vectors if vectors is not None else space.vectors([e.text for e in examples])
-    liked = [i for i, e in enumerate(examples) if e.vote is Vote.MORE]
-    disliked = len(examples) - len(liked)
+    votes = [e.vote for e in examples]
+    return learn_rows(space, votes, [e.title for e in examples], rows, tuning=tuning)
+
+
+def learn_rows(
+    space: Space,
+    votes: Sequence[Vote],
+    titles: Sequence[str],
+    rows: sparse.csr_matrix,
+    *,
+    tuning: Tuning = DEFAULT,
+) -> ReaderModel | None:
+    """``learn`` from the examples' votes, titles and rows in ``space``: what the planner has
+    when the rows come from its cache, without the texts it would only need on a miss."""
+    if not votes or space.size == 0 or space.background is None:
+        return None
+    liked = [i for i, vote in enumerate(votes) if vote is Vote.MORE]
+    disliked = len(votes) - len(liked)
     # Each row's weight in the query: the centroids' means, signed; one weighted sum.
     weights = np.array(
-        [1.0 / len(liked) if e.vote is Vote.MORE else -tuning.disliked / disliked for e in examples]
+        [1.0 / len(liked) if vote is Vote.MORE else -tuning.disliked / disliked for vote in votes]
     )
     query = _weighted_sum(rows, weights)
     if liked:  # the background only sharpens a taste; alone it would favour odd papers
         query -= tuning.background * space.background
-    titles = tuple(examples[i].title for i in liked)
-    return ReaderModel(query, rows, np.asarray(liked, dtype=np.int64), titles)
+    return ReaderModel(
+        query, rows, np.asarray(liked, dtype=np.int64), tuple(titles[i] for i in liked)
+    )
 
 
 def _weighted_sum(rows: sparse.csr_matrix, weights: np.ndarray) -> np.ndarray:
