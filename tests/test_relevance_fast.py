@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from mailer.matching.postings import iter_bits
 from mailer.relevance import Vote, learn
+from mailer.relevance.digest import _set_bits
 from mailer.relevance.model import ReaderModel, _weighted_sum
 from mailer.relevance.ranking import Pick, _also, also_room, personalise, standardised
 from mailer.relevance.tuning import Tuning
@@ -46,6 +48,16 @@ def test_standardised_scores_equal_numpys_mean_and_std_bit_for_bit(seed: int) ->
     spread = float(raw.std())
     expected = (raw - float(raw.mean())) / spread if spread > 0 else np.zeros_like(raw)
     assert np.array_equal(standardised(model, window), expected)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_blocked_rows_are_the_set_bits_iter_bits_yields(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(0, 2000)) if seed else 0
+    chosen = rng.random(count) < rng.random()
+    bits = sum(1 << int(i) for i in np.flatnonzero(chosen))
+    found = _set_bits(bits, count)
+    assert found.tolist() == list(iter_bits(bits)) == np.flatnonzero(chosen).tolist()
 
 
 def reference_also(

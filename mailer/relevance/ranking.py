@@ -93,7 +93,7 @@ def personalise(
     rows: Sequence[int],
     scores: Sequence[float],
     *,
-    blocked: Iterable[int] = (),
+    blocked: Iterable[int] | np.ndarray = (),
     limit: int = 25,
     also_cap: int = ALSO_CAP,
     tuning: Tuning = DEFAULT,
@@ -101,7 +101,8 @@ def personalise(
     """Re-rank ``keyword`` (every keyword match) and pick the "also like" papers.
 
     ``window`` holds the day's papers as rows; ``blocked`` are rows never to suggest
-    (excluded by the profile, already sent, voted on already).
+    (excluded by the profile, already sent, voted on already), any iterable or an array of
+    row numbers.
     """
     z = standardised(model, window)
     where = np.asarray(rows, dtype=np.int64)
@@ -112,7 +113,8 @@ def personalise(
     ranked = [Pick(int(where[i]), float(combined[i]), float(learned[i])) for i in top]
     skip = np.zeros(z.size, dtype=bool)  # a mask, not a set: no Python int per paper
     skip[where] = True
-    skip[np.fromiter(blocked, dtype=np.int64)] = True
+    listed = blocked if isinstance(blocked, np.ndarray) else np.fromiter(blocked, dtype=np.int64)
+    skip[listed] = True
     cap = also_room(also_cap, limit, len(where), tuning)
     also = _also(model, window, z, skip, cap, tuning)
     picks, sunk = _split(ranked, z, also, tuning)
