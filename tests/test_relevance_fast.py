@@ -15,7 +15,7 @@ from scipy import sparse
 from mailer.matching.postings import iter_bits
 from mailer.relevance import Vote, learn
 from mailer.relevance.digest import _set_bits
-from mailer.relevance.model import ReaderModel, _weighted_sum
+from mailer.relevance.model import ReaderModel, _weighted_sum, background_offset, learn_rows
 from mailer.relevance.ranking import Pick, _also, also_room, personalise, standardised
 from mailer.relevance.tuning import Tuning
 from tests import test_relevance as small
@@ -127,3 +127,19 @@ def test_the_model_and_the_ranking_equal_scipys_products_on_the_small_store() ->
         room = also_room(3, 25, len(keyword))  # 20 matches of 25 places: 5 free
         also = reference_also(model, window, z, set(keyword) | {1, 3}, room, Tuning())
         assert found.also == also
+
+
+def test_learning_from_kept_rows_and_offset_equals_learning_from_the_texts() -> None:
+    store, _, space = small.setup()
+    votes = [Vote.MORE, Vote.LESS, Vote.MORE, Vote.LESS, Vote.LESS]
+    offset = background_offset(space)
+    for start in range(0, 30, 3):
+        chosen = [small.example(p, v) for p, v in zip(store[start::7], votes, strict=False)]
+        expected = learn(space, chosen)
+        rows = space.vectors([e.text for e in chosen])
+        found = learn_rows(space, [e.vote for e in chosen], [e.title for e in chosen], rows,
+                           offset=offset)  # fmt: skip
+        assert expected is not None and found is not None
+        assert np.array_equal(found.query, expected.query)
+        assert np.array_equal(found.liked_rows, expected.liked_rows)
+        assert found.liked_titles == expected.liked_titles

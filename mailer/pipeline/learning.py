@@ -31,7 +31,7 @@ from mailer.pipeline.encoder import load_encoder
 from mailer.relevance import ReaderModel, TextSpace, Vote
 from mailer.relevance.digest import LearnedDigest, learned_digest
 from mailer.relevance.embedding import EMBEDDING_REPRESENTATION, EmbeddingSpace
-from mailer.relevance.model import MAX_EXAMPLES, learn_rows
+from mailer.relevance.model import MAX_EXAMPLES, background_offset, learn_rows
 from mailer.relevance.space import DEFAULT_REPRESENTATION, Representation, Space
 from mailer.relevance.tuning import DEFAULT, Tuning
 
@@ -130,8 +130,15 @@ def _usable(stored: Sequence[StoredExample]) -> list[StoredExample]:
     return [s for s in stored if s.vote in (1, -1)]
 
 
+_VOTES = {int(vote): vote for vote in Vote}  # a lookup, not Vote(): a third of the time
+
+
 def _model(
-    spaces: StoreSpace, space: Space, stored: Sequence[StoredExample], tuning: Tuning
+    spaces: StoreSpace,
+    space: Space,
+    stored: Sequence[StoredExample],
+    tuning: Tuning,
+    offset: np.ndarray | None = None,
 ) -> ReaderModel | None:
     """The reader's model from the rows ``spaces`` keeps; a text is made only for a row it
     does not keep (after a fetch), not for every example of every voter."""
@@ -142,8 +149,9 @@ def _model(
         return said(usable[i].title, usable[i].abstract)
 
     rows = spaces.vectors(space, [_key(s) for s in usable], text_of)
-    votes = [Vote(s.vote) for s in usable]
-    return learn_rows(space, votes, [s.title for s in usable], rows, tuning=tuning)
+    votes = [_VOTES[s.vote] for s in usable]
+    titles = [s.title for s in usable]
+    return learn_rows(space, votes, titles, rows, tuning=tuning, offset=offset)
 
 
 def _key(stored: StoredExample) -> Hashable:
@@ -160,6 +168,7 @@ class Learner:
         self._spaces = spaces
         self._tuning = tuning
         self._space: Space | None = None
+        self._offset: np.ndarray | None = None  # the space's background_offset, once a run
         self._stored: dict[int, list[StoredExample]] = {}
         # By index identity; the index is held too, so its id is not reused during the run.
         self._windows: dict[int, tuple[PaperIndex, sparse.csr_matrix]] = {}
@@ -187,7 +196,7 @@ class Learner:
         if not stored:
             return None
         space = self._space_for(session)
-        model = _model(self._spaces, space, stored, self._tuning)
+        model = _model(self._spaces, space, stored, self._tuning, self._offset)
         if model is None:
             return None
         voted = frozenset(s.paper_id for s in stored if s.paper_id is not None)
@@ -206,6 +215,8 @@ class Learner:
     def _space_for(self, session: Session) -> Space:
         if self._space is None:  # one space for the whole run, even if a fetch lands meanwhile
             self._space = self._spaces.get(session)
+            if self._space.size and self._space.background is not None:
+                self._offset = background_offset(self._space, self._tuning)
         return self._space
 
     def _window(self, space: Space, index: PaperIndex) -> sparse.csr_matrix:

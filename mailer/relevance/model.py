@@ -71,9 +71,13 @@ def learn_rows(
     rows: sparse.csr_matrix,
     *,
     tuning: Tuning = DEFAULT,
+    offset: np.ndarray | None = None,
 ) -> ReaderModel | None:
     """``learn`` from the examples' votes, titles and rows in ``space``: what the planner has
-    when the rows come from its cache, without the texts it would only need on a miss."""
+    when the rows come from its cache, without the texts it would only need on a miss.
+
+    ``offset`` is ``background_offset(space, tuning)`` when the caller keeps it for many
+    readers (the same floats; a pass over every term saved per reader)."""
     if not votes or space.size == 0 or space.background is None:
         return None
     liked = [i for i, vote in enumerate(votes) if vote is Vote.MORE]
@@ -84,10 +88,16 @@ def learn_rows(
     )
     query = _weighted_sum(rows, weights)
     if liked:  # the background only sharpens a taste; alone it would favour odd papers
-        query -= tuning.background * space.background
+        query -= background_offset(space, tuning) if offset is None else offset
     return ReaderModel(
         query, rows, np.asarray(liked, dtype=np.int64), tuple(titles[i] for i in liked)
     )
+
+
+def background_offset(space: Space, tuning: Tuning = DEFAULT) -> np.ndarray:
+    """What a reader's query subtracts for the average paper (every reader of ``space``)."""
+    assert space.background is not None
+    return tuning.background * space.background
 
 
 def _weighted_sum(rows: sparse.csr_matrix, weights: np.ndarray) -> np.ndarray:
