@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mailer.models import Span
 from mailer.rendering import SNIPPET_CHARS, Segment, segments, snippet
-from mailer.rendering.snippets import _tidy
+from mailer.rendering.snippets import _single_spaced, _tidy
 
 
 def words(n: int, word: str = "filler") -> str:
@@ -128,3 +128,31 @@ def _tidy_reference(runs: list[tuple[str, bool]]) -> list[Segment]:
 )
 def test_tidy_equals_the_piece_by_piece_reference(runs: list[tuple[str, bool]]) -> None:
     assert _tidy(runs) == _tidy_reference(runs)
+
+
+@given(
+    st.text(alphabet=st.sampled_from("ab \n\t\u00a0\u2003\u3000."), max_size=40),
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=5),
+)
+def test_segments_skip_collapsing_only_when_it_changes_nothing(
+    text: str, pairs: list[tuple[int, int]]
+) -> None:
+    """``_single_spaced`` texts skip the substitution: the runs must come out the same."""
+    spans = sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b})
+    disjoint = [s for i, s in enumerate(spans) if i == 0 or s[0] >= spans[i - 1][1]]
+    runs: list[tuple[str, bool]] = []
+    pos = 0
+    for start, end in disjoint:
+        start, end = min(start, len(text)), min(end, len(text))
+        if start < pos or start >= end:
+            continue
+        runs += [(text[pos:start], False), (text[start:end], True)]
+        pos = end
+    runs.append((text[pos:], False))
+    assert segments(text, disjoint, 0, len(text)) == _tidy_reference(runs)
+
+
+def test_single_spaced_means_collapsing_changes_nothing() -> None:
+    assert _single_spaced("a b. c")
+    for text in ("a  b", "a\nb", "a\tb", "a\u00a0b", "a \u2003b", "a\u3000b"):
+        assert not _single_spaced(text)

@@ -6,6 +6,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mailer.models import Span
 
@@ -47,24 +48,41 @@ def segments(text: str, spans: Sequence[tuple[int, int]], start: int, end: int) 
         runs += [(text[pos:s], False), (text[s:e], True)]
         pos = e
     runs.append((text[pos:end], False))
-    return _tidy(runs)
+    return _tidy(runs, single_spaced=_single_spaced(text))
 
 
 _WHITESPACE = re.compile(r"\s+")
+# Whitespace other than a plain space, or two spaces in a row: what collapsing would change.
+_NOT_SINGLE_SPACE = re.compile(r"[^\S ]|  ")
 
 
-def _tidy(runs: Iterable[tuple[str, bool]]) -> list[Segment]:
+@lru_cache(maxsize=4096)
+def _single_spaced(text: str) -> bool:
+    """Whether every run of whitespace in ``text`` is one plain space already.
+
+    Then collapsing whitespace changes no part of it, and ``_tidy`` need not run the
+    substitution on each run: stored abstracts are usually like that, and a snippet is built
+    for nearly every listed paper of every digest. Cached: a run renders the same few hundred
+    abstracts over and over.
+    """
+    return _NOT_SINGLE_SPACE.search(text) is None
+
+
+def _tidy(runs: Iterable[tuple[str, bool]], *, single_spaced: bool = False) -> list[Segment]:
     """Collapse whitespace across runs, keep it outside highlights, merge adjacent plain runs.
 
     Runs are ``(text, hit)``. Plain text is gathered as one string and becomes a ``Segment``
     once it is complete: a snippet is built for nearly every listed paper of every digest,
     and a ``Segment`` per piece of each run was a large part of building one. The tests
     compare this with the piece-by-piece version it replaces.
+
+    ``single_spaced``: the runs are pieces of a ``_single_spaced`` text, which collapsing
+    leaves as it is.
     """
     out: list[Segment] = []
     plain = ""  # the plain run being gathered (a highlight never ends in a space)
     for raw, hit in runs:
-        text = _WHITESPACE.sub(" ", raw)
+        text = raw if single_spaced else _WHITESPACE.sub(" ", raw)
         if plain.endswith(" "):
             text = text.lstrip(" ")
         core = text.strip(" ") if hit else ""
