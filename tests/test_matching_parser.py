@@ -157,3 +157,31 @@ def test_json_rejects_garbage(stored: str) -> None:
     """A corrupt compiled profile is a ProfileError, not a crash."""
     with pytest.raises(ProfileError):
         Profile.from_json(stored)
+
+
+def test_an_interest_compiled_elsewhere_reports_its_own_positions() -> None:
+    """Interests are compiled once wherever they stand: positions still name this profile's."""
+    parse_profile("-survey, robots")  # "-survey" and "robots" compiled (cached) at position 0
+    assert error(" ,  -survey").position == 4
+    assert error("robots, ?!").position == 8
+    assert error("robots,   ?!").position == 10
+    assert error("robots, *").position == 8
+    assert error("robots,\n   *").position == 11
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "robots, world model, -survey",
+        'a, "b, c", d\ne',
+        'title:"diffusion policy", author:"Ada Lovelace", cat:cs.RO',
+        "x,,y,\n,z,",
+    ],
+)
+def test_a_profile_parses_the_same_cached_or_not(text: str) -> None:
+    from mailer.matching import parser
+
+    parser._compiled_at_zero.cache_clear()
+    cold = parse_profile(text)
+    assert parse_profile(text) == cold
+    assert parse_profile(" , " + text).interests == cold.interests

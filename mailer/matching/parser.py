@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mailer.errors import ProfileError
 from mailer.matching.profile import (
@@ -27,6 +28,7 @@ SCOPES = ("author", "cat", "title")
 # Phones turn straight quotes into curly ones; treat them alike (same length keeps positions).
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"'})
 _TOKEN = re.compile(r'(-?)(?:([A-Za-z]+):)?(?:"([^"]*)"|([^\s"]*))')
+_SEPARATOR = re.compile(r"[,\n]")
 _CATEGORY = re.compile(r"[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)?")
 # Control characters other than tab and line ends, and lone surrogates (not UTF-8).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -56,17 +58,17 @@ def parse_profile(text: str) -> Profile:
     exclusions: list[Term] = []
     first_exclusion: int | None = None
     for start, chunk in _split_interests(text):
-        pieces = list(_pieces(chunk, start))
-        if not pieces:
+        compiled = _compiled_chunk(chunk, start)
+        if compiled is None:
             continue
-        interest, excluded = _compile(pieces)
+        interest, excluded, negated_at, first_at = compiled
         if excluded and first_exclusion is None:
-            first_exclusion = next(p.position for p in pieces if p.negated)
+            first_exclusion = negated_at
         exclusions.extend(t for t in excluded if t not in exclusions)
         if interest is not None and all(i.terms != interest.terms for i in interests):
             if len(interests) == MAX_INTERESTS:
                 raise ProfileError(f"more than {MAX_INTERESTS} interests", start)
-            _refuse_mixed_all(interests, interest, pieces[0].position)
+            _refuse_mixed_all(interests, interest, first_at)
             interests.append(interest)
     if not interests:
         if first_exclusion is not None:
@@ -76,6 +78,44 @@ def parse_profile(text: str) -> Profile:
             )
         raise ProfileError("the profile is empty; write some keywords, or * for every paper", 0)
     return Profile(tuple(interests), tuple(exclusions))
+
+
+_Compiled = tuple[Interest | None, tuple[Term, ...], int | None, int]
+"""One interest's compiled form, its exclusions, and where its first negated item and its
+first item are (``_compile_chunk``)."""
+
+
+def _compiled_chunk(chunk: str, start: int) -> _Compiled | None:
+    """``_compile_chunk(chunk, start)``, from a cache of chunks compiled at position 0.
+
+    Whole profile texts rarely repeat, but their interests do ("diffusion policy" in many):
+    a sending run re-parses the planned profile of every digest, and planning parses every
+    subscriber's. An interest compiles the same wherever it stands; only the positions move.
+    An invalid one is compiled again where it stands, so its error names the right position.
+    """
+    try:
+        found = _compiled_at_zero(chunk)
+    except ProfileError:
+        return _compile_chunk(chunk, start)  # raises again, with the position in the text
+    if found is None:
+        return None
+    interest, excluded, negated_at, first_at = found
+    return interest, excluded, None if negated_at is None else start + negated_at, start + first_at
+
+
+@lru_cache(maxsize=16384)
+def _compiled_at_zero(chunk: str) -> _Compiled | None:
+    return _compile_chunk(chunk, 0)
+
+
+def _compile_chunk(chunk: str, offset: int) -> _Compiled | None:
+    """One interest's text (starting at ``offset`` in the profile), compiled; None if empty."""
+    pieces = list(_pieces(chunk, offset))
+    if not pieces:
+        return None
+    interest, excluded = _compile(pieces)
+    negated_at = next((p.position for p in pieces if p.negated), None)
+    return interest, tuple(excluded), negated_at, pieces[0].position
 
 
 def _refuse_controls(text: str) -> None:
@@ -98,6 +138,12 @@ def _refuse_mixed_all(interests: list[Interest], new: Interest, position: int) -
 
 def _split_interests(text: str) -> Iterator[tuple[int, str]]:
     """Split at commas and new lines outside quotes; a quote must close on its own line."""
+    if '"' not in text:  # nothing to track: every separator splits (a profile is parsed for
+        start = 0  # each digest rendered, and walking it character by character was slow)
+        for chunk in _SEPARATOR.split(text):
+            yield start, chunk
+            start += len(chunk) + 1
+        return
     start = 0
     quote_at: int | None = None
     for pos, char in enumerate(text):
