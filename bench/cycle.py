@@ -67,6 +67,9 @@ from processes import children_cpu, run_process  # noqa: E402
 from sink import Sink  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "cycle.json"
+# Prefixes every database this bench creates, so runs on a shared server do not drop each
+# other's databases (the names are otherwise fixed by size).
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "")
 CONCURRENCY = 4  # MAILER_SMTP_CONCURRENCY's default
 SENDER = "Paper Digest <digest@example.org>"
 SECRET = "bench-secret-key-0123456789abcdef"
@@ -222,7 +225,7 @@ def measure_plan(store: Store, count: int) -> dict[str, Any]:
 
 def measure_send(store: Store, count: int, sink: Sink, folder: Path) -> dict[str, Any]:
     """``mailer send --now`` from its start to the last message the sink accepted."""
-    name = f"send_{count}"
+    name = f"{DB_PREFIX}send_{count}"
     url = store.copy(name)
     before = store.bytes_of_digests(name)
     sink_cpu = sink.cpu_seconds()
@@ -295,7 +298,7 @@ def measure_raw(count: int, sink: Sink, folder: Path) -> dict[str, Any]:
 
 def measure_workers(store: Store, count: int, workers: int) -> dict[str, Any]:
     """``workers`` planner processes (a worker's due-digest planning) over one due set."""
-    name = f"workers_{count}_{workers}"
+    name = f"{DB_PREFIX}workers_{count}_{workers}"
     url = store.copy(name)
     watch = BackendWatch(url)
     started = time.time()
@@ -369,7 +372,7 @@ def _outcome(url: str) -> tuple[int, int, int]:
 def seeded(kind: str, count: int, folder: Path) -> Iterator[tuple[Store, dict[str, float]]]:
     """A store seeded with N subscribers, dropped afterwards."""
     folder.mkdir(parents=True, exist_ok=True)
-    store = Store(kind, folder, template=f"cycle_tpl_{count}")
+    store = Store(kind, folder, template=f"{DB_PREFIX}cycle_tpl_{count}")
     url = store.create(store.template)
     timing = seed(url, count, datetime.now(UTC))
     try:
