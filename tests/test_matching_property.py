@@ -10,6 +10,7 @@ from mailer.matching import PaperIndex, Profile, parse_profile
 from mailer.matching.baseline import NaiveMatcher
 from mailer.matching.index import _layers
 from mailer.matching.postings import bit_list
+from mailer.matching.text import _analyze_marked, analyze, is_plain
 from mailer.models import Paper
 
 WORDS = [
@@ -166,3 +167,17 @@ def test_stream_of_shared_interests_agrees_with_baseline(
             digest = index.digest(profile, sent, limit)
             total, expected = naive.match(profile, sent, limit)
             assert (digest.total, list(digest.matches)) == (total, expected)
+
+
+# ASCII text with the characters that shape tokens: letters of both cases, digits, the
+# underscore (not a word character here), punctuation, spaces and line breaks.
+plain_texts = st.text(alphabet="aAbBeEiInNsStTzZ019_-'. ,;:\t\n()", max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain_texts)
+def test_plain_text_analysis_agrees_with_the_markup_aware_path(text: str) -> None:
+    """The fast path for ASCII text without markup yields the words, stems and offsets the
+    character-by-character path does."""
+    assert is_plain(text)
+    assert analyze(text) == _analyze_marked(text)

@@ -142,15 +142,19 @@ def _fold_mapped(text: str, starts: list[int], ends: list[int]) -> tuple[str, li
 def analyze(text: str) -> Field:
     """Tokenise text into folded words and stems with offsets into the ORIGINAL string."""
     if text.isascii() and not _MARKUP.search(text):
-        folded = text.lower()
-        found = [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(folded)]
-    else:
-        cleaned, starts, ends = _clean(text)
-        folded, starts, ends = _fold_mapped(cleaned, starts, ends)
-        found = [
-            (m.group(0), starts[m.start()], _extend_marks(text, ends[m.end() - 1]))
-            for m in _WORD.finditer(folded)
-        ]
+        return _analyze_plain(text)
+    return _analyze_marked(text)
+
+
+def _analyze_marked(text: str) -> Field:
+    """``analyze`` for any text: markup stripped and characters folded one by one, each
+    keeping its original range (the reference the plain path must agree with)."""
+    cleaned, starts, ends = _clean(text)
+    folded, starts, ends = _fold_mapped(cleaned, starts, ends)
+    found = [
+        (m.group(0), starts[m.start()], _extend_marks(text, ends[m.end() - 1]))
+        for m in _WORD.finditer(folded)
+    ]
     words = tuple(w for w, _, _ in found)
     return Field(
         words=words,
@@ -158,6 +162,25 @@ def analyze(text: str) -> Field:
         starts=tuple(s for _, s, _ in found),
         ends=tuple(e for _, _, e in found),
     )
+
+
+def _analyze_plain(text: str) -> Field:
+    """``analyze`` for ASCII text without markup, where folding is ``lower()`` and offsets
+    are the matches' own: mapped over the matches so the loops stay in C (every paper of a
+    planner's window goes through here before the first digest is matched)."""
+    found = list(_WORD.finditer(text.lower()))
+    words = tuple(map(_whole_match, found))
+    return Field(
+        words=words,
+        stems=stems_of(words),
+        starts=tuple(map(_match_start, found)),
+        ends=tuple(map(_match_end, found)),
+    )
+
+
+_whole_match = re.Match.group
+_match_start = re.Match.start
+_match_end = re.Match.end
 
 
 class _StemCache(dict[str, str]):
