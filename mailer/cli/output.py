@@ -7,13 +7,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
-
 
 def say(message: str) -> None:
     """A line of normal output on stdout."""
@@ -42,9 +35,13 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
         for row in rows:
             print("\t".join(_plain_cell(cell) for cell in row))
         return
+    # rich only here: every command imports this module, few of them draw a table.
+    from rich.console import Console
+    from rich.table import Table
+
     grid = Table(title=title)
     for header in headers:
         grid.add_column(header)
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
-    _console().print(grid)
+    Console(highlight=False, soft_wrap=True).print(grid)
