@@ -202,3 +202,21 @@ def test_pending_additions_get_a_confirmation_email(cli: Invoke, tmp_path: Path)
     body = messages[0].get_body(("plain",))
     assert body is not None and "/confirm/" in body.get_content()
     assert messages[0]["Auto-Submitted"] == "auto-generated"
+
+
+def test_cli_import_leaves_heavy_modules_for_the_commands_that_use_them() -> None:
+    """Every CLI process (and each spawned render child) imports the CLI: Alembic, rich, the
+    learned models' numerical stacks and the web server must wait for a command that uses them."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, mailer.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert "sqlalchemy" in loaded  # the probe sees what the CLI imports
+    heavy = {"alembic", "rich", "sklearn", "scipy", "torch", "fastapi", "uvicorn"}
+    assert loaded & heavy == set()
