@@ -61,14 +61,14 @@ def parse_profile(text: str) -> Profile:
         compiled = _compiled_chunk(chunk, start)
         if compiled is None:
             continue
-        interest, excluded, negated_at, first_at = compiled
+        interest, excluded = compiled.interest, compiled.excluded
         if excluded and first_exclusion is None:
-            first_exclusion = negated_at
+            first_exclusion = compiled.negated_at
         exclusions.extend(t for t in excluded if t not in exclusions)
         if interest is not None and all(i.terms != interest.terms for i in interests):
             if len(interests) == MAX_INTERESTS:
                 raise ProfileError(f"more than {MAX_INTERESTS} interests", start)
-            _refuse_mixed_all(interests, interest, first_at)
+            _refuse_mixed_all(interests, interest, compiled.first_at)
             interests.append(interest)
     if not interests:
         if first_exclusion is not None:
@@ -80,9 +80,19 @@ def parse_profile(text: str) -> Profile:
     return Profile(tuple(interests), tuple(exclusions))
 
 
-_Compiled = tuple[Interest | None, tuple[Term, ...], int | None, int]
-"""One interest's compiled form, its exclusions, and where its first negated item and its
-first item are (``_compile_chunk``)."""
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """One interest's text compiled (``_compile_chunk``), with where its items stand."""
+
+    interest: Interest | None
+    excluded: tuple[Term, ...]
+    negated_at: int | None  # the first negated item's position, if any
+    first_at: int  # the first item's position
+
+    def moved(self, start: int) -> _Compiled:
+        """The same, compiled at position 0, for the chunk standing at ``start``."""
+        negated_at = None if self.negated_at is None else start + self.negated_at
+        return _Compiled(self.interest, self.excluded, negated_at, start + self.first_at)
 
 
 def _compiled_chunk(chunk: str, start: int) -> _Compiled | None:
@@ -97,10 +107,7 @@ def _compiled_chunk(chunk: str, start: int) -> _Compiled | None:
         found = _compiled_at_zero(chunk)
     except ProfileError:
         return _compile_chunk(chunk, start)  # raises again, with the position in the text
-    if found is None:
-        return None
-    interest, excluded, negated_at, first_at = found
-    return interest, excluded, None if negated_at is None else start + negated_at, start + first_at
+    return None if found is None else found.moved(start)
 
 
 @lru_cache(maxsize=16384)
@@ -115,7 +122,7 @@ def _compile_chunk(chunk: str, offset: int) -> _Compiled | None:
         return None
     interest, excluded = _compile(pieces)
     negated_at = next((p.position for p in pieces if p.negated), None)
-    return interest, tuple(excluded), negated_at, pieces[0].position
+    return _Compiled(interest, tuple(excluded), negated_at, pieces[0].position)
 
 
 def _refuse_controls(text: str) -> None:
