@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import random
 import re
 import secrets
 import socket
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -399,3 +402,18 @@ def test_masking_keeps_the_sentence_around_a_url() -> None:
     assert masked("see https://tok3n@h/x?api_key=a:b&page=2#top") == (
         "see https://***@h/x?api_key=***&page=2#top"
     )
+
+
+def test_python_dash_m_mailer_names_itself_mailer_in_usage_errors(tmp_path: Path) -> None:
+    """`python -m mailer` and test runners printed their own name in usage lines."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mailer", "nosuch"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MAILER_DATABASE_URL": f"sqlite:///{tmp_path}/m.db"},
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: No such command 'nosuch' (see `mailer --help`)"]

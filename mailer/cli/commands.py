@@ -65,7 +65,9 @@ __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_INPUT", "app", "main"]
 def main() -> None:
     """Console-script entry point: run the CLI, turning expected errors into one line."""
     try:
-        result = app(standalone_mode=False)
+        # The program is named, not guessed from sys.argv: click would otherwise call itself
+        # `python -m mailer` (or a test runner's name) in every usage line and help page.
+        result = app(prog_name="mailer", standalone_mode=False)
     except (click.ClickException, TyperClickException) as exc:  # usage errors: one line
         _fail(_usage_problem(exc), exc.exit_code)
     except (click.Abort, typer.Abort):
