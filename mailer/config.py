@@ -211,8 +211,9 @@ class Settings(BaseSettings):
         90,
         ge=1,
         le=36_500,
-        description="Days a digest's contents are kept (mailer prune, daily in the worker);"
-        " a subscriber's latest digest and unsent ones are kept whatever their age.",
+        description="Days a digest's contents, bounce reports and the fetch log are kept"
+        " (mailer prune, daily in the worker); a subscriber's latest digest and unsent ones"
+        " are kept whatever their age.",
     )
     bounce_mailbox: str | None = Field(
         None,

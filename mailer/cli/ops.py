@@ -69,9 +69,9 @@ def prune(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete digests older than MAILER_RETENTION_DAYS (the worker does it daily), per table.
+    """Delete digests, the fetch log and bounce reports older than MAILER_RETENTION_DAYS.
 
-    Kept whatever their age: digests not yet sent or given up, each subscriber's latest
+    The worker does it daily. Kept whatever their age: digests not yet sent or given up, each subscriber's latest
     digest, papers, subscribers, votes and the suppression list.
     """
     from mailer.ops.prune import prune as run_prune
@@ -159,12 +159,12 @@ def prune_report(report: PruneReport, *, as_json: bool) -> None:
         return
     verb = "would delete" if report.dry_run else "deleted"
     output.say(
-        f"retention {report.retention_days} days: digests created before"
+        f"retention {report.retention_days} days: digests, fetch log and bounce reports before"
         f" {report.cutoff.isoformat(timespec='seconds')}"
         + (" (dry run: nothing changed)" if report.dry_run else "")
     )
     output.table(
         verb,
         ["table", verb],
-        [("digest", report.digests), ("digest_profile", report.profiles)],
+        list(report.per_table().items()),
     )

@@ -4,8 +4,12 @@ A digest goes once it is older than the retention and final (sent, failed, bounc
 skipped: an outbox row still pending, retrying or sending never goes), unless it is its
 subscriber's latest: the latest window's end is where the next window starts, and windows
 that follow one another are what keeps a paper from being mailed twice. A profile text goes
-when no digest refers to it any more. Each batch is its own short transaction, so a large
-prune never holds a lock for long.
+when no digest refers to it any more. The log of fetches (``fetch_run``, read by `stats` and
+`why`) and applied bounce reports older than the retention go too: one grows with time, the
+other with the number of subscribers, and neither is needed once the digests it speaks of are
+gone (a bounce mailbox's messages are marked read when applied, so an old report's digest of the
+message is no longer what stops it from being applied twice). Each batch is its own short
+transaction, so a large prune never holds a lock for long.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from mailer.db.tables import DigestProfileRow, DigestRow
+from mailer.db.tables import BounceReportRow, DigestProfileRow, DigestRow, FetchRunRow
 from mailer.models import DigestStatus
 
 FINAL = (
@@ -56,14 +60,8 @@ def count_old_digests(session: Session, before: datetime) -> int:
 
 def delete_old_digests(session: Session, before: datetime, limit: int = BATCH) -> int:
     """Delete up to ``limit`` of the digests a prune removes (the caller commits); how many."""
-    ids = list(
-        session.scalars(
-            select(DigestRow.id).where(_prunable(before)).order_by(DigestRow.id).limit(limit)
-        )
-    )
-    if ids:
-        session.execute(delete(DigestRow).where(DigestRow.id.in_(ids)))
-    return len(ids)
+    query = select(DigestRow.id).where(_prunable(before)).order_by(DigestRow.id).limit(limit)
+    return _delete_ids(session, DigestRow, query)
 
 
 def _unused(before: datetime | None = None) -> Any:
@@ -106,3 +104,36 @@ def delete_unused_profiles(
     except IntegrityError:
         return 0
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def count_old_fetch_runs(session: Session, before: datetime) -> int:
+    """How many logged fetches a prune at ``before`` would delete."""
+    query = select(func.count()).select_from(FetchRunRow).where(FetchRunRow.at < before)
+    return int(session.scalar(query) or 0)
+
+
+def delete_old_fetch_runs(session: Session, before: datetime, limit: int = BATCH) -> int:
+    """Delete up to ``limit`` logged fetches older than ``before`` (the caller commits)."""
+    query = select(FetchRunRow.id).where(FetchRunRow.at < before)
+    return _delete_ids(session, FetchRunRow, query.order_by(FetchRunRow.id).limit(limit))
+
+
+def count_old_bounce_reports(session: Session, before: datetime) -> int:
+    """How many applied bounce reports a prune at ``before`` would delete."""
+    old = BounceReportRow.received_at < before
+    return int(session.scalar(select(func.count()).select_from(BounceReportRow).where(old)) or 0)
+
+
+def delete_old_bounce_reports(session: Session, before: datetime, limit: int = BATCH) -> int:
+    """Delete up to ``limit`` bounce reports received before ``before`` (the caller commits)."""
+    query = select(BounceReportRow.id).where(BounceReportRow.received_at < before)
+    return _delete_ids(session, BounceReportRow, query.order_by(BounceReportRow.id).limit(limit))
+
+
+def _delete_ids(
+    session: Session, table: type[DigestRow | FetchRunRow | BounceReportRow], query: Any
+) -> int:
+    ids = list(session.scalars(query))
+    if ids:
+        session.execute(delete(table).where(table.id.in_(ids)))
+    return len(ids)
