@@ -71,8 +71,8 @@ def prune(
 ) -> None:
     """Delete digests, the fetch log and bounce reports older than MAILER_RETENTION_DAYS.
 
-    The worker does it daily. Kept whatever their age: digests not yet sent or given up, each subscriber's latest
-    digest, papers, subscribers, votes and the suppression list.
+    The worker does it daily. Kept whatever their age: digests not yet sent or given up,
+    each subscriber's latest digest, papers, subscribers, votes and the suppression list.
     """
     from mailer.ops.prune import prune as run_prune
 
