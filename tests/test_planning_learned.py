@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mailer.context import Defaults, PlanOptions
 from mailer.db import digests as digest_repo
@@ -151,3 +155,27 @@ def test_an_exclusion_always_wins_over_the_votes(session_factory: SessionFactory
     planner(session_factory, Learner()).run(now=NOW, force=True, dry_run=False)
     texts = [(m.paper.title, m.paper.abstract) for m in listed(session_factory, voter)]
     assert texts and not any("gripper" in t + a for t, a in texts)
+
+
+def test_a_run_reads_examples_only_for_chunks_with_voters(
+    session_factory: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailer.db import feedback as feedback_repo
+
+    voter, control = setup(session_factory)
+    likes_robots_not_language(session_factory, voter)
+    asked: list[list[int]] = []
+    real = feedback_repo.examples_of
+
+    def spy(session: Session, ids: Sequence[int], newest: int | None = None) -> Any:
+        asked.append(list(ids))
+        return real(session, ids, newest)
+
+    monkeypatch.setattr(feedback_repo, "examples_of", spy)
+    learner = Learner()
+    with session_factory() as session:
+        learner.load(session, [control])
+        assert not learner.has_examples(control)
+        learner.load(session, [control, voter])
+        assert learner.has_examples(voter) and not learner.has_examples(control)
+    assert asked == [[voter]]  # the voterless chunk cost no query

@@ -137,6 +137,17 @@ _COLUMNS = (
 )
 
 
+def subscribers_with_examples(session: Session) -> frozenset[int]:
+    """Every subscriber with at least one example, in one query.
+
+    The planner asks once a run, then reads examples only for the voters of each chunk: most
+    chunks of most fleets hold few voters or none, and a query per chunk for nobody's votes
+    costs non-voters more than the learned ranking is allowed to (DESIGN §5: no votes, the
+    keyword digest as it was). The (subscriber_id, key) unique index answers it alone.
+    """
+    return frozenset(int(i) for i in session.scalars(select(FeedbackRow.subscriber_id).distinct()))
+
+
 def examples_of(
     session: Session, subscriber_ids: Sequence[int], newest: int | None = None
 ) -> dict[int, list[StoredExample]]:

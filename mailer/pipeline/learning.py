@@ -162,7 +162,11 @@ def _key(stored: StoredExample) -> Hashable:
 
 
 class Learner:
-    """One planning run's learned ranking: examples per chunk, window vectors per window."""
+    """One planning run's learned ranking: examples per chunk, window vectors per window.
+
+    One Learner serves one run (the planner is built per run): it asks once which subscribers
+    have examples at all, so a vote recorded during the run counts from the next run.
+    """
 
     def __init__(self, spaces: StoreSpace = SPACES, tuning: Tuning = DEFAULT) -> None:
         self._spaces = spaces
@@ -170,12 +174,19 @@ class Learner:
         self._space: Space | None = None
         self._offset: np.ndarray | None = None  # the space's background_offset, once a run
         self._stored: dict[int, list[StoredExample]] = {}
+        self._voters: frozenset[int] | None = None  # who has examples, read once a run
         # By index identity; the index is held too, so its id is not reused during the run.
         self._windows: dict[int, tuple[PaperIndex, sparse.csr_matrix]] = {}
 
     def load(self, session: Session, subscriber_ids: Sequence[int]) -> None:
-        """Read the examples of a chunk of subscribers (one query for the whole chunk)."""
-        self._stored = feedback_repo.examples_of(session, subscriber_ids, newest=MAX_EXAMPLES)
+        """Read the examples of a chunk of subscribers: one query for the chunk's voters, none
+        when it has none (the non-voters' digests cost what keyword digests cost)."""
+        if self._voters is None:
+            self._voters = feedback_repo.subscribers_with_examples(session)
+        voters = [i for i in subscriber_ids if i in self._voters]
+        self._stored = (
+            feedback_repo.examples_of(session, voters, newest=MAX_EXAMPLES) if voters else {}
+        )
 
     def has_examples(self, subscriber_id: int) -> bool:
         """True when this subscriber of the loaded chunk has voted or seeded."""
