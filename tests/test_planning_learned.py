@@ -157,6 +157,34 @@ def test_an_exclusion_always_wins_over_the_votes(session_factory: SessionFactory
     assert texts and not any("gripper" in t + a for t, a in texts)
 
 
+def test_after_a_fetch_the_stores_papers_are_not_vectorised_again(
+    session_factory: SessionFactory,
+) -> None:
+    """A new space takes the window's and the voted papers' rows from its own fit, with the
+    floats vectorising them would give; only texts outside the fit are vectorised."""
+    from mailer.pipeline.learning import StoreSpace
+
+    setup(session_factory)
+    spaces = StoreSpace()
+    with session_factory() as session:
+        space = spaces.get(session)
+        rows = session.execute(select(PaperRow.id, PaperRow.title, PaperRow.abstract)).all()
+    said = space.representation.text
+    keys = [("paper", id_) for id_, _, _ in rows] + [("example", 1, NOW)]
+    texts = [said(t, a or "") for _, t, a in rows] + ["robot grasping with a gripper"]
+    made: list[int] = []
+
+    def text_of(i: int) -> str:
+        made.append(i)
+        return texts[i]
+
+    found = spaces.vectors(space, keys, text_of)
+    assert made == [len(rows)]  # only the seeded text outside the store
+    expected = space.vectors(texts)
+    assert (found != expected).nnz == 0
+    assert found.data.tobytes() == expected.data.tobytes()
+
+
 def test_a_run_reads_examples_only_for_chunks_with_voters(
     session_factory: SessionFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,6 +15,7 @@ from dataclasses import fields, replace
 import numpy as np
 import pytest
 from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from mailer.matching.postings import iter_bits
 from mailer.models import Match, Span
@@ -22,6 +23,15 @@ from mailer.relevance import Vote, learn
 from mailer.relevance.digest import _set_bits, _with_learned
 from mailer.relevance.model import ReaderModel, _weighted_sum, background_offset, learn_rows
 from mailer.relevance.ranking import Pick, _also, also_room, personalise, standardised
+from mailer.relevance.space import (
+    DEFAULT_REPRESENTATION,
+    MAX_FEATURES,
+    MIN_DF,
+    SMALL_STORE,
+    TextSpace,
+    _Analyzer,
+    paper_text,
+)
 from mailer.relevance.tuning import Tuning
 from tests import test_relevance as small
 
@@ -158,3 +168,46 @@ def test_a_learned_match_is_dataclasses_replace_of_the_keyword_match() -> None:
     match = Match(store[0], 2.5, ("learning",), ("learn",), spans, learned=0.25, resembles="x")
     assert all(getattr(match, f.name) != f.default for f in fields(Match))
     assert _with_learned(match, -1.5) == replace(match, learned=-1.5)
+
+
+def identical(a: sparse.csr_matrix, b: sparse.csr_matrix) -> bool:
+    """The same rows, terms in the same order, the same floats bit for bit."""
+    return (
+        a.shape == b.shape
+        and np.array_equal(a.indptr, b.indptr)
+        and np.array_equal(a.indices, b.indices)
+        and a.data.tobytes() == b.data.tobytes()
+    )
+
+
+def library_space(texts: list[str]) -> tuple[TfidfVectorizer, sparse.csr_matrix]:
+    """What TextSpace fitted before its vectorizer was split in two: the reference."""
+    vectorizer = TfidfVectorizer(
+        analyzer=_Analyzer(DEFAULT_REPRESENTATION.bigrams),
+        sublinear_tf=True,
+        min_df=MIN_DF if len(texts) >= SMALL_STORE else 1,
+        max_features=MAX_FEATURES,
+        dtype=np.float64,
+    )
+    return vectorizer, sparse.csr_matrix(vectorizer.fit_transform(texts))
+
+
+@pytest.mark.parametrize("repeat", [1, 2])
+def test_the_split_vectorizer_is_tfidfvectorizer_and_its_fitted_rows_are_its_transform(
+    repeat: int,
+) -> None:
+    # Twice the small store with the copies reworded, so that min_df drops terms too.
+    store = small.papers() * repeat
+    texts = [paper_text(p.title + (f" copy {n}" if n >= 40 else ""), p.abstract)
+             for n, p in enumerate(store)]  # fmt: skip
+    space = TextSpace(texts)
+    vectorizer, fit = library_space(texts)
+    assert space.terms == tuple(vectorizer.get_feature_names_out())
+    assert space.background is not None
+    assert space.background.tobytes() == np.asarray(fit.mean(axis=0)).ravel().tobytes()
+    transformed = sparse.csr_matrix(vectorizer.transform(texts))
+    assert identical(space.vectors(texts), transformed)
+    # The fit's own rows differ from transform's in term order, and in the last bit once
+    # sorted; ``fitted`` must be transform's.
+    assert not identical(fit, transformed)
+    assert identical(space.fitted, transformed)

@@ -164,12 +164,14 @@ def paper_by_ref(session: Session, ref: str) -> Paper | None:
     return to_paper(row) if row is not None else None
 
 
-def newest_texts(session: Session, limit: int) -> list[tuple[str, str]]:
-    """The titles and abstracts of the newest ``limit`` stored papers."""
+def newest_texts(session: Session, limit: int) -> list[tuple[int, str, str]]:
+    """The ids, titles and abstracts of the newest ``limit`` stored papers."""
     rows = session.execute(
-        select(PaperRow.title, PaperRow.abstract).order_by(PaperRow.id.desc()).limit(limit)
+        select(PaperRow.id, PaperRow.title, PaperRow.abstract)
+        .order_by(PaperRow.id.desc())
+        .limit(limit)
     ).all()
-    return [(title, abstract or "") for title, abstract in rows]
+    return [(int(id_), title, abstract or "") for id_, title, abstract in rows]
 
 
 def store_version(session: Session) -> tuple[int, int]:

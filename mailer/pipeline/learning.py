@@ -62,6 +62,10 @@ class StoreSpace:
         self._space: Space | None = None
         # Rows as (column indices, values): stacking them is cheap, unlike one-row matrices.
         self._vectors: dict[Hashable, tuple[np.ndarray, np.ndarray]] = {}
+        # The papers the space was fitted over, by key, and their rows (``TextSpace.fitted``):
+        # after a fetch the window's papers and the voted ones are read from here, not
+        # vectorised again (the same floats).
+        self._fitted: tuple[dict[Hashable, int], sparse.csr_matrix] | None = None
 
     def get(self, session: Session) -> Space:
         """The space for the store as it is now."""
@@ -69,10 +73,16 @@ class StoreSpace:
         with self._lock:
             if version != self._version or self._space is None:
                 said = self.representation.text
-                texts = [said(t, a) for t, a in paper_repo.newest_texts(session, self.sample)]
-                self._space = self.build(texts, self.representation)
+                newest = paper_repo.newest_texts(session, self.sample)
+                self._space = self.build([said(t, a) for _, t, a in newest], self.representation)
                 self._version = version
                 self._vectors = {}
+                fitted = self._space.fitted if isinstance(self._space, TextSpace) else None
+                self._fitted = (
+                    ({("paper", id_): n for n, (id_, _, _) in enumerate(newest)}, fitted)
+                    if fitted is not None and self.cache
+                    else None
+                )
             return self._space
 
     def vectors(
@@ -81,14 +91,25 @@ class StoreSpace:
         """Rows for ``keys``, each kept under its key while ``space`` is current; ``text_of(i)``
         is the ``i``-th key's text, made only when its row is not kept (most are)."""
         with self._lock:
-            cache = self._vectors if space is self._space else {}
+            current = space is self._space
+            cache = self._vectors if current else {}
             found = [cache.get(key) for key in keys]
+            fitted = self._fitted if current else None
         missing = [i for i, row in enumerate(found) if row is None]
-        if missing:
-            fresh = space.vectors([text_of(i) for i in missing])
-            for n, i in enumerate(missing):
+        if missing and fitted is not None:
+            at, matrix = fitted
+            for i in missing:
+                n = at.get(keys[i])
+                if n is not None:  # a view: the fitted matrix is kept with the space anyway
+                    start, end = matrix.indptr[n], matrix.indptr[n + 1]
+                    found[i] = (matrix.indices[start:end], matrix.data[start:end])
+        unmade = [i for i in missing if found[i] is None]
+        if unmade:
+            fresh = space.vectors([text_of(i) for i in unmade])
+            for n, i in enumerate(unmade):
                 start, end = fresh.indptr[n], fresh.indptr[n + 1]
                 found[i] = (fresh.indices[start:end].copy(), fresh.data[start:end].copy())
+        if missing:
             with self._lock:
                 if space is self._space and self.cache:
                     if len(self._vectors) + len(missing) > self.cache:

@@ -18,7 +18,11 @@ from typing import Protocol
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.feature_extraction.text import (
+    ENGLISH_STOP_WORDS,
+    CountVectorizer,
+    TfidfTransformer,
+)
 
 from mailer.matching.text import WORD, fold, stem
 from mailer.models import Paper
@@ -95,28 +99,47 @@ class TextSpace:
     ) -> None:
         self.representation = representation
         analyzer = _Analyzer(representation.bigrams)
-        vectorizer = TfidfVectorizer(
+        # TfidfVectorizer's two halves, kept apart so that the fit's counts can be weighed a
+        # second time (``fitted``); the same parameters, so the same terms, idf and floats.
+        counter = CountVectorizer(
             analyzer=analyzer,
-            sublinear_tf=True,
             min_df=MIN_DF if len(texts) >= SMALL_STORE else 1,
             max_features=MAX_FEATURES,
             dtype=np.float64,
         )
-        self._vectorizer: TfidfVectorizer | None = vectorizer
+        weigher = TfidfTransformer(sublinear_tf=True)
+        self._counter: CountVectorizer | None = counter
+        self._weigher = weigher
         try:
-            matrix = vectorizer.fit_transform(list(texts))
+            counts = sparse.csr_matrix(counter.fit_transform(list(texts)))
         except ValueError:  # no usable word at all (an empty or numbers-only store)
-            matrix = sparse.csr_matrix((len(texts), 0))
-            self._vectorizer = None
+            counts = sparse.csr_matrix((len(texts), 0))
+            self._counter = None
+        else:
+            weigher.fit(counts)
         surface = analyzer.surface or {}
         analyzer.surface = None  # stop counting: later calls only transform
         self.terms: tuple[str, ...] = (
-            tuple(self._vectorizer.get_feature_names_out()) if self._vectorizer else ()
+            tuple(self._counter.get_feature_names_out()) if self._counter else ()
         )
         self.words = tuple(_most_common(surface.get(term)) or term for term in self.terms)
         # The average paper: subtracted from a reader's query so that what every paper
-        # shares (method, model, results) does not count as a taste.
+        # shares (method, model, results) does not count as a taste. From the fit's rows as
+        # they come (their terms unsorted within a row, as TfidfVectorizer.fit_transform gave).
+        matrix = self._weigh(counts)
         self.background = np.asarray(matrix.mean(axis=0)).ravel() if matrix.shape[0] else None
+        # The fitted texts' rows, equal bit for bit to ``vectors(texts)``: the fit leaves each
+        # row's terms out of order, and the L2 norm summed in another order differs in the
+        # last bit (1,695 of 2,000 rows), so the counts are sorted and weighed again. A
+        # planner takes the store's papers from here after a fetch instead of re-reading them.
+        counts.sort_indices()
+        self.fitted = self._weigh(counts)
+
+    def _weigh(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
+        """TF-IDF rows of unit length from a count matrix (left unchanged)."""
+        if self._counter is None:
+            return sparse.csr_matrix(counts.shape)
+        return sparse.csr_matrix(self._weigher.transform(counts, copy=True))
 
     @property
     def size(self) -> int:
@@ -125,9 +148,10 @@ class TextSpace:
 
     def vectors(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """Unit-length TF-IDF rows for ``texts`` (all-zero rows for texts with no known term)."""
-        if self._vectorizer is None or not texts:
+        if self._counter is None or not texts:
             return sparse.csr_matrix((len(texts), self.size))
-        return sparse.csr_matrix(self._vectorizer.transform(list(texts)))
+        counts = self._counter.transform(list(texts))
+        return sparse.csr_matrix(self._weigher.transform(counts, copy=False))
 
     def paper_vectors(self, papers: Sequence[Paper]) -> sparse.csr_matrix:
         """``vectors`` of papers' titles and abstracts."""
