@@ -7,8 +7,9 @@ pending row claimed in batches of 100 (``outbox.claim``: pending -> sending) and
 sent with a 250 reply (``outbox.record``: sending -> sent), as ``mailer send`` writes them.
 Sizes are read after the day's sending (what a bench of one run sees: dead row versions
 included) and, with ``--vacuum``, after a plain ``VACUUM`` (what autovacuum leaves for the
-next day: dead versions' space reusable, not returned). The steady state is the growth of a
-day once the free space left by the previous day's dead versions is reused.
+next day: dead versions' space reusable, not returned); with ``--retention D`` the worker's
+daily ``mailer prune`` runs after each day's sending (the size must stay flat after D days).
+The steady state is a day's growth once the previous day's dead versions' space is reused.
 
     BENCH_DB_PREFIX=me_ python bench/outbox_days.py --subscribers 5000 --days 4 --vacuum
 """
@@ -28,9 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from matching import SEED  # noqa: E402
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
-from storage import NOW, REPLY, SEED, _plan, add_papers, add_subscribers, write  # noqa: E402
+from storage import NOW, REPLY, _plan, add_papers, add_subscribers, write  # noqa: E402
 
 from mailer.db.digests import insert_digests  # noqa: E402
 from mailer.db.migrate import upgrade  # noqa: E402
@@ -89,7 +91,9 @@ def send_all(engine: Engine, day_now: Any) -> int:
         sent += len(outcomes)
 
 
-def run(url: str, subscribers: int, days: int, vacuum: bool) -> list[dict[str, Any]]:
+def run(
+    url: str, subscribers: int, days: int, vacuum: bool, retention: int | None
+) -> list[dict[str, Any]]:
     upgrade(url)
     engine = make_engine(url)
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
@@ -140,6 +144,12 @@ def run(url: str, subscribers: int, days: int, vacuum: bool) -> list[dict[str, A
             ),
             "digest_heap": stats,
         }
+        if retention is not None:  # the worker's daily prune, an hour after the day's sending
+            from mailer.ops.prune import prune
+
+            row["pruned"] = prune(
+                sessions, retention_days=retention, now=now + timedelta(hours=1)
+            ).digests
         if vacuum:
             with admin.connect() as connection:
                 connection.execute(text("VACUUM (ANALYZE) digest, digest_profile, subscriber"))
@@ -150,7 +160,8 @@ def run(url: str, subscribers: int, days: int, vacuum: bool) -> list[dict[str, A
         print(
             f"day {day + 1}: sent {sent}, grew {row['bytes_per_sent_after_send']} B/digest;"
             f" total {sum(before.values()) / 1e6:.2f} MB"
-            f" ({sum(before.values()) / max(1, sent * (day + 1)):.0f} B per digest stored);"
+            f" ({sum(before.values()) / max(1, sent * (day + 1)):.0f} B per digest sent so far);"
+            f" pruned {row.get('pruned', 0)};"
             f" heap live {stats['tuple_len'] / max(stats['tuple_count'], 1):.0f} B/row,"
             f" dead {stats['dead_tuple_len'] / 1e6:.2f} MB,"
             f" free {stats['free_space'] / 1e6:.2f} MB",
@@ -166,6 +177,9 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=5000)
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--vacuum", action="store_true", help="VACUUM after each day's sending")
+    parser.add_argument(
+        "--retention", type=int, help="run `mailer prune` with this retention after each day"
+    )
     parser.add_argument("--output", default="outbox-days.json")
     args = parser.parse_args()
     name = f"{DB_PREFIX}outbox_days"
@@ -175,7 +189,7 @@ def main() -> None:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
     try:
-        rows = run(url, args.subscribers, args.days, args.vacuum)
+        rows = run(url, args.subscribers, args.days, args.vacuum, args.retention)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -190,6 +204,7 @@ def main() -> None:
             "subscribers": args.subscribers,
             "days": args.days,
             "vacuum": args.vacuum,
+            "retention_days": args.retention,
             "rows": rows,
             "bytes_per_stored_digest": round(stored),
         },

@@ -412,3 +412,35 @@ def test_the_worker_schedules_a_prune_every_day() -> None:
     assert job is not None and job.trigger.interval == timedelta(days=1)
     without = build_scheduler(fetch_job=nothing, due_job=nothing, fetch_cron="0 * * * *")
     assert without.get_job("prune") is None
+
+
+def test_prune_vacuums_the_digest_tables_on_postgresql(
+    engine: Engine, session_factory: SessionFactory
+) -> None:
+    """Each digest is written three times on its first day: a daily prune must free the
+    superseded versions even where autovacuum is off or has not reached the table yet."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite reuses freed pages without a VACUUM")
+    (reader,) = seed(session_factory, ["learning"])
+    with session_factory() as session:
+        pid = session.scalars(select(PaperRow.id).limit(1)).one()
+    _digest_at(session_factory, reader, 1, DigestStatus.SENT, [pid])  # inserted, then updated
+
+    def vacuums() -> dict[str, int]:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT relname, vacuum_count FROM pg_stat_user_tables"
+                " WHERE relname IN ('digest', 'digest_profile')"
+            )
+            return {str(name): int(count) for name, count in rows}
+
+    before = vacuums()
+    report = prune(session_factory, retention_days=90, now=NOW)
+    assert (report.digests, report.profiles) == (0, 0)  # nothing old enough: vacuumed anyway
+    after = vacuums()
+    assert {name: after[name] - before.get(name, 0) for name in after} == {
+        "digest": 1,
+        "digest_profile": 1,
+    }
+    dry = prune(session_factory, retention_days=90, now=NOW, dry_run=True)
+    assert dry.dry_run and vacuums() == after  # a dry run changes nothing
