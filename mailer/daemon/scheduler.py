@@ -6,6 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    JobEvent,
+)
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -19,6 +25,40 @@ log = logging.getLogger(__name__)
 MISFIRE_GRACE_SECONDS = 3600
 DUE_INTERVAL_SECONDS = 60
 PRUNE_INTERVAL_HOURS = 24
+# The scheduler logs through this logger (a child of APScheduler's, so configured with it),
+# which leaves out its warning about a skipped tick: see ``_StillRunning``.
+SCHEDULER_LOG = logging.getLogger("apscheduler.scheduler.mailer")
+_SKIPPED_TICK = "maximum number of running instances reached"
+
+
+class _WithoutSkippedTicks(logging.Filter):
+    """Drops APScheduler's warning that a tick found its job still running."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _SKIPPED_TICK not in str(record.msg)
+
+
+class _StillRunning:
+    """Says once per run of a job that its ticks are being skipped, not once a tick.
+
+    A due-digest run at a million subscribers lasts an hour; APScheduler warned every minute
+    that the next tick was skipped, which is expected (one instance a job; the running one
+    takes whatever became due meanwhile) and buried the log. One INFO line per long run.
+    """
+
+    def __init__(self) -> None:
+        self._said: set[str] = set()
+
+    def __call__(self, event: JobEvent) -> None:
+        if event.code != EVENT_JOB_MAX_INSTANCES:
+            self._said.discard(event.job_id)  # the run ended: the next long one is news
+        elif event.job_id not in self._said:
+            self._said.add(event.job_id)
+            log.info("job %r still running: its next ticks are skipped until it ends", event.job_id)
+
+
+if not any(isinstance(f, _WithoutSkippedTicks) for f in SCHEDULER_LOG.filters):
+    SCHEDULER_LOG.addFilter(_WithoutSkippedTicks())
 
 
 def fetch_trigger(cron: str) -> CronTrigger:
@@ -47,11 +87,15 @@ def build_scheduler(
     """
     scheduler = AsyncIOScheduler(
         timezone="UTC",
+        logger=SCHEDULER_LOG,
         job_defaults={
             "coalesce": True,
             "max_instances": 1,
             "misfire_grace_time": MISFIRE_GRACE_SECONDS,
         },
+    )
+    scheduler.add_listener(
+        _StillRunning(), EVENT_JOB_MAX_INSTANCES | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
     )
     scheduler.add_job(fetch_job, fetch_trigger(fetch_cron), id="fetch", name="fetch sources")
     scheduler.add_job(
