@@ -45,6 +45,8 @@ _EXTRA_FOLD = {
     "\u0131": "i",
 }
 
+# PyStemmer's C stemmer when installed (a dependency), else snowballstemmer's pure Python one:
+# the same algorithm, the same stems (tests/test_stemming.py), a twentieth of the CPU.
 _stemmer = snowballstemmer.stemmer("english")
 
 
